@@ -1,7 +1,7 @@
 """Batched rasteriser: object states -> uint8 frames and per-object masks, in numpy.
 
 Each object is tested against a square patch of pixels around its centre (the patch side follows
-the largest object), then the covered pixels of all worlds are written into the frames in one
+the largest object's reach, :data:`EXTENT` radii), then the covered pixels of all worlds are written into the frames in one
 scatter, in object order (painter's algorithm: a higher object index is drawn on top). No Python
 loop over worlds or objects; one over the few object kinds present.
 """
@@ -14,6 +14,8 @@ from .config import KINDS
 
 _SQUARE, _TRIANGLE, _DIAMOND, _ZONE = (KINDS.index(k) for k in ("square", "triangle", "diamond", "zone"))
 ZONE_RGB = np.array([70, 70, 70], np.uint8)
+EXTENT = 1.1
+"""Largest reach of any shape from its centre, in units of the radius (the diamond's tips)."""
 """Colour of the goal zone."""
 
 
@@ -51,7 +53,7 @@ def covered_pixels(pos: np.ndarray, size: np.ndarray, kind: np.ndarray, res: int
         by world, then object, then row; ``owner``: ``(C,)`` int64 index into ``(N * K)``.
     """
     n, k = size.shape
-    half = int(np.ceil(float(size.max(initial=0.0)) * res)) + 1
+    half = int(np.ceil(EXTENT * float(size.max(initial=0.0)) * res)) + 1
     side = 2 * half + 1
     offsets = np.arange(-half, half + 1)
     centre = np.floor(pos * res).astype(np.int64)
