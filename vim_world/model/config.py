@@ -1,0 +1,133 @@
+"""Hyper-parameters of VIM and its baselines, with validation and named presets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+INPUT_MODES = ("pixels", "state")
+
+
+@dataclass(frozen=True)
+class VIMConfig:
+    """Everything needed to build a world model; frozen, validated on construction.
+
+    Shape letters used across ``vim_world.model``: B batch, T time, K object slots, D latent size,
+    M modules, A action size, S per-object state features, C channels, H = W = image size.
+
+    Attributes:
+        input_mode: ``"pixels"`` (frames ``(B, T, C, H, W)``) or ``"state"`` (``(B, T, K, S)``).
+        image_size: H = W, in [32, 256] and a multiple of 8 (pixel mode).
+        channels: C, image channels.
+        state_dim: S, features per object (state mode).
+        num_slots: K, object slots (state mode: slot k is object k).
+        latent_dim: D, size of each object latent.
+        num_modules: M, transition modules; M = 1 is the single shared transition baseline.
+        hidden: width of every hidden layer.
+        nary: modules also read the other slots through an attention context.
+        action_dim: A; 0 for passive data.
+        reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
+        gumbel_tau: temperature of the straight-through Gumbel-softmax over selections.
+        kl_warmup_steps: the KL weight grows linearly from 0 to 1 over this many steps.
+        free_bits: nats per object and step below which the latent KL is not penalised.
+        pixel_sigma: std of the Gaussian pixel likelihood.
+        state_sigma: std of the Gaussian state likelihood.
+        slot_iters: slot-attention iterations per frame.
+        min_log_std: floor on every predicted log-std (prior, posterior, modules).
+    """
+
+    input_mode: str = "state"
+    image_size: int = 64
+    channels: int = 3
+    state_dim: int = 4
+    num_slots: int = 3
+    latent_dim: int = 8
+    num_modules: int = 4
+    hidden: int = 64
+    nary: bool = False
+    action_dim: int = 0
+    reward_head: bool = False
+    gumbel_tau: float = 0.5
+    kl_warmup_steps: int = 0
+    free_bits: float = 0.0
+    pixel_sigma: float = 0.1
+    state_sigma: float = 0.05
+    slot_iters: int = 3
+    min_log_std: float = -6.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.input_mode not in INPUT_MODES:
+            problems.append(f"input_mode={self.input_mode!r} (expected one of {INPUT_MODES})")
+        if not (32 <= self.image_size <= 256 and self.image_size % 8 == 0):
+            problems.append(f"image_size={self.image_size} (expected a multiple of 8 in [32, 256])")
+        positive = ("channels", "state_dim", "num_slots", "latent_dim", "num_modules", "hidden",
+                    "slot_iters")
+        problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive
+                     if getattr(self, n) < 1]
+        non_negative = ("action_dim", "kl_warmup_steps", "free_bits")
+        problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative
+                     if getattr(self, n) < 0]
+        strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
+        problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive
+                     if not getattr(self, n) > 0]
+        if problems:
+            raise ValueError("invalid VIMConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict, for checkpoints."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VIMConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown VIMConfig keys: {unknown}")
+        return cls(**values)
+
+
+def single_module_config(config: VIMConfig) -> VIMConfig:
+    """The M = 1 baseline: same model, one transition network shared by every object."""
+    return replace(config, num_modules=1)
+
+
+def tiny_state(**overrides: Any) -> VIMConfig:
+    """State input, trains on a CPU in a minute or two."""
+    return VIMConfig(**{**dict(input_mode="state", num_slots=3, state_dim=4, latent_dim=8,
+                               num_modules=4, hidden=64, kl_warmup_steps=100), **overrides})
+
+
+def tiny_pixels(**overrides: Any) -> VIMConfig:
+    """32x32 frames, small enough for CPU smoke runs."""
+    return VIMConfig(**{**dict(input_mode="pixels", image_size=32, num_slots=4, latent_dim=16,
+                               num_modules=4, hidden=32, kl_warmup_steps=500), **overrides})
+
+
+def default_state(**overrides: Any) -> VIMConfig:
+    """State input, GPU-sized."""
+    return VIMConfig(**{**dict(input_mode="state", num_slots=4, state_dim=4, latent_dim=16,
+                               num_modules=6, hidden=128, kl_warmup_steps=2000), **overrides})
+
+
+def default_pixels(**overrides: Any) -> VIMConfig:
+    """64x64 frames, GPU-sized."""
+    return VIMConfig(**{**dict(input_mode="pixels", image_size=64, num_slots=6, latent_dim=32,
+                               num_modules=6, hidden=64, kl_warmup_steps=5000), **overrides})
+
+
+PRESETS: dict[str, Callable[..., VIMConfig]] = {
+    "tiny-state": tiny_state,
+    "tiny-pixels": tiny_pixels,
+    "default-state": default_state,
+    "default-pixels": default_pixels,
+}
+
+
+def preset(name: str, **overrides: Any) -> VIMConfig:
+    """``PRESETS[name](**overrides)``, with a ValueError naming the choices for unknown names."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[name](**overrides)

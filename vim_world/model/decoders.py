@@ -1,0 +1,81 @@
+"""Decoders: object latents back to observations, and their likelihoods."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .distributions import gaussian_log_prob
+from .layers import mlp, position_grid
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a decoder renders from object latents ``z (N, K, D)``.
+
+    Attributes:
+        obs: composite frames ``(N, C, H, W)`` in pixel mode, object states ``(N, K, S)`` in
+            state mode (the mean of the Gaussian likelihood).
+        rgb: per-slot appearance ``(N, K, C, H, W)``; pixel mode only.
+        masks: per-slot alpha masks ``(N, K, H, W)``, summing to 1 over slots; pixel mode only.
+    """
+
+    obs: Tensor
+    rgb: Tensor | None = None
+    masks: Tensor | None = None
+
+
+class StateDecoder(nn.Module):
+    """``z (N, K, D)`` -> object state means ``(N, K, S)``; Gaussian likelihood with fixed std."""
+
+    def __init__(self, latent_dim: int, hidden: int, state_dim: int, sigma: float) -> None:
+        super().__init__()
+        self.net = mlp(latent_dim, hidden, state_dim, layers=2)
+        self.log_sigma = math.log(sigma)
+
+    def forward(self, z: Tensor) -> Decoded:
+        return Decoded(obs=self.net(z))
+
+    def log_likelihood(self, decoded: Decoded, states: Tensor) -> Tensor:
+        """``log p(x | z)`` of states ``(N, K, S)``, summed per observation -> ``(N,)``."""
+        log_std = torch.full_like(decoded.obs, self.log_sigma)
+        return gaussian_log_prob(states, decoded.obs, log_std).flatten(1).sum(-1)
+
+
+class SpatialBroadcastDecoder(nn.Module):
+    """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
+
+    Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, upsampled twice by
+    transposed convolutions to ``(H, W)``, and read out as RGB (sigmoid) plus an alpha logit.
+    Alpha is normalised by a softmax over slots and the frame is the alpha-weighted sum.
+    """
+
+    def __init__(self, latent_dim: int, hidden: int, channels: int, image_size: int,
+                 sigma: float) -> None:
+        super().__init__()
+        self.size = image_size // 4
+        self.register_buffer("grid", position_grid(self.size).permute(2, 0, 1), persistent=False)
+        self.net = nn.Sequential(
+            nn.Conv2d(latent_dim + 4, hidden, 3, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, channels + 1, 3, padding=1),
+        )
+        self.log_sigma = math.log(sigma)
+
+    def forward(self, z: Tensor) -> Decoded:
+        n, k, d = z.shape
+        tiled = z.reshape(n * k, d, 1, 1).expand(-1, -1, self.size, self.size)
+        grid = self.grid.expand(n * k, -1, -1, -1)
+        out = self.net(torch.cat([tiled, grid], dim=1)).unflatten(0, (n, k))
+        rgb = torch.sigmoid(out[:, :, :-1])
+        masks = out[:, :, -1].softmax(dim=1)
+        return Decoded(obs=(rgb * masks.unsqueeze(2)).sum(1), rgb=rgb, masks=masks)
+
+    def log_likelihood(self, decoded: Decoded, frames: Tensor) -> Tensor:
+        """``log p(x | z)`` of frames ``(N, C, H, W)``, summed over pixels -> ``(N,)``."""
+        log_std = torch.full_like(decoded.obs, self.log_sigma)
+        return gaussian_log_prob(frames, decoded.obs, log_std).flatten(1).sum(-1)

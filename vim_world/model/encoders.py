@@ -1,0 +1,113 @@
+"""Encoders: observations to per-object Gaussian posteriors ``q(z_t^k | x_t)``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .distributions import soft_clamp_log_std
+from .layers import mlp, position_grid
+
+
+class GaussianHead(nn.Module):
+    """Features ``(..., F)`` -> Gaussian ``mean (..., D)`` and bounded ``log_std (..., D)``."""
+
+    def __init__(self, in_dim: int, hidden: int, latent_dim: int, min_log_std: float) -> None:
+        super().__init__()
+        self.net = mlp(in_dim, hidden, 2 * latent_dim, layers=1)
+        self.min_log_std = min_log_std
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        mean, raw = self.net(features).chunk(2, dim=-1)
+        return mean, soft_clamp_log_std(raw, self.min_log_std)
+
+
+class StateEncoder(nn.Module):
+    """Object states ``(B, T, K, S)`` -> ``q(z)`` mean and log-std ``(B, T, K, D)``, object by object.
+
+    Objects come in a fixed order, so slot k is object k at every step.
+    """
+
+    def __init__(self, state_dim: int, hidden: int, latent_dim: int, min_log_std: float) -> None:
+        super().__init__()
+        self.body = mlp(state_dim, hidden, hidden, layers=1)
+        self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
+
+    def forward(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(F.relu(self.body(states)))
+
+
+class SlotAttention(nn.Module):
+    """Slot attention (Locatello et al., 2020): K slots compete for N input features.
+
+    ``inputs (N, L, F)`` and initial ``slots (N, K, Ds)`` -> refined ``slots (N, K, Ds)`` and the
+    last iteration's attention ``(N, K, L)`` (normalised over slots).
+    """
+
+    def __init__(self, input_dim: int, slot_dim: int, hidden: int, iters: int) -> None:
+        super().__init__()
+        self.iters = iters
+        self.scale = 1.0 / math.sqrt(slot_dim)
+        self.norm_inputs = nn.LayerNorm(input_dim)
+        self.norm_slots = nn.LayerNorm(slot_dim)
+        self.norm_update = nn.LayerNorm(slot_dim)
+        self.query = nn.Linear(slot_dim, slot_dim, bias=False)
+        self.key_value = nn.Linear(input_dim, 2 * slot_dim, bias=False)
+        self.gru = nn.GRUCell(slot_dim, slot_dim)
+        self.refine = mlp(slot_dim, hidden, slot_dim, layers=1)
+
+    def forward(self, inputs: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+        keys, values = self.key_value(self.norm_inputs(inputs)).chunk(2, dim=-1)
+        n, k, d = slots.shape
+        attn = inputs.new_zeros(n, k, inputs.shape[1])
+        for _ in range(self.iters):
+            queries = self.query(self.norm_slots(slots))
+            attn = torch.einsum("nkd,nld->nkl", queries, keys).mul(self.scale).softmax(dim=1)
+            weights = (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
+            updates = torch.einsum("nkl,nld->nkd", weights, values)
+            slots = self.gru(updates.reshape(-1, d), slots.reshape(-1, d)).reshape(n, k, d)
+            slots = slots + self.refine(self.norm_update(slots))
+        return slots, attn
+
+
+class PixelEncoder(nn.Module):
+    """Frames ``(B, T, C, H, W)`` -> ``q(z)`` mean and log-std ``(B, T, K, D)`` via slot attention.
+
+    A small CNN (stride 4) with an additive positional embedding yields ``(H/4)*(W/4)`` features
+    per frame; slot attention groups them into K slots. Slots at step t start from the slots of
+    step t - 1, so an object keeps its slot; the first frame starts from K learnt slot vectors
+    (or from ``slots`` given by the caller, to continue a sequence).
+    """
+
+    def __init__(self, channels: int, image_size: int, hidden: int, num_slots: int,
+                 latent_dim: int, slot_iters: int, min_log_std: float) -> None:
+        super().__init__()
+        self.cnn = nn.Sequential(
+            nn.Conv2d(channels, hidden, 5, padding=2), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+        )
+        self.register_buffer("grid", position_grid(image_size // 4).reshape(-1, 4), persistent=False)
+        self.position = nn.Linear(4, hidden)
+        self.features = nn.Sequential(nn.LayerNorm(hidden), mlp(hidden, hidden, hidden, layers=1))
+        self.initial_slots = nn.Parameter(torch.randn(num_slots, hidden) * hidden**-0.5)
+        self.slot_attention = SlotAttention(hidden, hidden, hidden, slot_iters)
+        self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
+
+    def forward(self, frames: Tensor, slots: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns ``mean, log_std (B, T, K, D)`` and the last step's slots ``(B, K, hidden)``."""
+        b, t = frames.shape[:2]
+        maps = self.cnn(frames.flatten(0, 1))  # (B*T, hidden, H/4, W/4)
+        tokens = maps.flatten(2).transpose(1, 2) + self.position(self.grid)
+        tokens = self.features(tokens).unflatten(0, (b, t))  # (B, T, L, hidden)
+        if slots is None:
+            slots = self.initial_slots.expand(b, -1, -1)
+        per_step = []
+        for step in range(t):
+            slots, _ = self.slot_attention(tokens[:, step], slots)
+            per_step.append(slots)
+        mean, log_std = self.head(torch.stack(per_step, dim=1))
+        return mean, log_std, slots

@@ -1,0 +1,262 @@
+"""VIM: Variational Independent Modules (Assouel et al., CLeaR 2022)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..batch import Batch
+from .config import VIMConfig
+from .decoders import Decoded, SpatialBroadcastDecoder, StateDecoder
+from .distributions import gumbel_softmax_st, kl_weight, sample_categorical
+from .elbo import elbo_terms
+from .encoders import PixelEncoder, StateEncoder
+from .layers import mlp
+from .modules import ModuleBank
+from .outputs import Posterior, Prediction
+from .switching import SelectionPosterior, SwitchingPrior
+
+
+class VIM(nn.Module):
+    """K object latents, M shared transition modules, and a per-object, per-step module selection.
+
+    Generative model: ``z_0^k ~ N(0, I)``; for t >= 1,
+    ``c_t^k ~ p(c_t^k | z_{t-1}^k, c_{t-1}^k, a_{t-1})`` and
+    ``z_t^k ~ N(f_{c_t^k}(z_{t-1}^k, a_{t-1}), sigma_{c_t^k}^2)``; ``x_t ~ p(x_t | z_t)``.
+    Inference: ``q(z_t^k | x_t)`` from the encoder, ``q(c_t^k | z_{t-1}^k, z_t^k)`` from how well
+    each module explains the transition. The objective is in :func:`vim_world.model.elbo.elbo_terms`.
+    """
+
+    def __init__(self, config: VIMConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if c.input_mode == "pixels":
+            self.encoder: nn.Module = PixelEncoder(c.channels, c.image_size, c.hidden, c.num_slots,
+                                                   c.latent_dim, c.slot_iters, c.min_log_std)
+            self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.hidden, c.channels,
+                                                              c.image_size, c.pixel_sigma)
+        else:
+            self.encoder = StateEncoder(c.state_dim, c.hidden, c.latent_dim, c.min_log_std)
+            self.decoder = StateDecoder(c.latent_dim, c.hidden, c.state_dim, c.state_sigma)
+        self.transitions = ModuleBank(c.latent_dim, c.action_dim, c.hidden, c.num_modules, c.nary,
+                                      c.min_log_std)
+        self.switching_prior = SwitchingPrior(c.latent_dim, c.num_modules, c.action_dim, c.hidden)
+        self.selection_posterior = SelectionPosterior(c.latent_dim, c.hidden)
+        self.reward_net = mlp(c.latent_dim + c.action_dim, c.hidden, 1, layers=1) if c.reward_head else None
+
+    # ----------------------------------------------------------------------------------- inference
+
+    def _check_inputs(self, obs: Tensor, actions: Tensor | None) -> None:
+        c = self.config
+        if c.input_mode == "pixels":
+            expected = (c.channels, c.image_size, c.image_size)
+        else:
+            expected = (c.num_slots, c.state_dim)
+        if obs.dim() != 2 + len(expected) or tuple(obs.shape[2:]) != expected:
+            raise ValueError(f"obs must be (B, T, *{expected}), got {tuple(obs.shape)}")
+        if (actions is None) != (c.action_dim == 0):
+            raise ValueError(f"config.action_dim={c.action_dim} but actions is "
+                             f"{'None' if actions is None else tuple(actions.shape)}")
+        if actions is not None and tuple(actions.shape) != (*obs.shape[:2], c.action_dim):
+            raise ValueError(f"actions must be (B, T, {c.action_dim}), got {tuple(actions.shape)}")
+
+    def _encode(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``obs`` -> posterior ``mean, log_std (B, T, K, D)`` and the last slots (pixel mode)."""
+        if isinstance(self.encoder, PixelEncoder):
+            return self.encoder(obs)
+        mean, log_std = self.encoder(obs)
+        return mean, log_std, None
+
+    def _transitions(self, z_prev: Tensor, z_next: Tensor,
+                     actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Every module's prediction and the selection posterior, for all steps at once.
+
+        Args:
+            z_prev: ``(B, T', K, D)`` latents before each transition.
+            z_next: ``(B, T', K, D)`` latents after it.
+            actions: ``(B, T', A)`` the action driving each transition, or None.
+
+        Returns:
+            module means ``(B, T', K, M, D)``, module log-stds ``(M, D)`` and posterior logits
+            ``(B, T', K, M)``.
+        """
+        b, t = z_prev.shape[:2]
+        flat_actions = None if actions is None else actions.flatten(0, 1)
+        means, log_std = self.transitions(z_prev.flatten(0, 1), flat_actions)
+        logits = self.selection_posterior(z_next.flatten(0, 1), means, log_std)
+        return means.unflatten(0, (b, t)), log_std, logits.unflatten(0, (b, t))
+
+    def loss(self, batch: Batch, step: int) -> tuple[Tensor, dict[str, float]]:
+        """Negative ELBO per sequence (summed over time), plus the reward loss when trained.
+
+        Needs T >= 2. Returns the scalar loss and float statistics for logging.
+        """
+        obs, actions = batch.obs, batch.actions
+        self._check_inputs(obs, actions)
+        if obs.shape[1] < 2:
+            raise ValueError(f"loss needs sequences of length >= 2, got T={obs.shape[1]}")
+        b, t = obs.shape[:2]
+        mean, log_std, _ = self._encode(obs)
+        z = mean + torch.exp(log_std) * torch.randn_like(mean)
+        decoded = self.decoder(z.flatten(0, 1))
+        log_lik = self.decoder.log_likelihood(decoded, obs.flatten(0, 1)).unflatten(0, (b, t))
+
+        prev_actions = None if actions is None else actions[:, :-1]
+        module_means, module_log_std, post_logits = self._transitions(z[:, :-1], mean[:, 1:],
+                                                                      prev_actions)
+        selection = gumbel_softmax_st(post_logits, self.config.gumbel_tau)
+        c_prev = torch.cat([torch.zeros_like(selection[:, :1]), selection[:, :-1]], dim=1)
+        flat_actions = None if prev_actions is None else prev_actions.flatten(0, 1)
+        prior_logits = self.switching_prior(z[:, :-1].flatten(0, 1), c_prev.flatten(0, 1),
+                                            flat_actions).unflatten(0, (b, t - 1))
+        weight = kl_weight(step, self.config.kl_warmup_steps)
+        terms = elbo_terms(log_likelihood=log_lik, post_mean=mean, post_log_std=log_std,
+                           module_means=module_means, module_log_std=module_log_std,
+                           post_c_logits=post_logits, prior_c_logits=prior_logits,
+                           kl_weight=weight, free_bits=self.config.free_bits)
+        loss = terms.loss
+        usage = post_logits.detach().softmax(-1).flatten(0, -2).mean(0)
+        stats = {
+            "nll": float(-terms.log_likelihood.detach().mean()),
+            "kl_z": float(terms.kl_z.detach().mean()),
+            "kl_c": float(terms.kl_c.detach().mean()),
+            "kl_weight": weight,
+            "module_perplexity": float(torch.exp(-(usage * usage.clamp_min(1e-12).log()).sum())),
+        }
+        if self.reward_net is not None and batch.rewards is not None:
+            predicted = self.reward(z.flatten(0, 1),
+                                    None if actions is None else actions.flatten(0, 1))
+            reward_mse = F.mse_loss(predicted, batch.rewards.flatten(0, 1))
+            loss = loss + reward_mse
+            stats["reward_mse"] = float(reward_mse.detach())
+        stats["loss"] = float(loss.detach())
+        return loss, stats
+
+    def observe(self, batch_or_obs: Batch | Tensor, actions: Tensor | None = None) -> Posterior:
+        """Infer latents (posterior means) and module selections for every observed step.
+
+        Args:
+            batch_or_obs: a :class:`Batch`, or observations ``(B, T, ...)`` (then pass
+                ``actions (B, T, A)`` when the model takes actions).
+        """
+        if isinstance(batch_or_obs, Batch):
+            obs, actions = batch_or_obs.obs, batch_or_obs.actions
+        else:
+            obs = batch_or_obs
+        self._check_inputs(obs, actions)
+        b, t = obs.shape[:2]
+        k, m = self.config.num_slots, self.config.num_modules
+        mean, log_std, slots = self._encode(obs)
+        probs = mean.new_full((b, 1, k, m), 1.0 / m)
+        selections = torch.full((b, 1, k), -1, dtype=torch.long, device=obs.device)
+        if t > 1:
+            prev_actions = None if actions is None else actions[:, :-1]
+            _, _, logits = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions)
+            probs = torch.cat([probs, logits.softmax(-1)], dim=1)
+            selections = torch.cat([selections, logits.argmax(-1)], dim=1)
+        masks = self.decode(mean.flatten(0, 1)).masks
+        return Posterior(
+            z_mean=mean, z_log_std=log_std, probs=probs, selections=selections,
+            masks=None if masks is None else masks.unflatten(0, (b, t)),
+            last_z=mean[:, -1], last_c=selections[:, -1], slots=slots,
+        )
+
+    # -------------------------------------------------------------------------------- generation
+
+    def prior_step(
+        self,
+        z_prev: Tensor,
+        c_prev: Tensor,
+        action: Tensor | None = None,
+        forced: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sample_z: bool = True,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One imagined step: sample selections from the switching prior, apply the modules.
+
+        Args:
+            z_prev: ``(B, K, D)`` latents.
+            c_prev: ``(B, K)`` int64 previous selections; -1 means "none yet".
+            action: ``(B, A)`` the action taken at the previous step, or None.
+            forced: ``(B, K)`` int64 modules to impose; -1 entries are sampled from the prior.
+            generator: random source (on the model's device) for reproducible samples.
+            sample_z: add the selected module's transition noise; else return its mean.
+
+        Returns:
+            ``z (B, K, D)``, ``c (B, K)`` int64, and the prior probabilities ``(B, K, M)``.
+        """
+        m = self.config.num_modules
+        if forced is not None and bool((forced >= m).any()):
+            raise ValueError(f"forced selections must be < num_modules={m}")
+        c_prev_onehot = F.one_hot(c_prev.clamp(min=0), m).to(z_prev.dtype)
+        c_prev_onehot = c_prev_onehot * (c_prev >= 0).unsqueeze(-1).to(z_prev.dtype)
+        probs = self.switching_prior(z_prev, c_prev_onehot, action).softmax(-1)
+        c = sample_categorical(probs, generator)
+        if forced is not None:
+            c = torch.where(forced >= 0, forced, c)
+        means, log_std = self.transitions(z_prev, action)
+        index = c[..., None, None].expand(-1, -1, 1, means.shape[-1])
+        z = means.gather(2, index).squeeze(2)
+        if sample_z:
+            noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            z = z + torch.exp(log_std[c]) * noise
+        return z, c, probs
+
+    def decode(self, z: Tensor) -> Decoded:
+        """``z (N, K, D)`` -> frames ``(N, C, H, W)`` (with per-slot rgb and masks) or states ``(N, K, S)``."""
+        return self.decoder(z)
+
+    def reward(self, z: Tensor, action: Tensor | None) -> Tensor:
+        """Predicted reward ``(N,)`` for taking ``action (N, A)`` in latent state ``z (N, K, D)``.
+
+        A sum over objects, so it does not depend on the slot order.
+        """
+        if self.reward_net is None:
+            raise RuntimeError("this VIM was built with reward_head=False")
+        parts = [z] if action is None else [z, action[:, None, :].expand(-1, z.shape[1], -1)]
+        return self.reward_net(torch.cat(parts, dim=-1)).squeeze(-1).sum(-1)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch, context: int, horizon: int, n_samples: int = 1,
+                generator: torch.Generator | None = None) -> Prediction:
+        """Observe ``context`` steps, then sample ``n_samples`` futures of ``horizon`` steps.
+
+        Uses ``batch.actions`` (if any) for the imagined transitions, which needs
+        ``context + horizon - 1 <= T``. For evaluation: runs without gradients.
+        """
+        t = batch.seq_len
+        if not 1 <= context <= t:
+            raise ValueError(f"context={context} must be in [1, T={t}]")
+        if horizon < 1 or n_samples < 1:
+            raise ValueError(f"horizon={horizon} and n_samples={n_samples} must be >= 1")
+        if batch.actions is not None and context + horizon - 1 > t:
+            raise ValueError(f"context + horizon - 1 = {context + horizon - 1} exceeds T={t}: "
+                             "not enough actions")
+        posterior = self.observe(batch.slice_time(0, context))
+        z = posterior.last_z.repeat_interleave(n_samples, 0)
+        c = posterior.last_c.repeat_interleave(n_samples, 0)
+        future_actions = None
+        if batch.actions is not None:
+            future_actions = batch.actions[:, context - 1:context - 1 + horizon]
+            future_actions = future_actions.repeat_interleave(n_samples, 0)
+        zs, cs, probs, rewards = [], [], [], []
+        for step in range(horizon):
+            action = None if future_actions is None else future_actions[:, step]
+            if self.reward_net is not None:
+                rewards.append(self.reward(z, action))
+            z, c, p = self.prior_step(z, c, action, generator=generator, sample_z=True)
+            zs.append(z)
+            cs.append(c)
+            probs.append(p)
+        b = batch.batch_size
+        z_all = torch.stack(zs, dim=1)  # (B*N, horizon, K, D)
+        obs = self.decode(z_all.flatten(0, 1)).obs.unflatten(0, (b, n_samples, horizon))
+        return Prediction(
+            obs=obs,
+            z=z_all.unflatten(0, (b, n_samples)),
+            selections=torch.stack(cs, dim=1).unflatten(0, (b, n_samples)),
+            probs=torch.stack(probs, dim=1).unflatten(0, (b, n_samples)),
+            rewards=torch.stack(rewards, dim=1).unflatten(0, (b, n_samples)) if rewards else None,
+        )
