@@ -1,0 +1,156 @@
+"""Checkpoints: safetensors weights, optimizer and RNG states beside them, written atomically and
+verified on load.
+
+A checkpoint is a directory ``step_00001000/`` holding ``model.safetensors`` (weights; never
+pickle), ``state.pt`` (optimizer state, step and RNG states, loaded with
+``torch.load(weights_only=True)``: loading never runs code from the file), and ``manifest.json``
+(model name and config, and the SHA-256 of both files). It is written to a temporary directory,
+fsynced and renamed into place, so a killed run leaves either the whole checkpoint or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+PREFIX = "step_"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupted, or does not match the model it is loaded into."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds."""
+
+    path: Path
+    model_name: str
+    model_config: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    state: dict[str, Any]  # "step", "optimizer", "rng", and anything the trainer adds
+    extra: dict[str, Any]  # JSON metadata (e.g. train config, data set path)
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def save_checkpoint(
+    directory: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    model_name: str,
+    model_config: dict[str, Any],
+    state: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Write ``directory/step_{step:08d}`` atomically and keep the newest ``keep`` checkpoints."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{PREFIX}{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp_", dir=directory))
+    try:
+        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(weights, str(tmp / "model.safetensors"))
+        torch.save({**state, "step": step}, tmp / "state.pt")
+        manifest = {
+            "model_name": model_name,
+            "model_config": model_config,
+            "step": step,
+            "extra": extra or {},
+            "sha256": {name: _sha256(tmp / name) for name in ("model.safetensors", "state.pt")},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        for name in ("model.safetensors", "state.pt", "manifest.json"):
+            _fsync(tmp / name)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob(f"{PREFIX}*") if (p / "manifest.json").is_file())
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The newest complete checkpoint in ``directory``, or None."""
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and verify a checkpoint directory (or a run directory: its latest checkpoint).
+
+    Raises: :class:`CheckpointError` naming the missing or corrupted file.
+    """
+    path = Path(path)
+    if not (path / "manifest.json").is_file():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f"no checkpoint at {str(path)!r}: expected a {PREFIX}* directory with manifest.json")
+        path = latest
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path / 'manifest.json'} is corrupted: {e}") from None
+    for name, digest in manifest["sha256"].items():
+        f = path / name
+        if not f.is_file():
+            raise CheckpointError(f"checkpoint file {f} is missing")
+        if _sha256(f) != digest:
+            raise CheckpointError(f"checkpoint file {f} is corrupted (SHA-256 mismatch)")
+    weights = load_file(str(path / "model.safetensors"))
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    return Checkpoint(path, manifest["model_name"], manifest["model_config"], weights, state, manifest["extra"])
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
+    """Load weights, with a clear error when the checkpoint comes from another configuration."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(checkpoint.weights))
+    unexpected = sorted(set(checkpoint.weights) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in checkpoint.weights.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path} does not fit this model (another configuration?): "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )
+    model.load_state_dict(checkpoint.weights)
