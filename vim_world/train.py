@@ -26,6 +26,8 @@ from vim_world.envs import STATE_FEATURES
 from vim_world.model import VIMConfig, build_model, preset
 
 MODEL_NAMES = ("vim", "vim_m1", "vrnn", "copy_last")
+RESUMABLE_CHANGES = frozenset({"steps", "progress", "log_every", "checkpoint_every", "device", "compile"})
+"""Options a resumed run may change (e.g. train longer); any other change is refused."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -164,8 +166,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     config_path = out / "train_config.json"
     if config_path.exists() and latest_checkpoint(ckpt_dir) is not None:
         previous = json.loads(config_path.read_text())
-        if previous != json.loads(json.dumps(asdict(cfg))):
-            changed = sorted(k for k in previous if previous.get(k) != asdict(cfg).get(k))
+        current = json.loads(json.dumps(asdict(cfg)))
+        changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and previous.get(k) != current[k])
+        if changed:
             raise ValueError(f"{out} holds a run with other options ({changed}); use another --out or the same options")
     config_path.write_text(json.dumps(asdict(cfg), indent=1))
 
