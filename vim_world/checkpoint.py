@@ -113,13 +113,14 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and verify a checkpoint directory (or a run directory: its latest checkpoint).
+    """Load and verify a checkpoint directory (or a run directory, or its ``checkpoints/``: the
+    latest checkpoint there).
 
     Raises: :class:`CheckpointError` naming the missing or corrupted file.
     """
     path = Path(path)
     if not (path / "manifest.json").is_file():
-        latest = latest_checkpoint(path)
+        latest = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
         if latest is None:
             raise CheckpointError(f"no checkpoint at {str(path)!r}: expected a {PREFIX}* directory with manifest.json")
         path = latest
