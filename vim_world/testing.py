@@ -14,7 +14,8 @@ Strategies (all return ``hypothesis`` search strategies):
 Invariant checks are plain functions that raise ``AssertionError`` with a message saying what broke
 and where (usable inside or outside pytest and Hypothesis):
 
-- :func:`check_objects_in_bounds` (raw states) and :func:`check_in_bounds` (an env over a rollout);
+- :func:`check_objects_in_bounds` (raw states), :func:`check_observation_in_bounds` (one
+  transition) and :func:`check_in_bounds` (an env over a rollout);
 - :func:`check_deterministic`: the same seed and actions give the same trajectory;
 - :func:`check_independence`: a non-interacting object ignores every other object;
 - :func:`check_vector_matches_single`: a vector env equals N single envs step for step;
@@ -53,7 +54,8 @@ from vim_world.envs.world import STATE_FEATURES, WorldState
 
 __all__ = [
     "action_sequences", "actions", "check_deterministic", "check_fresh_arrays", "check_in_bounds",
-    "check_independence", "check_objects_in_bounds", "check_vector_matches_single", "config_kwargs",
+    "check_independence", "check_objects_in_bounds", "check_observation_in_bounds",
+    "check_vector_matches_single", "config_kwargs", "returned_arrays",
     "mechanism_assignments", "noises", "object_states", "seeds", "world_configs", "world_states",
 ]  # fmt: skip
 
@@ -273,13 +275,18 @@ def _assert_within(name: str, value: np.ndarray, low: Any, high: Any, tol: float
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise AssertionError(
-            f"{name}{list(where)} = {value[where]!r} is outside [{low_b[where]!r}, {high_b[where]!r}]"
+            f"{name}{list(where)} = {float(value[where]):.6g} is outside "
+            f"[{float(low_b[where]):.6g}, {float(high_b[where]):.6g}]"
         )
 
 
-def _check_obs_and_state(env: gym.Env, obs: Any, info: dict[str, Any], when: str) -> None:
-    if obs not in env.observation_space:
-        raise AssertionError(f"{when}: observation is not in {env.observation_space}")
+def check_observation_in_bounds(
+    observation_space: spaces.Space, obs: Any, info: dict[str, Any], when: str = "observation"
+) -> None:
+    """Assert that ``obs`` is in ``observation_space`` and that every object of
+    ``info["state"]`` (``(..., K, S)`` features, single or batched) lies in the arena."""
+    if obs not in observation_space:
+        raise AssertionError(f"{when}: observation is not in {observation_space}")
     state = np.asarray(info["state"], np.float64)
     size = state[..., _SIZE]
     try:
@@ -296,13 +303,13 @@ def check_in_bounds(env: gym.Env, actions: Iterable[Any], *, seed: int | None = 
     and that every object of ``info["state"]`` lies in the arena (centre in ``[size, 1 - size]``,
     radius in ``[SIZE_MIN, SIZE_MAX]``). Works for single envs only."""
     obs, info = env.reset(seed=seed)
-    _check_obs_and_state(env, obs, info, "after reset")
+    check_observation_in_bounds(env.observation_space, obs, info, "after reset")
     for t, action in enumerate(actions):
         obs, _, terminated, truncated, info = env.step(action)
-        _check_obs_and_state(env, obs, info, f"after step {t}")
+        check_observation_in_bounds(env.observation_space, obs, info, f"after step {t}")
         if terminated or truncated:
             obs, info = env.reset()
-            _check_obs_and_state(env, obs, info, f"after the reset at step {t}")
+            check_observation_in_bounds(env.observation_space, obs, info, f"after the reset at step {t}")
 
 
 def _assert_equal(a: Any, b: Any, what: str) -> None:
@@ -402,14 +409,14 @@ def check_vector_matches_single(
             _assert_equal(u, v, f"{label} at {'reset' if t == 0 else f'step {t - 1}'}")
 
 
-def _arrays(tree: Any) -> list[np.ndarray]:
+def returned_arrays(tree: Any) -> list[np.ndarray]:
     """Every numpy array in a nest of tuples, lists and dicts."""
     if isinstance(tree, np.ndarray):
         return [tree]
     if isinstance(tree, dict):
-        return [a for v in tree.values() for a in _arrays(v)]
+        return [a for v in tree.values() for a in returned_arrays(v)]
     if isinstance(tree, (tuple, list)):
-        return [a for v in tree for a in _arrays(v)]
+        return [a for v in tree for a in returned_arrays(v)]
     return []
 
 
@@ -420,7 +427,7 @@ def check_fresh_arrays(env: gym.Env | VectorEnv, actions: Iterable[Any], *, seed
     returned: list[tuple[str, np.ndarray, np.ndarray]] = []
 
     def record(result: tuple[Any, ...], when: str) -> None:
-        fresh = _arrays(result)
+        fresh = returned_arrays(result)
         for name, old, snapshot in returned:
             if not np.array_equal(old, snapshot, equal_nan=old.dtype.kind in "fc"):
                 raise AssertionError(f"an array returned {name} changed when the env was {when}")
