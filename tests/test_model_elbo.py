@@ -1,0 +1,159 @@
+"""The ELBO's pieces against hand-computed values, and VIM's behavioural guarantees."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vim_world.batch import Batch
+from vim_world.model.config import VIMConfig, tiny_pixels, tiny_state
+from vim_world.model.distributions import apply_free_bits, categorical_kl, gaussian_kl, kl_weight
+from vim_world.model.vim import VIM
+
+
+def test_gaussian_kl_matches_hand_computed_value():
+    # KL(N(1, 0.5^2) || N(0, 1)) = log(1/0.5) + (0.25 + 1) / 2 - 1/2 = log 2 + 0.125
+    kl = gaussian_kl(torch.tensor(1.0), torch.tensor(math.log(0.5)), torch.tensor(0.0), torch.tensor(0.0))
+    assert kl.item() == pytest.approx(math.log(2.0) + 0.125, abs=1e-6)
+    # KL(N(0, 1) || N(2, 2^2)) = log 2 + (1 + 4) / 8 - 1/2
+    kl = gaussian_kl(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(2.0), torch.tensor(math.log(2.0)))
+    assert kl.item() == pytest.approx(math.log(2.0) + 5 / 8 - 0.5, abs=1e-6)
+    same = gaussian_kl(torch.randn(5), torch.randn(5), *[torch.zeros(5)] * 2)
+    assert torch.all(same >= 0)
+
+
+def test_categorical_kl_matches_hand_computed_value():
+    q = torch.tensor([0.5, 0.25, 0.25])
+    p = torch.tensor([0.25, 0.25, 0.5])
+    expected = 0.5 * math.log(2.0) + 0.25 * math.log(0.5)
+    assert categorical_kl(q.log(), p.log()).item() == pytest.approx(expected, abs=1e-6)
+    assert categorical_kl(q.log(), q.log() + 3.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kl_warmup_is_linear_then_one():
+    assert kl_weight(0, 100) == 0.0
+    assert kl_weight(25, 100) == pytest.approx(0.25)
+    assert kl_weight(100, 100) == 1.0
+    assert kl_weight(10_000, 100) == 1.0
+    assert kl_weight(0, 0) == 1.0
+
+
+def test_free_bits_floor_the_kl_and_stop_its_gradient_below():
+    kl = torch.tensor([0.1, 0.5, 2.0], requires_grad=True)
+    floored = apply_free_bits(kl, 1.0)
+    assert floored.tolist() == pytest.approx([1.0, 1.0, 2.0])
+    floored.sum().backward()
+    assert kl.grad.tolist() == [0.0, 0.0, 1.0]
+    assert apply_free_bits(kl, 0.0) is kl
+
+
+def test_free_bits_raise_the_loss_floor():
+    torch.manual_seed(0)
+    model = VIM(tiny_state())
+    batch = Batch(obs=torch.randn(2, 4, 3, 4))
+    torch.manual_seed(1)
+    _, plain = model.loss(batch, step=10_000)
+    model.config = tiny_state(free_bits=1e4)
+    torch.manual_seed(1)
+    _, floored = model.loss(batch, step=10_000)
+    assert floored["kl_z"] == pytest.approx(1e4 * 4 * 3)
+    assert floored["loss"] > plain["loss"]
+
+
+def _state_model(**overrides) -> VIM:
+    torch.manual_seed(0)
+    return VIM(tiny_state(**overrides)).eval()
+
+
+def test_prior_step_is_deterministic_under_a_generator():
+    model = _state_model()
+    z = torch.randn(5, 3, 8)
+    c = torch.tensor([[-1, 0, 1]] * 5)
+    outs = []
+    for _ in range(2):
+        gen = torch.Generator().manual_seed(7)
+        outs.append(model.prior_step(z, c, generator=gen, sample_z=True))
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+    other = model.prior_step(z, c, generator=torch.Generator().manual_seed(8), sample_z=True)
+    assert not torch.equal(outs[0][0], other[0])
+
+
+def test_forced_selections_are_respected():
+    model = _state_model()
+    z = torch.randn(64, 3, 8)
+    forced = torch.full((64, 3), -1, dtype=torch.long)
+    forced[:, 1] = 2
+    forced[::2, 0] = 3
+    _, c, _ = model.prior_step(z, torch.zeros(64, 3, dtype=torch.long), forced=forced,
+                               generator=torch.Generator().manual_seed(0))
+    assert torch.all(c[:, 1] == 2)
+    assert torch.all(c[::2, 0] == 3)
+    assert len(set(c[:, 2].tolist())) > 1  # unforced objects are still sampled
+    # forcing a module is the same as applying that module's mean prediction
+    means, _ = model.transitions(z, None)
+    z_next, _, _ = model.prior_step(z, c, forced=forced, sample_z=False)
+    assert torch.allclose(z_next[:, 1], means[:, 1, 2])
+
+
+def test_unary_modules_keep_objects_independent():
+    model = _state_model(nary=False)
+    z = torch.randn(4, 3, 8)
+    changed = z.clone()
+    changed[:, 2] += 5.0
+    before, _ = model.transitions(z, None)
+    after, _ = model.transitions(changed, None)
+    assert torch.equal(before[:, :2], after[:, :2])
+    assert not torch.allclose(before[:, 2], after[:, 2])
+    forced = torch.tensor([[0, 1, 2]] * 4)
+    za, _, _ = model.prior_step(z, forced, forced=forced, sample_z=False)
+    zb, _, _ = model.prior_step(changed, forced, forced=forced, sample_z=False)
+    assert torch.equal(za[:, :2], zb[:, :2])
+
+
+def test_nary_modules_read_other_objects():
+    model = _state_model(nary=True)
+    z = torch.randn(4, 3, 8)
+    changed = z.clone()
+    changed[:, 2] += 5.0
+    before, _ = model.transitions(z, None)
+    after, _ = model.transitions(changed, None)
+    assert not torch.allclose(before[:, 0], after[:, 0])
+
+
+def test_pixel_alpha_masks_sum_to_one_over_slots():
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(hidden=16))
+    decoded = model.decode(torch.randn(2, 4, 16))
+    assert decoded.masks.shape == (2, 4, 32, 32)
+    assert torch.allclose(decoded.masks.sum(1), torch.ones(2, 32, 32), atol=1e-5)
+    assert torch.allclose((decoded.rgb * decoded.masks[:, :, None]).sum(1), decoded.obs)
+
+
+def test_pixel_mode_training_reduces_the_loss():
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(hidden=16, kl_warmup_steps=0))
+    frames = torch.rand(2, 3, 3, 32, 32)
+    batch = Batch(obs=frames)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(8):
+        loss, _ = model.loss(batch, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-3:]) < sum(losses[:3])
+
+
+def test_config_validation_names_the_bad_values():
+    with pytest.raises(ValueError, match="image_size=30"):
+        VIMConfig(image_size=30)
+    with pytest.raises(ValueError, match="input_mode='video'.*num_modules=0"):
+        VIMConfig(input_mode="video", num_modules=0)
+    cfg = tiny_pixels(action_dim=3)
+    assert VIMConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="bogus"):
+        VIMConfig.from_dict({**cfg.to_dict(), "bogus": 1})
