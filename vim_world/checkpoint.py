@@ -2,7 +2,7 @@
 verified on load.
 
 A checkpoint is a directory ``step_00001000/`` holding ``model.safetensors`` (weights; never
-pickle), ``state.pt`` (optimizer state, step and RNG states, loaded with
+pickle), ``state.pt`` (optimizer state, step and the RNG states of torch, CUDA, numpy and Python ``random``, loaded with
 ``torch.load(weights_only=True)``: loading never runs code from the file), and ``manifest.json``
 (model name and config, and the SHA-256 of both files). It is written to a temporary directory,
 fsynced and renamed into place, so a killed run leaves either the whole checkpoint or none.
@@ -13,13 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import random
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 PREFIX = "step_"
@@ -124,19 +128,69 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if latest is None:
             raise CheckpointError(f"no checkpoint at {str(path)!r}: expected a {PREFIX}* directory with manifest.json")
         path = latest
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path / 'manifest.json'} is corrupted: {e}") from None
+    manifest = _read_manifest(path / "manifest.json")
     for name, digest in manifest["sha256"].items():
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"checkpoint file {f} is missing")
         if _sha256(f) != digest:
             raise CheckpointError(f"checkpoint file {f} is corrupted (SHA-256 mismatch)")
-    weights = load_file(str(path / "model.safetensors"))
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    try:
+        weights = load_file(str(path / "model.safetensors"))
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except (SafetensorError, OSError, RuntimeError, pickle.UnpicklingError) as e:  # only reachable if the manifest was forged
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e}") from None
     return Checkpoint(path, manifest["model_name"], manifest["model_config"], weights, state, manifest["extra"])
+
+
+_MANIFEST_KEYS = {"model_name": str, "model_config": dict, "step": int, "extra": dict, "sha256": dict}
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, with every key :func:`load_checkpoint` uses present and of the right type."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is corrupted: {e}") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path} is corrupted: expected a JSON object, got {type(manifest).__name__}")
+    for key, kind in _MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise CheckpointError(f"{path} is corrupted: {key!r} should be a {kind.__name__}, got {manifest.get(key)!r}")
+    expected = {"model.safetensors", "state.pt"}
+    if set(manifest["sha256"]) != expected:
+        raise CheckpointError(f"{path} is corrupted: 'sha256' should list {sorted(expected)}, got {sorted(manifest['sha256'])}")
+    return manifest
+
+
+def capture_rng_state(device: torch.device) -> dict[str, Any]:
+    """Every RNG state the trainer depends on, as tensors and plain values (``weights_only``-safe):
+    torch (CPU), CUDA (when ``device`` is CUDA), numpy's global generator and Python's ``random``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+    }  # fmt: skip
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Inverse of :func:`capture_rng_state` (parts missing from older checkpoints are left alone)."""
+    torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        n = state["numpy"]
+        keys = n["keys"].numpy().astype(np.uint32)
+        np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    if "python" in state:
+        p = state["python"]
+        random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def load_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +40,7 @@ import torch
 from gymnasium import spaces
 
 import vim_world
+import vim_world.envs
 from vim_world.batch import Batch
 
 FORMAT_VERSION = 1
@@ -96,6 +99,76 @@ def _policy_actions(space: spaces.Space, policy: str, rng: np.random.Generator, 
     raise ValueError(f"unknown collection policy {policy!r}; expected 'noop' or 'random'")
 
 
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _CollectJob:
+    """What every shard of one collection shares (sent to the worker processes)."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    num_envs: int
+    policy: str | None
+    seed: int
+    episodes: int
+    episode_len: int
+    masks: bool
+    root: str
+
+
+class _ShardWriter:
+    """Rolls out and writes shards of one job with its own native vector env."""
+
+    def __init__(self, job: _CollectJob) -> None:
+        self.job = job
+        self.env = gym.make_vec(job.env_id, num_envs=job.num_envs, **job.env_kwargs)
+        task = self.env.unwrapped.config.task if hasattr(self.env.unwrapped, "config") else "passive"
+        self.policy = job.policy or ("random" if task == "steer" else "noop")
+        self.space = self.env.single_action_space
+
+    def write(self, j: int) -> dict[str, Any]:
+        """Shard ``j``: reset seed ``seed + j * num_envs``, actions from ``rng([seed, j])``."""
+        job = self.job
+        rng = np.random.default_rng([job.seed, j])
+        arrays = _rollout(self.env, self.space, self.policy, job.seed + j * job.num_envs, rng, job.episode_len, job.masks)
+        keep = min(job.num_envs, job.episodes - j * job.num_envs)
+        shard = Path(job.root) / f"shard_{j:05d}"
+        shard.mkdir()
+        files = {name: _save_npy(shard / f"{name}.npy", a[:keep]) for name, a in arrays.items()}
+        return {"name": shard.name, "episodes": keep, "sha256": files}
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_WORKER: _ShardWriter | None = None
+"""The shard writer of a worker process (set by :func:`_init_worker`)."""
+
+
+def _init_worker(job: _CollectJob) -> None:
+    global _WORKER
+    _WORKER = _ShardWriter(job)
+
+
+def _worker_write(j: int) -> dict[str, Any]:
+    assert _WORKER is not None, "_init_worker did not run in this process"
+    return _WORKER.write(j)
+
+
+def _write_shards(writer: _ShardWriter, n_shards: int, workers: int) -> Iterator[dict[str, Any]]:
+    """Shard metadata in shard order; shards are written by ``workers`` processes (spawned, so
+    that nothing of the caller's state, threads or CUDA context is inherited)."""
+    if workers == 1:
+        yield from map(writer.write, range(n_shards))
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(writer.job,)) as pool:
+        yield from pool.map(_worker_write, range(n_shards))
+
+
 def collect(
     env_id: str,
     path: str | Path,
@@ -109,59 +182,63 @@ def collect(
     overwrite: bool = False,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> Path:
     """Roll out ``episodes`` episodes of ``episode_len`` frames of ``env_id`` and store them.
 
     Deterministic under ``seed``: shard ``j`` resets its ``num_envs`` worlds with seed
     ``seed + j * num_envs`` (world ``i`` gets ``+ i``), and random actions come from
-    ``np.random.default_rng([seed, j])``. One shard holds ``num_envs`` episodes.
+    ``np.random.default_rng([seed, j])``. One shard holds ``num_envs`` episodes. Shards are
+    independent, so ``workers`` processes write them in parallel and the data set's bytes do not
+    depend on ``workers``.
 
     Args:
         policy: ``"noop"`` (default for passive envs) or ``"random"`` (default for control tasks).
+        workers: processes that roll out shards (one shard per task).
     Returns: the data set's path.
+    Raises: ValueError naming a bad argument; FileExistsError when ``path`` exists and
+        ``overwrite`` is False.
     """
     path = Path(path)
-    for name, value in (("episodes", episodes), ("episode_len", episode_len), ("num_envs", num_envs)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    for name, value in (("episodes", episodes), ("episode_len", episode_len), ("num_envs", num_envs), ("workers", workers)):
+        _check_positive_int(name, value)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if env_id not in vim_world.envs.env_ids():
+        raise ValueError(f"env_id must be a vim_world env, one of {vim_world.envs.env_ids()}, got {env_id!r}")
+    if policy not in (None, "noop", "random"):
+        raise ValueError(f"unknown collection policy {policy!r}; expected 'noop' or 'random'")
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise TypeError(f"env_kwargs must be a dict of env options, got {env_kwargs!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"data set {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
     kwargs = dict(env_kwargs or {})
-    kwargs.update(obs_mode="both", masks=masks)
-    env = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
-    task = env.unwrapped.config.task if hasattr(env.unwrapped, "config") else "passive"
-    policy = policy or ("random" if task == "steer" else "noop")
-    space = env.single_action_space
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shards = []
+    kwargs.update(obs_mode="both", masks=bool(masks))
     n_shards = -(-episodes // num_envs)
-    iterator = range(n_shards)
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc=f"collect {env_id}", unit="shard")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    job = _CollectJob(env_id, kwargs, int(num_envs), policy, int(seed), int(episodes), int(episode_len), bool(masks), str(tmp))
+    writer = None
     try:
-        for j in iterator:
-            arrays = _rollout(env, space, policy, seed + j * num_envs, np.random.default_rng([seed, j]), episode_len, masks)
-            keep = min(num_envs, episodes - j * num_envs)
-            shard = tmp / f"shard_{j:05d}"
-            shard.mkdir()
-            files = {name: _save_npy(shard / f"{name}.npy", a[:keep]) for name, a in arrays.items()}
-            shards.append({"name": shard.name, "episodes": keep, "sha256": files})
+        writer = _ShardWriter(job)
+        shards = _write_shards(writer, n_shards, min(int(workers), n_shards))
+        if progress:
+            from tqdm import tqdm
+
+            shards = tqdm(shards, total=n_shards, desc=f"collect {env_id}", unit="shard")
         meta = {
             "format_version": FORMAT_VERSION,
             "vim_world_version": vim_world.__version__,
             "env_id": env_id,
-            "env_kwargs": {k: v for k, v in kwargs.items()},
-            "seed": seed,
-            "num_envs": num_envs,
-            "policy": policy,
-            "episodes": episodes,
-            "episode_len": episode_len,
-            "action_space": repr(space),
-            "action_dim": action_dim(space),
-            "shards": shards,
+            "env_kwargs": kwargs,
+            "seed": int(seed),
+            "num_envs": int(num_envs),
+            "policy": writer.policy,
+            "episodes": int(episodes),
+            "episode_len": int(episode_len),
+            "action_space": repr(writer.space),
+            "action_dim": action_dim(writer.space),
+            "shards": list(shards),
         }
         with open(tmp / "meta.json", "w") as f:
             json.dump(meta, f, indent=1, default=list)
@@ -174,11 +251,14 @@ def collect(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        env.close()
+        if writer is not None:
+            writer.close()
     return path
 
 
-def _rollout(env, space, policy, seed, rng, length, masks) -> dict[str, np.ndarray]:
+def _rollout(env: gym.vector.VectorEnv, space: spaces.Space, policy: str, seed: int, rng: np.random.Generator,
+             length: int, masks: bool) -> dict[str, np.ndarray]:
+    """``length`` steps of every world of ``env`` from ``reset(seed=seed)``: arrays ``(N, T, ...)``."""
     obs, info = env.reset(seed=seed)
     keys = ["pixels", "states", "mechanism", "actions", "rewards", "valid"] + (["masks"] if masks else [])
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
@@ -230,10 +310,12 @@ def open_dataset(path: str | Path, verify: bool = True) -> Dataset:
         raise DatasetError(f"{str(path)!r} is not a vim_world data set: {meta_path} is missing")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{meta_path} is corrupted: {e}") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(f"{meta_path}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else meta
+        raise DatasetError(f"{meta_path}: format_version {version!r}, expected {FORMAT_VERSION}")
+    _check_meta(meta, meta_path)
     for shard in meta["shards"]:
         for name, digest in shard["sha256"].items():
             f = path / shard["name"] / f"{name}.npy"
@@ -242,6 +324,26 @@ def open_dataset(path: str | Path, verify: bool = True) -> Dataset:
             if verify and _sha256(f) != digest:
                 raise DatasetError(f"data set file {f} is truncated or corrupted (SHA-256 mismatch)")
     return Dataset(path, meta)
+
+
+_META_KEYS = {"env_id": str, "policy": str, "episode_len": int, "action_dim": int, "shards": list}
+_SHARD_KEYS = {"name": str, "episodes": int, "sha256": dict}
+
+
+def _check_meta(meta: dict[str, Any], where: Path) -> None:
+    """Every ``meta.json`` key the loader reads is present and of the right type."""
+    for key, kind in _META_KEYS.items():
+        if not isinstance(meta.get(key), kind):
+            raise DatasetError(f"{where} is corrupted: {key!r} should be a {kind.__name__}, got {meta.get(key)!r}")
+    if not meta["shards"]:
+        raise DatasetError(f"{where} lists no shard")
+    for i, shard in enumerate(meta["shards"]):
+        for key, kind in _SHARD_KEYS.items():
+            if not isinstance(shard, dict) or not isinstance(shard.get(key), kind):
+                raise DatasetError(f"{where} is corrupted: shards[{i}] lacks a {kind.__name__} {key!r}")
+        unknown = set(shard["sha256"]) - set(ARRAYS)
+        if unknown or not {"states", "valid"} <= set(shard["sha256"]):
+            raise DatasetError(f"{where} is corrupted: shards[{i}] lists files {sorted(shard['sha256'])}")
 
 
 class SequenceLoader:
@@ -268,34 +370,55 @@ class SequenceLoader:
         shard_indices: list[int] | None = None,
         device: torch.device | str = "cpu",
     ):
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a Dataset (from open_dataset), got {type(dataset).__name__}")
         if mode not in ("pixels", "state"):
             raise ValueError(f"mode must be 'pixels' or 'state', got {mode!r}")
         ep_len = dataset.meta["episode_len"]
-        if not 1 <= seq_len <= ep_len:
-            raise ValueError(f"seq_len must be in [1, {ep_len}] (the episode length), got {seq_len}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or not 1 <= seq_len <= ep_len:
+            raise ValueError(f"seq_len must be in [1, {ep_len}] (the episode length), got {seq_len!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.dataset = dataset
-        self.batch_size, self.seq_len, self.mode, self.seed = batch_size, seq_len, mode, seed
-        shards = list(range(len(dataset.shard_dirs))) if shard_indices is None else list(shard_indices)
+        self.batch_size, self.seq_len, self.mode, self.seed = int(batch_size), int(seq_len), mode, int(seed)
+        n = len(dataset.shard_dirs)
+        shards = list(range(n)) if shard_indices is None else list(shard_indices)
         if not shards:
             raise ValueError("shard_indices selects no shard")
+        bad = [i for i in shards if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n]
+        if bad:
+            raise ValueError(f"shard_indices {bad} are not shard indices in [0, {n})")
+        if mode == "pixels" and "pixels" not in dataset.meta["shards"][0]["sha256"]:
+            raise ValueError(f"mode 'pixels' needs pixels.npy, which {dataset.path} does not hold")
         self.arrays = [dataset.load_shard(i) for i in shards]
         counts = [a["valid"].shape[0] for a in self.arrays]
         self._shard_of = np.repeat(np.arange(len(shards)), counts)  # global episode -> shard
         self._local = np.concatenate([np.arange(c) for c in counts])  # -> episode in shard
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
 
     @property
     def num_episodes(self) -> int:
         return self._shard_of.size
 
-    def batch_at(self, index: int) -> Batch:
-        """Batch number ``index``: episodes and window starts drawn from ``rng([seed, index])``."""
+    def batch_at(self, index: int, rank: int = 0, world_size: int = 1) -> Batch:
+        """Batch number ``index``: episodes and window starts drawn from ``rng([seed, index])``.
+
+        With ``world_size > 1``, only rank ``rank``'s rows of that global batch:
+        ``rank_rows(batch_size, rank, world_size)``. The global batch, and so the training
+        step, is the same whatever the number of processes.
+        """
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+            raise ValueError(f"index must be a non-negative int, got {index!r}")
+        rows = rank_rows(self.batch_size, rank, world_size)
         rng = np.random.default_rng([self.seed, index])
         episodes = rng.integers(0, self.num_episodes, self.batch_size)
         starts = rng.integers(0, self.dataset.meta["episode_len"] - self.seq_len + 1, self.batch_size)
-        return self._gather(episodes, starts)
+        return self._gather(episodes[rows], starts[rows])
 
     def __iter__(self) -> Iterator[Batch]:
         """One ordered pass over every episode (windows from the start), e.g. for evaluation."""
@@ -322,6 +445,22 @@ class SequenceLoader:
             states=states, masks=take("masks") if "masks" in self.arrays[0] else None,
         )  # fmt: skip
         return batch.to(self.device)
+
+
+def rank_rows(batch_size: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous rows of a global batch split evenly over ``world_size`` ranks.
+
+    Raises: ValueError unless ``world_size`` divides ``batch_size`` (equal parts make the mean
+    of the per-rank losses the global mean) and ``0 <= rank < world_size``.
+    """
+    if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
+        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be an int in [0, {world_size}), got {rank!r}")
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the number of processes {world_size}")
+    per = batch_size // world_size
+    return slice(rank * per, (rank + 1) * per)
 
 
 def split_shards(dataset: Dataset, holdout: float) -> tuple[list[int], list[int]]:
