@@ -1,0 +1,49 @@
+"""Adapter: an :class:`~vim_world.imagination.Imagination` as a planners' ReturnModel."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from vim_world.imagination import Imagination, LatentState, action_vectors, observations_to_tensor
+
+
+class ImaginationReturns:
+    """Returns of candidate action sequences under a VIM's sampled futures and reward head.
+
+    A candidate's return in one future is ``sum_t discount^t * R(z_t, a_t)`` over the horizon.
+
+    Args:
+        imagination: the world model (with ``action_dim > 0`` and a reward head).
+        action_space: the real env's single-step action space.
+        n_samples: N sampled futures per candidate.
+        discount: per-step discount of imagined rewards.
+        sample_z: sample module noise in the futures (False: each module's mean).
+    """
+
+    def __init__(self, imagination: Imagination, action_space: spaces.Space, n_samples: int = 8,
+                 discount: float = 1.0, sample_z: bool = True) -> None:
+        cfg = imagination.config
+        if cfg.action_dim == 0 or not cfg.reward_head:
+            raise ValueError("planning needs a VIM trained with actions and a reward head")
+        self.imagination, self.action_space = imagination, action_space
+        self.n_samples, self.discount, self.sample_z = n_samples, discount, sample_z
+        self.device = imagination.device
+
+    def encode(self, observations: np.ndarray) -> LatentState:
+        """Real observations ``(B, ...)`` -> latent start states ``(B, K, D)``."""
+        with torch.inference_mode():
+            obs = observations_to_tensor(observations, self.imagination.config, self.device)
+            return self.imagination.encode(obs[:, None])
+
+    def returns(self, states: LatentState, actions: Tensor, generator: torch.Generator) -> Tensor:
+        """Discounted imagined returns ``(B, C, N)`` of candidates ``(B, C, H, ...)``."""
+        vectors = action_vectors(actions, self.action_space)
+        with torch.inference_mode():
+            rollout = self.imagination.rollout(states, vectors, n_samples=self.n_samples,
+                                               generator=generator, sample_z=self.sample_z, decode=False)
+        rewards = rollout.rewards  # (B, C, N, H)
+        weights = self.discount ** torch.arange(rewards.shape[-1], device=rewards.device, dtype=rewards.dtype)
+        return (rewards * weights).sum(-1)

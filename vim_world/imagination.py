@@ -1,0 +1,349 @@
+"""Imagination: sample module-composed futures from a trained VIM.
+
+One entry point, :meth:`Imagination.rollout`: a context (observed steps, or an already-encoded
+:class:`LatentState`) and optionally action sequences go in; N sampled futures come out as a
+:class:`Rollout`, batched over contexts, candidate action sequences and samples in one pass on
+the model's device (the only Python loop is over the horizon).
+
+Shape letters: B contexts, C candidate action sequences, N sampled futures, T horizon steps,
+K object slots, D latent size, M modules, A action-vector size, S state features.
+
+Time alignment (as in :mod:`vim_world.batch`): from the context's last state ``z_0``, action
+``a_t`` is taken in state ``z_t``, earns ``rewards[..., t] = R(z_t, a_t)`` and leads to
+``z_{t+1}``, stored at ``z[..., t, :, :]``. So ``z``, ``obs``, ``selections`` and ``probs`` hold
+steps ``1..T``; ``rewards`` the rewards of actions ``0..T-1``.
+
+Module composition: an :class:`Intervention` forces module ``m`` (or ``HOLD``: the object's
+current module) onto object ``k`` for steps ``[start, stop)``; every other object-step samples
+the learnt switching prior. :meth:`Imagination.counterfactual` runs a rollout with and without
+an intervention under the same random draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import Tensor
+
+from vim_world.model import VIM, VIMConfig
+
+HOLD = -2
+"""``Intervention.module`` value that keeps the object's current module."""
+_SAMPLE = -1
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Force ``module`` onto object ``obj`` for imagined steps ``start <= t < stop``.
+
+    Step ``t`` is the transition ``z_t -> z_{t+1}`` (0 is the first imagined step). ``stop=None``
+    means to the end of the horizon. ``module=HOLD`` keeps whatever module drives the object
+    when the step is taken (the context's last inferred module at ``t = 0``; sampled if unknown).
+    """
+
+    obj: int
+    module: int
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclass(frozen=True)
+class LatentState:
+    """An encoded state to imagine from.
+
+    Attributes:
+        z: ``(B, K, D)`` object latents.
+        c: ``(B, K)`` int64 module that drove each object into ``z`` (-1 when unknown).
+    """
+
+    z: Tensor
+    c: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.z.shape[0]
+
+    def index(self, rows: Tensor | slice) -> LatentState:
+        """The states of the selected rows."""
+        return LatentState(self.z[rows], self.c[rows])
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Sampled futures. Leading dims ``L`` are ``(B, N)``, or ``(B, C, N)`` with candidates.
+
+    Attributes:
+        z: ``(*L, T, K, D)`` object latents after each step.
+        selections: ``(*L, T, K)`` int64 module that drove each object at each step.
+        probs: ``(*L, T, K, M)`` switching-prior probabilities the selections were drawn from.
+        rewards: ``(*L, T)`` predicted reward of each action, or None without a reward head.
+        obs: ``(*L, T, K, S)`` decoded states or ``(*L, T, C_img, H, W)`` frames, or None when
+            not decoded.
+        masks: ``(*L, T, K, H, W)`` per-slot alpha masks (pixel models, when decoded), else None.
+    """
+
+    z: Tensor
+    selections: Tensor
+    probs: Tensor
+    rewards: Tensor | None
+    obs: Tensor | None
+    masks: Tensor | None
+
+    @property
+    def last_state(self) -> LatentState:
+        """The final imagined state, flattened to ``(prod(L), K, D)``, to continue from."""
+        k, d = self.z.shape[-2:]
+        return LatentState(self.z[..., -1, :, :].reshape(-1, k, d),
+                           self.selections[..., -1, :].reshape(-1, k))
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """A rollout and the same rollout with one intervention, under identical random draws."""
+
+    factual: Rollout
+    intervened: Rollout
+
+
+def intervention_plan(interventions: Sequence[Intervention], horizon: int, num_slots: int,
+                      num_modules: int, device: torch.device | str = "cpu") -> Tensor:
+    """``(T, K)`` int64 plan: a module id, ``HOLD``, or -1 (sample from the prior) per object-step.
+
+    Later interventions override earlier ones where they overlap.
+    """
+    plan = torch.full((horizon, num_slots), _SAMPLE, dtype=torch.long, device=device)
+    for iv in interventions:
+        if not 0 <= iv.obj < num_slots:
+            raise ValueError(f"intervention object {iv.obj} out of range [0, {num_slots})")
+        if iv.module != HOLD and not 0 <= iv.module < num_modules:
+            raise ValueError(f"intervention module {iv.module} out of range [0, {num_modules}) (or HOLD)")
+        stop = horizon if iv.stop is None else iv.stop
+        if not 0 <= iv.start <= stop <= horizon:
+            raise ValueError(f"intervention steps [{iv.start}, {iv.stop}) outside the horizon {horizon}")
+        plan[iv.start:stop, iv.obj] = iv.module
+    return plan
+
+
+class Imagination:
+    """Imagined rollouts of a VIM world model.
+
+    Args:
+        model: a :class:`~vim_world.model.VIM` (any input mode; actions and rewards when its
+            config has ``action_dim > 0`` and ``reward_head``).
+    """
+
+    def __init__(self, model: VIM) -> None:
+        if not isinstance(model, VIM):
+            raise TypeError(f"Imagination needs a VIM, got {type(model).__name__}")
+        self.model = model
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Imagination:
+        """Load a trained VIM from a checkpoint or run directory (eval mode, on ``device``)."""
+        from vim_world.train import load_model
+
+        model, _ = load_model(path, device=device)
+        return cls(model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def config(self) -> VIMConfig:
+        return self.model.config
+
+    def for_num_objects(self, num_slots: int) -> Imagination:
+        """The same weights on ``num_slots`` objects (state models: no weight depends on K)."""
+        if self.config.input_mode != "state":
+            raise ValueError("only state-input models can change their number of objects")
+        model = VIM(replace(self.config, num_slots=num_slots)).to(self.device)
+        model.load_state_dict(self.model.state_dict())
+        return Imagination(model.train(self.model.training))
+
+    # ------------------------------------------------------------------------------- encoding
+
+    def encode(self, obs: Tensor, actions: Tensor | None = None) -> LatentState:
+        """Encode observed steps into the state to imagine from.
+
+        Args:
+            obs: ``(B, Tc, K, S)`` states or ``(B, Tc, C, H, W)`` frames, ``Tc >= 1``.
+            actions: ``(B, Tc - 1, A)`` (or ``(B, Tc, A)``, the last one unused) actions taken
+                between the context steps; may be None when ``Tc == 1``.
+        """
+        a = self.config.action_dim
+        b, tc = obs.shape[:2]
+        if a == 0:
+            actions = None
+        elif actions is None:
+            if tc > 1:
+                raise ValueError(f"a context of {tc} steps needs the {tc - 1} actions between them")
+            actions = obs.new_zeros(b, tc, a)
+        elif actions.shape[1] == tc - 1:
+            actions = torch.cat([actions, actions.new_zeros(b, 1, a)], dim=1)
+        posterior = self.model.observe(obs, actions)
+        return LatentState(posterior.last_z, posterior.last_c)
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``z (*L, K, D)`` -> observations ``(*L, K, S)`` or ``(*L, C, H, W)``, and masks or None."""
+        lead = z.shape[:-2]
+        decoded = self.model.decode(z.reshape(-1, *z.shape[-2:]))
+        masks = None if decoded.masks is None else decoded.masks.reshape(*lead, *decoded.masks.shape[1:])
+        return decoded.obs.reshape(*lead, *decoded.obs.shape[1:]), masks
+
+    # ------------------------------------------------------------------------------ imagining
+
+    def rollout(
+        self,
+        context: LatentState | Tensor,
+        actions: Tensor | None = None,
+        horizon: int | None = None,
+        n_samples: int = 1,
+        *,
+        context_actions: Tensor | None = None,
+        interventions: Sequence[Intervention] = (),
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        sample_z: bool = True,
+        decode: bool = True,
+    ) -> Rollout:
+        """Sample ``n_samples`` futures of ``horizon`` steps from each context (and candidate).
+
+        Runs with gradients (wrap in ``torch.no_grad()`` for speed): with ``sample_z=False`` the
+        latents follow the selected modules' means, a differentiable function of the context and
+        actions (selections are discrete samples and carry no gradient).
+
+        Args:
+            context: a :class:`LatentState` ``(B, ...)``, or observations ``(B, Tc, ...)``
+                (encoded with :meth:`encode` and ``context_actions``).
+            actions: ``(B, T, A)`` one sequence per context, or ``(B, C, T, A)`` C candidate
+                sequences per context; float action vectors (one-hot for discrete actions, see
+                :func:`action_vectors`). None for passive models.
+            horizon: T; defaults to the actions' length (required without actions).
+            n_samples: N futures per context and candidate.
+            interventions: module composition by hand, applied to every future.
+            seed: seeds a fresh ``torch.Generator`` (ignored when ``generator`` is given);
+                equal seeds give identical rollouts.
+            sample_z: add module transition noise; False gives each module's mean (differentiable).
+            decode: decode observations (turn off when only rewards are needed).
+
+        Returns:
+            a :class:`Rollout` with leading dims ``(B, N)`` or ``(B, C, N)``.
+        """
+        state = context if isinstance(context, LatentState) else self.encode(context, context_actions)
+        horizon, actions, lead = self._check_actions(state, actions, horizon, n_samples)
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+        cfg = self.config
+        plan = intervention_plan(interventions, horizon, cfg.num_slots, cfg.num_modules, self.device)
+
+        repeat = int(torch.Size(lead[1:]).numel())  # futures per context: C * N
+        z = state.z.repeat_interleave(repeat, 0)
+        c = state.c.repeat_interleave(repeat, 0)
+        zs, cs, ps, rs = [], [], [], []
+        for t in range(horizon):
+            a_t = None if actions is None else actions[:, t]
+            if self.model.reward_net is not None:
+                rs.append(self.model.reward(z, a_t))
+            forced = torch.where(plan[t] == HOLD, c, plan[t]).expand_as(c)
+            z, c, p = self.model.prior_step(z, c, a_t, forced=forced, generator=generator,
+                                            sample_z=sample_z)
+            zs.append(z)
+            cs.append(c)
+            ps.append(p)
+        z_all = torch.stack(zs, 1).reshape(*lead, horizon, *z.shape[1:])
+        obs, masks = self.decode(z_all) if decode else (None, None)
+        return Rollout(
+            z=z_all,
+            selections=torch.stack(cs, 1).reshape(*lead, horizon, cfg.num_slots),
+            probs=torch.stack(ps, 1).reshape(*lead, horizon, cfg.num_slots, cfg.num_modules),
+            rewards=torch.stack(rs, 1).reshape(*lead, horizon) if rs else None,
+            obs=obs,
+            masks=masks,
+        )
+
+    def counterfactual(
+        self,
+        context: LatentState | Tensor,
+        obj: int,
+        module: int,
+        horizon: int,
+        actions: Tensor | None = None,
+        n_samples: int = 1,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        context_actions: Tensor | None = None,
+        seed: int = 0,
+        sample_z: bool = True,
+    ) -> Counterfactual:
+        """What if object ``obj`` switched to ``module`` at step ``start`` (until ``stop``)?
+
+        Both rollouts use the same seed, so every difference between them is caused by the
+        intervention. Arguments as in :meth:`rollout`.
+        """
+        state = context if isinstance(context, LatentState) else self.encode(context, context_actions)
+        common = dict(actions=actions, horizon=horizon, n_samples=n_samples, seed=seed, sample_z=sample_z)
+        return Counterfactual(
+            factual=self.rollout(state, **common),
+            intervened=self.rollout(state, interventions=[Intervention(obj, module, start, stop)], **common),
+        )
+
+    def _check_actions(self, state: LatentState, actions: Tensor | None, horizon: int | None,
+                       n_samples: int) -> tuple[int, Tensor | None, tuple[int, ...]]:
+        """Validate; return the horizon, actions flattened to ``(B * C * N, T, A)`` and ``L``."""
+        a, b = self.config.action_dim, state.batch_size
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if actions is None:
+            if a > 0:
+                raise ValueError(f"this model takes actions (action_dim={a}); pass actions (B, [C,] T, {a})")
+            if horizon is None or horizon < 1:
+                raise ValueError(f"horizon must be >= 1 without actions, got {horizon}")
+            return horizon, None, (b, n_samples)
+        if a == 0:
+            raise ValueError("this model takes no actions (action_dim=0); pass actions=None")
+        if actions.dim() not in (3, 4) or actions.shape[0] != b or actions.shape[-1] != a:
+            raise ValueError(f"actions must be (B={b}, [C,] T, A={a}), got {tuple(actions.shape)}")
+        t = actions.shape[-2]
+        if horizon is not None and horizon != t:
+            raise ValueError(f"horizon={horizon} but the actions have {t} steps")
+        cands = actions.shape[1:-2]  # () or (C,)
+        lead = (b, *cands, n_samples)
+        flat = actions.to(self.device, state.z.dtype).unsqueeze(-3).expand(*lead, t, a)
+        return t, flat.reshape(-1, t, a), lead
+
+
+def action_vectors(actions: Tensor, space: spaces.Space) -> Tensor:
+    """Actions of ``space`` -> float32 vectors ``(..., A)``, as stored in data sets.
+
+    ``Discrete(n)``: int ``(...)`` -> one-hot ``(..., n)``; ``MultiDiscrete(nvec)``: int
+    ``(..., P)`` -> concatenated one-hots ``(..., sum(nvec))``; ``Box``: ``(..., *shape)`` ->
+    flattened ``(..., prod(shape))``.
+    """
+    if isinstance(space, spaces.Discrete):
+        return F.one_hot(actions.long() - int(space.start), int(space.n)).float()
+    if isinstance(space, spaces.MultiDiscrete):
+        if space.nvec.ndim != 1:
+            raise ValueError(f"only 1-D MultiDiscrete spaces are supported, got nvec {space.nvec.shape}")
+        parts = [F.one_hot(actions[..., i].long(), int(n)) for i, n in enumerate(space.nvec)]
+        return torch.cat(parts, -1).float()
+    if isinstance(space, spaces.Box):
+        return actions.float().flatten(actions.dim() - len(space.shape))
+    raise TypeError(f"unsupported action space {space}")
+
+
+def observations_to_tensor(observations: np.ndarray, config: VIMConfig,
+                           device: torch.device | str = "cpu") -> Tensor:
+    """Env observations -> model inputs: states ``(B, K, S)`` float32 as they are, frames
+    ``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float32 in [0, 1]."""
+    x = torch.as_tensor(np.asarray(observations), device=device)
+    if config.input_mode == "pixels":
+        return x.permute(0, 3, 1, 2).float().div_(255.0)
+    return x.float()

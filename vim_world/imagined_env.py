@@ -1,0 +1,160 @@
+"""Gymnasium envs whose steps come from a VIM world model, so agents can train in imagination.
+
+:class:`ImaginedVectorEnv` steps N imagined worlds in one batched model call; :class:`ImaginedEnv`
+is its single-env case. Start states are real env resets encoded by the model (a pool drawn once
+at construction: imagined training uses no real environment steps); each step samples the
+switching prior and the selected modules, the reward comes from the reward head, an episode
+terminates when the task's success rule holds on the decoded state, and is truncated after the
+real task's ``max_episode_steps``. Observations are decoded and clipped into the real env's
+observation space, so a policy trained here acts in the real env unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from vim_world.envs.world import AGENT, ZONE, ZONE_SIZE
+from vim_world.imagination import Imagination, LatentState, action_vectors, observations_to_tensor
+
+SuccessRule = Callable[[np.ndarray], np.ndarray]
+"""Decoded observations ``(N, ...)`` -> ``(N,)`` bool: the episode is won."""
+
+
+def steer_success(states: np.ndarray) -> np.ndarray:
+    """The steer task's rule on state observations ``(N, K, S)``: the agent's centre is within
+    ``ZONE_SIZE`` of the goal zone's."""
+    return np.linalg.norm(states[:, AGENT, :2] - states[:, ZONE, :2], axis=-1) < ZONE_SIZE
+
+
+class ImaginedVectorEnv(VectorEnv):
+    """N imagined copies of a real task, stepped together by the model (next-step autoreset).
+
+    Args:
+        imagination: the world model; it must take actions and have a reward head.
+        env_id: the real task whose spaces, start states and episode length are used.
+        num_envs: N.
+        env_kwargs: options of the real env (``obs_mode`` is set from the model's input mode).
+        max_episode_steps: truncation; defaults to the real task's.
+        success: termination rule on decoded observations; defaults to :func:`steer_success`
+            for state models of a steer task, else episodes only truncate.
+        start_states: size of the pool of encoded real resets episodes start from.
+        sample_z: sample module noise (False: each module's mean).
+        seed: seeds the real resets of the pool.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, imagination: Imagination, env_id: str = "VimWorld/Steer-v0", num_envs: int = 1, *,
+                 env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None,
+                 success: SuccessRule | None = None, start_states: int = 256, sample_z: bool = True,
+                 seed: int = 0) -> None:
+        cfg = imagination.config
+        if cfg.action_dim == 0 or not cfg.reward_head:
+            raise ValueError("an imagined env needs a VIM trained with actions and a reward head")
+        kwargs = {**(env_kwargs or {}), "obs_mode": cfg.input_mode if cfg.input_mode == "state" else "pixels"}
+        if cfg.input_mode == "pixels":
+            kwargs["obs_size"] = cfg.image_size
+        real = gym.make_vec(env_id, num_envs=start_states, **kwargs)
+        start_obs, _ = real.reset(seed=seed)
+        task = real.unwrapped.config.task if hasattr(real.unwrapped, "config") else None
+        self.single_observation_space = real.single_observation_space
+        self.single_action_space = real.single_action_space
+        real.close()
+        if cfg.input_mode == "state" and start_obs.shape[1] != cfg.num_slots:
+            imagination = imagination.for_num_objects(start_obs.shape[1])
+        self.imagination = imagination
+        self.num_envs = num_envs
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.max_episode_steps = max_episode_steps or gym.spec(env_id).max_episode_steps
+        if success is None and task == "steer" and cfg.input_mode == "state":
+            success = steer_success
+        self.success, self.sample_z = success, sample_z
+        device = imagination.device
+        with torch.no_grad():
+            self._start_obs = start_obs
+            self._starts = imagination.encode(observations_to_tensor(start_obs, cfg, device)[:, None])
+        self._state: LatentState | None = None
+        self._elapsed = np.zeros(num_envs, np.int64)
+        self._autoreset = np.zeros(num_envs, bool)
+        self._rng = np.random.default_rng()
+        self._generator = torch.Generator(device=device).manual_seed(int(self._rng.integers(2**62)))
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Draw N start states from the pool; ``seed`` also reseeds the model's samples."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self._generator.manual_seed(seed)
+        rows = self._rng.integers(len(self._start_obs), size=self.num_envs)
+        self._state = self._starts.index(torch.as_tensor(rows, device=self.imagination.device))
+        self._elapsed[:] = 0
+        self._autoreset[:] = False
+        return self._start_obs[rows].copy(), {}
+
+    @torch.no_grad()
+    def step(self, actions):
+        """One imagined step of every env; envs that ended at the last step reset instead."""
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions)
+        if actions.shape[:1] != (self.num_envs,) or not all(self.single_action_space.contains(a) for a in actions):
+            raise ValueError(f"invalid actions {actions!r} for {self.num_envs} envs of {self.single_action_space}")
+        im, device = self.imagination, self.imagination.device
+        a = action_vectors(torch.as_tensor(actions, device=device), self.single_action_space)
+        z, c = self._state.z, self._state.c
+        rewards = im.model.reward(z, a).double().cpu().numpy()
+        z, c, _ = im.model.prior_step(z, c, a, generator=self._generator, sample_z=self.sample_z)
+        obs = self._observations(z)
+        terminated = self.success(obs) if self.success is not None else np.zeros(self.num_envs, bool)
+        self._elapsed += 1
+        truncated = ~terminated & (self._elapsed >= self.max_episode_steps)
+
+        resetting = self._autoreset
+        if resetting.any():
+            rows = self._rng.integers(len(self._start_obs), size=int(resetting.sum()))
+            fresh = self._starts.index(torch.as_tensor(rows, device=device))
+            mask = torch.as_tensor(resetting, device=device)
+            z, c = z.clone(), c.clone()
+            z[mask], c[mask] = fresh.z, fresh.c
+            obs[resetting] = self._start_obs[rows]
+            rewards[resetting], terminated[resetting], truncated[resetting] = 0.0, False, False
+            self._elapsed[resetting] = 0
+        self._state = LatentState(z, c)
+        self._autoreset = terminated | truncated
+        return obs, rewards, terminated, truncated, {}
+
+    def _observations(self, z: torch.Tensor) -> np.ndarray:
+        """Decoded observations ``(N, ...)`` clipped into the real observation space."""
+        decoded, _ = self.imagination.decode(z)
+        space = self.single_observation_space
+        if self.imagination.config.input_mode == "pixels":  # (N, 3, H, W) in [0, 1] -> uint8 frames
+            frames = (decoded.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+            return frames.cpu().numpy()
+        return np.clip(decoded.cpu().numpy(), space.low, space.high).astype(space.dtype)
+
+
+class ImaginedEnv(gym.Env):
+    """A single imagined env: :class:`ImaginedVectorEnv` with N = 1 (same arguments)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, imagination: Imagination, env_id: str = "VimWorld/Steer-v0", **kwargs: Any) -> None:
+        self._vec = ImaginedVectorEnv(imagination, env_id, num_envs=1, **kwargs)
+        self.observation_space: spaces.Space = self._vec.single_observation_space
+        self.action_space: spaces.Space = self._vec.single_action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        obs, info = self._vec.reset(seed=seed)
+        return obs[0], info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self._vec.step(np.asarray(action)[None])
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
