@@ -1,0 +1,118 @@
+"""Planners find the known optimum of a tiny hand-written model; MPC, risk and baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from vim_world.agents import CEM, MPPI, MPCAgent, PointGoal, RandomAgent, RandomShooting, aggregate_returns
+from vim_world.agents.distributions import CategoricalSequence, GaussianSequence, initial_distribution
+
+STATES = np.array([[0.0, 5.0], [0.0, -5.0], [0.0, 0.0]])  # goal right, goal left, at the goal
+SPACES = {
+    "discrete": spaces.Discrete(3),
+    "multidiscrete": spaces.MultiDiscrete([3, 2]),
+    "box": spaces.Box(-1.0, 1.0, (1,)),
+}
+PLANNERS = {
+    "random_shooting": lambda: RandomShooting(horizon=5, num_candidates=1000),
+    "cem": lambda: CEM(horizon=5, num_candidates=200, iterations=4),
+    "mppi": lambda: MPPI(horizon=5, num_candidates=200, iterations=4),
+}
+
+
+def first_displacement(model: PointGoal, planner_name: str) -> torch.Tensor:
+    plan = PLANNERS[planner_name]().plan(model, model.encode(STATES), len(STATES), torch.Generator().manual_seed(0))
+    return model.displacement(plan.actions.unsqueeze(1))[:, 0, 0]
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+@pytest.mark.parametrize("planner_name", list(PLANNERS))
+def test_planner_finds_the_known_best_first_action(space_name, planner_name):
+    model = PointGoal(SPACES[space_name], n_samples=4, noise=0.1)
+    u = first_displacement(model, planner_name)
+    top = 2.0 if space_name == "multidiscrete" else 1.0  # full speed towards the goal
+    tol = 0.35 if (space_name, planner_name) == ("box", "random_shooting") else 0.15
+    assert u[0] == pytest.approx(top, abs=tol)
+    assert u[1] == pytest.approx(-top, abs=tol)
+    assert abs(float(u[2])) <= tol
+
+
+@pytest.mark.parametrize("planner_name", ["cem", "mppi"])
+def test_iterative_planners_find_the_whole_optimal_sequence(planner_name):
+    model = PointGoal(spaces.Discrete(3), n_samples=1)
+    plan = PLANNERS[planner_name]().plan(model, model.encode(STATES), 3, torch.Generator().manual_seed(0))
+    assert plan.actions.tolist() == [[2] * 5, [0] * 5, [1] * 5]
+    torch.testing.assert_close(plan.score, torch.tensor([-10.0, -10.0, 0.0]))
+
+
+def test_plans_are_deterministic_under_a_seed():
+    model = PointGoal(spaces.Box(-1.0, 1.0, (1,)), noise=0.3)
+    plans = [CEM(4, 50).plan(model, model.encode(STATES), 3, torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    assert torch.equal(plans[0].actions, plans[1].actions)
+    assert not torch.equal(plans[0].actions, plans[2].actions)
+
+
+def test_aggregate_returns_mean_and_quantile():
+    returns = torch.tensor([[[0.0, 10.0], [4.0, 4.0]]])  # candidate 0: risky, higher mean
+    assert aggregate_returns(returns).argmax().item() == 0
+    assert aggregate_returns(returns, risk=0.1).argmax().item() == 1
+    with pytest.raises(ValueError, match="quantile"):
+        aggregate_returns(returns, risk=1.5)
+
+
+def test_risk_averse_planner_avoids_the_noisy_action():
+    class Gamble(PointGoal):
+        """Action 0: +3 or -3 (mean 0); action 1: +1 surely; action 2: +5 or -1 (mean 2, risky)."""
+
+        def returns(self, states, actions, generator):
+            coin = torch.tensor([1.0, -1.0, 1.0, -1.0])  # N = 4 futures, half good, half bad
+            payoff = torch.stack([3 * coin, torch.ones(4), 2 + 3 * coin], 0)[actions[..., 0]]  # (B, C, N)
+            return payoff
+
+    model = Gamble(spaces.Discrete(3))
+    planner_mean = RandomShooting(1, 60)
+    planner_safe = RandomShooting(1, 60, risk=0.25)
+    g = torch.Generator().manual_seed(0)
+    assert planner_mean.plan(model, None, 1, g).actions.item() == 2
+    assert planner_safe.plan(model, None, 1, g).actions.item() == 1
+
+
+def test_mpc_agent_replans_every_k_steps():
+    model = PointGoal(spaces.Discrete(3))
+    calls = []
+    encode = model.encode
+    model.encode = lambda obs: calls.append(1) or encode(obs)
+    agent = MPCAgent(CEM(4, 50), model, replan_every=2)
+    obs = STATES.copy()
+    for _ in range(5):
+        action = agent.act(obs)
+        obs[:, 0] += action - 1
+    assert len(calls) == 3
+    np.testing.assert_allclose(obs[:, 0], [5.0, -5.0, 0.0])
+    with pytest.raises(ValueError, match="replan_every"):
+        MPCAgent(CEM(4, 50), model, replan_every=5)
+
+
+@pytest.mark.parametrize("space", list(SPACES.values()), ids=list(SPACES))
+def test_random_agent_samples_the_space(space):
+    actions = RandomAgent(space, seed=0).act(np.zeros((16, 2)))
+    assert len(actions) == 16 and all(space.contains(a) for a in actions)
+
+
+def test_distributions_sample_fit_and_mode_shapes():
+    g = torch.Generator().manual_seed(0)
+    cat = initial_distribution(spaces.MultiDiscrete([3, 2]), 2, 4, "cpu")
+    assert isinstance(cat, CategoricalSequence)
+    a = cat.sample(10, g)
+    assert a.shape == (2, 10, 4, 2) and (a[..., 1] < 2).all()
+    fitted = cat.fit(a[:, :1], torch.ones(2, 1))
+    assert torch.equal(fitted.mode(), a[:, 0])
+    box = initial_distribution(spaces.Box(-2.0, 1.0, (3,)), 2, 4, "cpu")
+    assert isinstance(box, GaussianSequence)
+    x = box.sample(10, g)
+    assert x.shape == (2, 10, 4, 3) and x.min() >= -2 and x.max() <= 1
+    with pytest.raises(ValueError, match="finite bounds"):
+        initial_distribution(spaces.Box(-np.inf, np.inf, (1,)), 1, 1, "cpu")

@@ -1,0 +1,171 @@
+"""Contracts of vim_world.imagination: shapes, seeds, interventions, counterfactuals, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gymnasium import spaces
+
+from vim_world.imagination import (HOLD, Imagination, Intervention, LatentState, action_vectors,
+                                   intervention_plan)
+from vim_world.model import VIM, preset
+
+B, TC, K, S, A, M, D = 2, 3, 4, 13, 5, 4, 8
+
+
+def make(**overrides) -> Imagination:
+    torch.manual_seed(0)
+    cfg = preset("tiny-state", hidden=16, num_slots=K, state_dim=S, latent_dim=D, num_modules=M,
+                 action_dim=A, reward_head=True, **overrides)
+    return Imagination(VIM(cfg).eval())
+
+
+@pytest.fixture(scope="module")
+def im() -> Imagination:
+    return make()
+
+
+@pytest.fixture(scope="module")
+def context() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(B, TC, K, S, generator=g), torch.randn(B, TC - 1, A, generator=g)
+
+
+def test_rollout_shapes_with_candidates(im, context):
+    obs, ctx_actions = context
+    actions = torch.randn(B, 7, 6, A)
+    r = im.rollout(obs, actions, n_samples=3, context_actions=ctx_actions, seed=0)
+    lead = (B, 7, 3, 6)
+    assert r.z.shape == (*lead, K, D)
+    assert r.selections.shape == (*lead, K) and r.selections.dtype == torch.long
+    assert r.probs.shape == (*lead, K, M)
+    torch.testing.assert_close(r.probs.sum(-1), torch.ones(lead + (K,)))
+    assert r.rewards.shape == lead
+    assert r.obs.shape == (*lead, K, S) and r.masks is None
+    assert r.last_state.z.shape == (B * 7 * 3, K, D)
+
+
+def test_rollout_shapes_one_sequence_per_context(im, context):
+    r = im.rollout(context[0], torch.randn(B, 5, A), n_samples=4, context_actions=context[1])
+    assert r.z.shape == (B, 4, 5, K, D) and r.rewards.shape == (B, 4, 5)
+
+
+def test_passive_model_needs_a_horizon():
+    torch.manual_seed(0)
+    im = Imagination(VIM(preset("tiny-state", hidden=16, num_slots=K, state_dim=S)).eval())
+    r = im.rollout(torch.randn(B, 1, K, S), horizon=4, n_samples=2, decode=False)
+    assert r.z.shape == (B, 2, 4, K, 8) and r.rewards is None and r.obs is None
+    with pytest.raises(ValueError, match="horizon"):
+        im.rollout(torch.randn(B, 1, K, S))
+
+
+def test_pixel_model_rollout_returns_frames_and_masks():
+    torch.manual_seed(0)
+    cfg = preset("tiny-pixels", hidden=8, latent_dim=8, num_slots=3, slot_iters=1)
+    im = Imagination(VIM(cfg).eval())
+    r = im.rollout(torch.rand(1, 2, 3, 32, 32), horizon=2, n_samples=2)
+    assert r.obs.shape == (1, 2, 2, 3, 32, 32) and r.masks.shape == (1, 2, 2, 3, 32, 32)
+
+
+def test_equal_seeds_give_identical_rollouts_and_other_seeds_differ(im, context):
+    actions = torch.randn(B, 6, A)
+    runs = [im.rollout(context[0], actions, n_samples=5, context_actions=context[1], seed=s) for s in (3, 3, 4)]
+    for name in ("z", "selections", "probs", "rewards", "obs"):
+        torch.testing.assert_close(getattr(runs[0], name), getattr(runs[1], name), rtol=0, atol=0)
+    assert not torch.equal(runs[0].z, runs[2].z)
+
+
+def test_samples_are_batched_not_copies(im, context):
+    r = im.rollout(context[0], torch.randn(B, 6, A), n_samples=5, context_actions=context[1], seed=0)
+    assert not torch.equal(r.z[:, 0], r.z[:, 1])
+
+
+def test_intervention_forces_the_module_and_changes_only_that_object(im, context):
+    state = im.encode(*context)
+    actions = torch.randn(B, 8, A)
+    base = im.rollout(state, actions, n_samples=6, seed=7)
+    forced = im.rollout(state, actions, n_samples=6, seed=7, interventions=[Intervention(obj=2, module=1, start=3, stop=6)])
+    assert (forced.selections[..., 3:6, 2] == 1).all()
+    others = [k for k in range(K) if k != 2]
+    torch.testing.assert_close(forced.z[..., others, :], base.z[..., others, :], rtol=0, atol=0)
+    torch.testing.assert_close(forced.z[..., :3, :, :], base.z[..., :3, :, :], rtol=0, atol=0)
+    assert not torch.equal(forced.z[..., 2, :], base.z[..., 2, :])
+
+
+def test_hold_keeps_the_current_module(im, context):
+    state = LatentState(im.encode(*context).z, torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]]))
+    r = im.rollout(state, torch.randn(B, 6, A), n_samples=4, seed=0, interventions=[Intervention(1, HOLD)])
+    expected = state.c[:, None, None, 1].expand(B, 4, 6)
+    assert torch.equal(r.selections[..., 1], expected)
+
+
+def test_counterfactual_is_one_call_with_shared_randomness(im, context):
+    cf = im.counterfactual(context[0], obj=0, module=3, horizon=5, actions=torch.randn(B, 5, A),
+                           n_samples=3, start=2, context_actions=context[1], seed=1)
+    assert (cf.intervened.selections[..., 2:, 0] == 3).all()
+    torch.testing.assert_close(cf.factual.z[..., 1:, :], cf.intervened.z[..., 1:, :], rtol=0, atol=0)
+
+
+def test_nary_interventions_run(context):
+    im = make(nary=True)
+    r = im.rollout(context[0], torch.randn(B, 4, A), context_actions=context[1],
+                   interventions=[Intervention(0, 2)], seed=0)
+    assert (r.selections[..., 0] == 2).all()
+
+
+def test_gradients_flow_to_actions_and_context_without_sampling_noise(im, context):
+    obs = context[0].clone().requires_grad_(True)
+    actions = torch.randn(B, 5, A, requires_grad=True)
+    r = im.rollout(obs, actions, n_samples=2, context_actions=context[1], sample_z=False, seed=0)
+    (r.rewards.sum() + r.obs.sum()).backward()
+    for grad in (obs.grad, actions.grad):
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_invalid_arguments_are_named(im, context):
+    state = im.encode(*context)
+    with pytest.raises(ValueError, match="actions must be"):
+        im.rollout(state, torch.randn(B + 1, 4, A))
+    with pytest.raises(ValueError, match="takes actions"):
+        im.rollout(state, horizon=3)
+    with pytest.raises(ValueError, match="horizon=3"):
+        im.rollout(state, torch.randn(B, 4, A), horizon=3)
+    with pytest.raises(ValueError, match="needs the 2 actions"):
+        im.encode(context[0])
+    with pytest.raises(ValueError, match="module 9"):
+        intervention_plan([Intervention(0, 9)], 4, K, M)
+    with pytest.raises(ValueError, match="outside the horizon"):
+        intervention_plan([Intervention(0, 1, start=2, stop=9)], 4, K, M)
+    with pytest.raises(TypeError, match="needs a VIM"):
+        Imagination(torch.nn.Linear(1, 1))
+
+
+def test_intervention_plan_later_entries_win():
+    plan = intervention_plan([Intervention(1, 2), Intervention(1, HOLD, start=1, stop=2)], 3, 2, 4)
+    assert plan.tolist() == [[-1, 2], [-1, HOLD], [-1, 2]]
+
+
+def test_action_vectors_match_the_data_format():
+    assert action_vectors(torch.tensor([[0, 4]]), spaces.Discrete(5)).tolist() == [[[1, 0, 0, 0, 0], [0, 0, 0, 0, 1]]]
+    multi = action_vectors(torch.tensor([[2, 1]]), spaces.MultiDiscrete([3, 2]))
+    assert multi.tolist() == [[0, 0, 1, 0, 1]]
+    box = action_vectors(torch.ones(2, 3, 2, 2), spaces.Box(-1, 1, (2, 2)))
+    assert box.shape == (2, 3, 4) and box.dtype == torch.float32
+
+
+def test_for_num_objects_shares_weights(im, context):
+    first = context[0][:, :1]  # (B, 1, K, S)
+    six = torch.cat([first, first[:, :, :2]], dim=2)  # the same K objects and two more
+    bigger = im.for_num_objects(6)
+    assert bigger.encode(six).z.shape == (B, 6, D)
+    torch.testing.assert_close(bigger.encode(six).z[:, :K], im.encode(first).z)
+
+
+def test_from_checkpoint_round_trip(tmp_path, im, context):
+    from vim_world.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path, 1, im.model, "vim", im.config.to_dict(), {"optimizer": {}, "rng": {}})
+    loaded = Imagination.from_checkpoint(tmp_path, device="cpu")
+    a = torch.randn(B, 3, A)
+    torch.testing.assert_close(loaded.rollout(context[0], a, context_actions=context[1], seed=0).z,
+                               im.rollout(context[0], a, context_actions=context[1], seed=0).z)
