@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,31 +30,51 @@ def _cmd_play(args: argparse.Namespace) -> None:
 def _cmd_collect(args: argparse.Namespace) -> None:
     from vim_world.data import collect
 
-    kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    kwargs = _json_option("--env-kwargs", args.env_kwargs) if args.env_kwargs else {}
     path = collect(
         args.env, args.out, episodes=args.episodes, episode_len=args.episode_len, seed=args.seed,
         num_envs=args.num_envs, policy=args.policy, masks=args.masks, overwrite=args.overwrite,
-        env_kwargs=kwargs, progress=True,
+        env_kwargs=kwargs, progress=True, workers=args.workers,
     )  # fmt: skip
     print(f"data set written to {path}")
 
 
-def _train_config(args: argparse.Namespace):
-    from vim_world.train import TrainConfig
+def _json_option(flag: str, text: str) -> dict:
+    """A JSON object given on the command line; the error names the flag."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag} is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return value
 
-    overrides = json.loads(args.overrides) if args.overrides else {}
-    return TrainConfig(
-        data=args.data, out=args.out, model=args.model, preset=args.preset, mode=args.mode, overrides=overrides,
-        steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, seed=args.seed,
-        device=args.device, compile=args.compile, checkpoint_every=args.checkpoint_every,
-    )  # fmt: skip
+
+def _train_config(args: argparse.Namespace):
+    """TrainConfig from ``--config FILE`` (if given), then the flags given on the command line.
+
+    Train flags default to "not given" (``argparse.SUPPRESS``), so that the defaults live in one
+    place, :class:`~vim_world.train.TrainConfig`, and a flag always beats the file.
+    """
+    from vim_world.train import TrainConfig, read_config_file
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "fn", "config")}
+    if "overrides" in given:
+        given["overrides"] = _json_option("--overrides", given["overrides"])
+    values = read_config_file(args.config) if args.config else {}
+    return TrainConfig.from_dict({**values, **given})
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from vim_world.train import train
+    from vim_world.train import TrainingDiverged, train
 
-    result = train(_train_config(args))
-    print(f"trained {result.steps} steps (resumed from {result.resumed_from}); checkpoint: {result.checkpoint}")
+    try:
+        result = train(_train_config(args))
+    except TrainingDiverged as e:
+        print(f"vim-world train: error: {e}", file=sys.stderr)
+        raise SystemExit(3) from None
+    if os.environ.get("RANK", "0") == "0":  # one line per run, not per torchrun process
+        print(f"trained {result.steps} steps (resumed from {result.resumed_from}); checkpoint: {result.checkpoint}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -102,23 +123,36 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--masks", action="store_true", help="store per-object masks (for pixel-mode slot matching)")
     c.add_argument("--env-kwargs", default=None, help='JSON env options, e.g. \'{"obs_size": 32}\'')
     c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--workers", type=int, default=1, help="processes rolling out shards in parallel (same bytes for any number)")
     c.set_defaults(fn=_cmd_collect)
 
-    t = sub.add_parser("train", help="train a world model (resumes from the run's last checkpoint)")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--model", default="vim", choices=["vim", "vim_m1", "vrnn", "copy_last"])
-    t.add_argument("--preset", default="tiny", choices=["tiny", "default"])
-    t.add_argument("--mode", default="state", choices=["state", "pixels"])
-    t.add_argument("--overrides", default=None, help='JSON VIMConfig overrides, e.g. \'{"num_modules": 8}\'')
-    t.add_argument("--steps", type=int, default=2000)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--seq-len", type=int, default=10)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
+    t = sub.add_parser(
+        "train", argument_default=argparse.SUPPRESS,
+        help="train a world model (resumes from the run's last checkpoint; runs data-parallel under torchrun)",
+        description="Flags default to the TrainConfig defaults; --config FILE (.json or .toml) holds any "
+        "TrainConfig fields and flags given here take precedence. Under `torchrun --nproc_per_node=N` "
+        "each process trains on its share of every batch (DDP).",
+    )  # fmt: skip
+    t.add_argument("--config", default=None, help="JSON or TOML file of TrainConfig fields")
+    t.add_argument("--data", help="data set directory (required, here or in --config)")
+    t.add_argument("--out", help="run directory (required, here or in --config)")
+    t.add_argument("--model", choices=["vim", "vim_m1", "vrnn", "copy_last"])
+    t.add_argument("--preset", choices=["tiny", "default"])
+    t.add_argument("--mode", choices=["state", "pixels"])
+    t.add_argument("--overrides", help='JSON VIMConfig overrides, e.g. \'{"num_modules": 8}\'')
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int, help="global batch size, split over the processes")
+    t.add_argument("--seq-len", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto, cpu, cuda (under torchrun each process takes cuda:LOCAL_RANK)")
+    t.add_argument("--holdout", type=float, help="fraction of shards held out of training")
     t.add_argument("--compile", action="store_true")
-    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--log-every", type=int)
+    t.add_argument("--no-progress", dest="progress", action="store_false")
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate trained models: prediction, discovery, composition")
@@ -144,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ValueError, FileExistsError, KeyError) as e:
+    except (ValueError, TypeError, FileExistsError, KeyError) as e:
         print(f"vim-world {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

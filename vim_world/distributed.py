@@ -130,7 +130,7 @@ def loss_function(model: nn.Module, ctx: DistContext) -> Callable[..., tuple[tor
         return model.loss
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(LossModule(model), device_ids=None, broadcast_buffers=False)
+    return DistributedDataParallel(LossModule(model), device_ids=None)
 
 
 def mean_across_ranks(values: dict[str, float], ctx: DistContext) -> dict[str, float]:

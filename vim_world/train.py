@@ -89,7 +89,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
                 expected = " or ".join(k.__name__ for k in kinds)
-                raise TypeError(f"{name} must be a {expected}, got {type(value).__name__} {value!r}")
+                raise TypeError(f"{name} must be of type {expected}, got {type(value).__name__} {value!r}")
         if self.model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {self.model!r}")
         if self.preset not in ("tiny", "default"):
