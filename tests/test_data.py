@@ -107,3 +107,40 @@ def test_control_task_records_actions_and_rewards(tmp_path):
     assert np.any(a["rewards"] != 0)
     assert not a["valid"][:, -1].any()  # 70 > max_episode_steps: every episode has ended
     assert json.loads((p / "meta.json").read_text())["episode_len"] == 70
+
+
+def test_parallel_collection_writes_the_same_bytes(tmp_path):
+    """One shard per task: 1 or 2 worker processes give byte-identical data sets."""
+    opts = dict(episodes=6, episode_len=5, seed=11, num_envs=2, env_kwargs={"obs_size": 32}, policy="random")
+    one = collect("VimWorld/Steer-v0", tmp_path / "w1", workers=1, **opts)
+    two = collect("VimWorld/Steer-v0", tmp_path / "w2", workers=2, **opts)
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert len(files) == 1 + 3 * 6 and files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    for f in files:
+        assert (one / f).read_bytes() == (two / f).read_bytes(), f
+    assert not list(tmp_path.glob(".w*"))  # no temporary directory left behind
+
+
+def test_collect_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        collect("VimWorld/Passive-v0", tmp_path / "x", episodes=2, episode_len=2, workers=0)
+    with pytest.raises(ValueError, match="env_id must be a vim_world env.*'CartPole-v1'"):
+        collect("CartPole-v1", tmp_path / "x", episodes=2, episode_len=2)
+    with pytest.raises(ValueError, match="unknown collection policy 'greedy'"):
+        collect("VimWorld/Passive-v0", tmp_path / "x", episodes=2, episode_len=2, policy="greedy")
+    assert not (tmp_path / "x").exists()
+
+
+def test_malformed_meta_is_named(small, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    del meta["shards"][1]["sha256"]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="shards\\[1\\] lacks a dict 'sha256'"):
+        open_dataset(copy)
+    (copy / "meta.json").write_text("[1, 2]")
+    with pytest.raises(DatasetError, match="format_version"):
+        open_dataset(copy)
