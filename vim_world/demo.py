@@ -18,7 +18,7 @@ import vim_world
 from vim_world.data import DatasetError, collect, open_dataset
 from vim_world.envs import env_ids
 from vim_world.evaluate import EvalConfig, evaluate
-from vim_world.report import curve_png, gif_bytes, image, metrics_table, write_report
+from vim_world.report import gif_bytes, image, write_report
 from vim_world.train import TrainConfig, train
 
 PRESETS = {
@@ -81,7 +81,7 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     t = time.perf_counter()
     ecfg = EvalConfig(runs=runs, splits={"in_distribution": str(train_data), "heldout_pairs": str(heldout_data)},
                       out=str(out / "eval"), device=device)  # fmt: skip
-    metrics = evaluate(ecfg)
+    evaluation = evaluate(ecfg)
     timings["evaluate"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -89,10 +89,7 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
         ("Summary", f"<p>vim_world {vim_world.__version__}, preset <b>{preset}</b>, state-input models, "
                     f"context {ecfg.context}, horizon {ecfg.horizon}, N = {ecfg.n_samples} samples.</p>"
                     f"<pre>{json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=1)}</pre>"),
-        ("Metrics", metrics_table(metrics)),
-        ("Prediction error over the horizon", "".join(
-            image(curve_png(metrics, split, key)) for split in metrics["splits"] for key in ("mse_best", "mse_mean"))),
-        ("Composition (ratio to in-distribution)", f"<pre>{json.dumps(metrics['ratios'], indent=1)}</pre>"),
+        *evaluation.sections,
         ("Environments", env_gallery()),
     ]  # fmt: skip
     return write_report(out / "report.html", "vim_world demo report", sections)

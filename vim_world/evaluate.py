@@ -18,7 +18,10 @@ import numpy as np
 import torch
 
 from vim_world.data import SequenceLoader, open_dataset, split_shards
-from vim_world.metrics import discovery_scores, match_slots, per_step_mse, psnr, ssim
+from vim_world.envs import MECHANISM_NAMES
+from vim_world.figures import strip, timeline, to_frames
+from vim_world.metrics import discovery_scores, hungarian_accuracy, match_slots, per_step_mse, psnr, ssim
+from vim_world.report import curve_png, image, metrics_table, write_report
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
 
 
@@ -39,13 +42,24 @@ class EvalConfig:
     device: str = "auto"
 
 
+@dataclass
+class Evaluation:
+    """Attributes: metrics (also in ``metrics.json``), report sections (heading, HTML), report path."""
+
+    metrics: dict[str, Any]
+    sections: list[tuple[str, str]]
+    report: Path
+
+
 @torch.no_grad()
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+def evaluate(cfg: EvalConfig) -> Evaluation:
+    """Evaluate every run on every split; write ``metrics.json`` and ``report.html`` in ``cfg.out``."""
     device = resolve_device(cfg.device)
     models = {name: load_model(path, cfg.device)[0] for name, path in cfg.runs.items()}
     mode = next(iter(models.values())).config.input_mode
     seq_len = cfg.context + cfg.horizon
     results: dict[str, Any] = {"config": vars(cfg).copy(), "splits": {}}
+    figures: list[tuple[str, str]] = []
     reference = next(iter(cfg.splits))
     for split, path in cfg.splits.items():
         dataset = open_dataset(path)
@@ -54,16 +68,37 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         with_actions = uses_actions(dataset)
         batches = [prepare(loader.batch_at(i), with_actions) for i in range(cfg.max_batches)]
         split_result: dict[str, Any] = {"data": str(path), "sequences": len(batches) * cfg.batch_size, "prediction": {}}
+        figures.append((f"{split}: sequence 0, truth and sample 0 of each model", image(_prediction_strip(models, batches[0], cfg))))
         for name, model in models.items():
             split_result["prediction"][name] = _prediction(model, batches, cfg, device)
             if hasattr(model, "observe"):
-                split_result.setdefault("discovery", {})[name] = _discovery(model, batches)
+                pred, true = _selections(model, batches)
+                split_result.setdefault("discovery", {})[name] = discovery_scores(pred, true)
+                if name == "vim":
+                    _, mapping = hungarian_accuracy(pred, true)
+                    figures.append((f"{split}: module selections of {name} (sequence 0)", image(timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES)))))
         results["splits"][split] = split_result
     results["ratios"] = _ratios(results, reference)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(results, indent=1))
-    return results
+    curves = "".join(image(curve_png(results, split, key)) for split in results["splits"] for key in ("mse_best", "mse_mean"))
+    sections = [("Metrics", metrics_table(results)), ("Prediction error over the horizon", curves)]
+    sections += [(title, body) for title, body in figures]
+    sections.append(("Composition (ratio to the reference split)", f"<pre>{json.dumps(results['ratios'], indent=1)}</pre>"))
+    report = write_report(out / "report.html", "vim_world evaluation", sections)
+    return Evaluation(results, sections, report)
+
+
+def _prediction_strip(models, batch, cfg: EvalConfig) -> bytes:
+    """Truth over the horizon, then sample 0 of every model, for the first sequence."""
+    one = batch.slice_time(0, cfg.context + cfg.horizon)
+    one = type(one)(**{k: (v[:1] if v is not None else None) for k, v in vars(one).items()})
+    rows = {"truth": to_frames(one.obs[0, cfg.context : cfg.context + cfg.horizon])}
+    for name, model in models.items():
+        gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
+        rows[name] = to_frames(model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).obs[0, 0])
+    return strip(rows)
 
 
 def _prediction(model, batches, cfg: EvalConfig, device) -> dict[str, Any]:
@@ -90,7 +125,8 @@ def _prediction(model, batches, cfg: EvalConfig, device) -> dict[str, Any]:
     return out
 
 
-def _discovery(model, batches) -> dict[str, float]:
+def _selections(model, batches) -> tuple[np.ndarray, np.ndarray]:
+    """Inferred modules and true mechanisms, ``(B, T - 1, K)`` each, slots matched to objects."""
     preds, trues = [], []
     for batch in batches:
         post = model.observe(batch)
@@ -99,9 +135,9 @@ def _discovery(model, batches) -> dict[str, float]:
         if post.masks is not None and batch.masks is not None:
             slot = match_slots(post.masks, batch.masks).to(sel.device)  # (B, K)
             sel = torch.gather(sel, 2, slot[:, None, :].expand(-1, sel.shape[1], -1))
-        preds.append(sel.reshape(-1).cpu().numpy())
-        trues.append(true.reshape(-1).cpu().numpy())
-    return discovery_scores(np.concatenate(preds), np.concatenate(trues))
+        preds.append(sel.cpu().numpy())
+        trues.append(true.cpu().numpy())
+    return np.concatenate(preds), np.concatenate(trues)
 
 
 def _ratios(results: dict[str, Any], reference: str) -> dict[str, Any]:

@@ -1,0 +1,85 @@
+"""Figures for evaluation reports: predicted futures as pictures, and module-selection timelines."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from vim_world.envs import STATE_FEATURES
+from vim_world.envs.mechanisms import SIZE_MAX, SIZE_MIN
+from vim_world.envs.raster import render
+
+_COL = {name: i for i, name in enumerate(STATE_FEATURES)}
+
+
+def states_to_frames(states: np.ndarray, res: int = 64) -> np.ndarray:
+    """Draw state features ``(..., K, S)`` with the env's rasteriser -> ``(..., res, res, 3)`` uint8."""
+    lead, (k, s) = states.shape[:-2], states.shape[-2:]
+    x = states.reshape(-1, k, s).astype(np.float64)
+    pos = np.clip(x[..., [_COL["x"], _COL["y"]]], 0.0, 1.0)
+    size = np.clip(x[..., _COL["size"]], SIZE_MIN, SIZE_MAX)
+    hue = np.mod(np.arctan2(x[..., _COL["hue_sin"]], x[..., _COL["hue_cos"]]) / (2 * np.pi), 1.0)
+    kind = np.argmax(x[..., _COL["is_circle"]:], axis=-1)
+    return render(pos, size, hue, kind, res).reshape(*lead, res, res, 3)
+
+
+def to_frames(obs: torch.Tensor, res: int = 64) -> np.ndarray:
+    """Model observations -> uint8 pictures: pixels ``(..., C, H, W)`` in [0, 1] or states ``(..., K, S)``."""
+    x = obs.detach().float().cpu()
+    if x.shape[-1] == len(STATE_FEATURES):
+        return states_to_frames(x.numpy(), res)
+    return (x.clamp(0, 1).movedim(-3, -1).numpy() * 255).round().astype(np.uint8)
+
+
+def strip(rows: dict[str, np.ndarray], scale: int = 2) -> bytes:
+    """A PNG with one labelled row of frames ``(T, H, W, 3)`` per entry."""
+    from PIL import Image, ImageDraw
+
+    label_w = 90
+    t, h, w, _ = next(iter(rows.values())).shape
+    canvas = Image.new("RGB", (label_w + t * (w + 2), len(rows) * (h + 2)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (name, frames) in enumerate(rows.items()):
+        draw.text((4, r * (h + 2) + h // 2 - 5), name, fill="black")
+        for i, f in enumerate(frames):
+            canvas.paste(Image.fromarray(f), (label_w + i * (w + 2), r * (h + 2)))
+    canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def timeline(inferred: np.ndarray, true: np.ndarray, mapping: dict[int, int], names: list[str]) -> bytes:
+    """Which module drives which object over time, against the true mechanism.
+
+    Args:
+        inferred: ``(T, K)`` module ids; true: ``(T, K)`` mechanism ids; mapping: module -> mechanism
+            (Hungarian); names: mechanism names by id.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mapped = np.vectorize(lambda m: mapping.get(int(m), -1))(inferred)
+    ids = sorted(set(np.unique(true)) | set(np.unique(mapped)) - {-1})
+    cmap = plt.get_cmap("tab10")
+    k = true.shape[1]
+    fig, axes = plt.subplots(k, 1, figsize=(7, 0.55 * k + 0.9), dpi=100, sharex=True, squeeze=False)
+    for obj in range(k):
+        ax = axes[obj, 0]
+        for row, series in ((1, true[:, obj]), (0, mapped[:, obj])):
+            colors = [cmap(ids.index(v) % 10) if v in ids else (0.8, 0.8, 0.8, 1) for v in series]
+            ax.bar(np.arange(len(series)), 0.9, bottom=row, color=colors, width=1.0)
+        ax.set_yticks([0.45, 1.45], ["VIM", "true"], fontsize=7)
+        ax.set_ylabel(f"obj {obj}", fontsize=7)
+    axes[-1, 0].set_xlabel("step")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i % 10)) for i in range(len(ids))]
+    fig.legend(handles, [names[i] for i in ids], loc="upper center", ncol=min(len(ids), 6), fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
