@@ -5,7 +5,9 @@ A checkpoint is a directory ``step_00001000/`` holding ``model.safetensors`` (we
 pickle), ``state.pt`` (optimizer state, step and the RNG states of torch, CUDA, numpy and Python ``random``, loaded with
 ``torch.load(weights_only=True)``: loading never runs code from the file), and ``manifest.json``
 (model name and config, and the SHA-256 of both files). It is written to a temporary directory,
-fsynced and renamed into place, so a killed run leaves either the whole checkpoint or none.
+fsynced and renamed into place, so a killed run leaves either the whole checkpoint or none (a
+half-written ``.tmp_*`` directory is ignored, and removed by the next save). Only one process
+may write a checkpoint directory (rank 0 under ``torchrun``).
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ def save_checkpoint(
         raise
     for old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    for stale in directory.glob(".tmp_*"):  # left by a save that was killed; never loaded
+        shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
