@@ -169,3 +169,30 @@ def test_from_checkpoint_round_trip(tmp_path, im, context):
     a = torch.randn(B, 3, A)
     torch.testing.assert_close(loaded.rollout(context[0], a, context_actions=context[1], seed=0).z,
                                im.rollout(context[0], a, context_actions=context[1], seed=0).z)
+
+
+@pytest.mark.parametrize("nary", [False, True])
+def test_step_matches_the_model_prior_step(nary, context):
+    im = make(nary=nary)
+    state = LatentState(im.encode(*context).z, torch.tensor([[0, -1, 2, 3], [1, 1, -1, 0]]))
+    action = torch.randn(B, A)
+    forced = torch.tensor([[-1, 2, -1, -1], [-1, -1, -1, 0]])
+    for sample_z in (False, True):
+        mine, probs = im.step(state, action, forced, torch.Generator().manual_seed(3), sample_z)
+        z, c, p = im.model.prior_step(state.z, state.c, action, forced, torch.Generator().manual_seed(3), sample_z)
+        assert torch.equal(mine.c, c)
+        torch.testing.assert_close(mine.z, z)
+        torch.testing.assert_close(probs, p)
+
+
+def test_selected_module_means_equal_the_bank_gathered(context):
+    from vim_world.imagination import selected_module_means
+
+    im = make(nary=True)
+    z = torch.randn(6, K, D)
+    action = torch.randn(6, A)
+    selection = torch.randint(0, M, (6, K))
+    means, log_std = im.model.transitions(z, action)
+    mine, mine_log_std = selected_module_means(im.model.transitions, z, action, selection)
+    torch.testing.assert_close(mine, means.gather(2, selection[..., None, None].expand(-1, -1, 1, D)).squeeze(2))
+    torch.testing.assert_close(mine_log_std, log_std[selection])

@@ -108,9 +108,9 @@ class ImaginedVectorEnv(VectorEnv):
             raise ValueError(f"invalid actions {actions!r} for {self.num_envs} envs of {self.single_action_space}")
         im, device = self.imagination, self.imagination.device
         a = action_vectors(torch.as_tensor(actions, device=device), self.single_action_space)
-        z, c = self._state.z, self._state.c
-        rewards = im.model.reward(z, a).double().cpu().numpy()
-        z, c, _ = im.model.prior_step(z, c, a, generator=self._generator, sample_z=self.sample_z)
+        rewards = im.model.reward(self._state.z, a).double().cpu().numpy()
+        nxt, _ = im.step(self._state, a, generator=self._generator, sample_z=self.sample_z)
+        z, c = nxt.z, nxt.c
         obs = self._observations(z)
         terminated = self.success(obs) if self.success is not None else np.zeros(self.num_envs, bool)
         self._elapsed += 1

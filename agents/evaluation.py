@@ -1,0 +1,240 @@
+"""Agents on the control task and its OOD variant, against the real environment steps they used.
+
+:func:`run_episodes` plays any agent (``act(obs (B, ...)) -> actions (B, ...)``, ``reset()``)
+for one episode in each of B real envs at once. :func:`compare_agents` is the whole comparison
+the demo calls: collect Steer data, train VIM on it, then evaluate a random agent, MPC with CEM
+over VIM's imagination, PPO trained in the imagined env, and PPO on the real env at several
+budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``. It writes ``results.json``,
+``results.md`` (a table) and ``results.png`` (return and success against real steps).
+
+Real steps count every environment step an agent's training consumed: the world model's data set
+(episodes x episode length) for the VIM agents, ``num_timesteps`` for PPO; evaluation episodes
+are not counted. SteerHeldout has one more distractor than Steer: VIM (a state model, whose
+weights do not depend on the number of objects) sees all of them; PPO's fixed-size input sees
+the first four objects (the goal zone, the agent and two distractors).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from vim_world.data import collect
+from vim_world.envs import STEER_ACTIONS
+from vim_world.imagination import Imagination
+from vim_world.train import TrainConfig, train
+
+from .baselines import RandomAgent, train_ppo_imagined, train_ppo_real
+from .imagination_model import ImaginationReturns
+from .mpc import MPCAgent
+from .planners import CEM
+
+CONTROL_ENVS = ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
+
+
+class Agent(Protocol):
+    def reset(self) -> None: ...
+
+    def act(self, observations: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EpisodeStats:
+    """Per-episode ``returns (E,)`` float and ``successes (E,)`` bool."""
+
+    returns: np.ndarray
+    successes: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        return {"success_rate": float(self.successes.mean()), "mean_return": float(self.returns.mean()),
+                "std_return": float(self.returns.std())}
+
+
+def run_episodes(agent: Agent, env_id: str, episodes: int, *, seed: int = 0,
+                 env_kwargs: dict[str, Any] | None = None, num_objects: int | None = None) -> EpisodeStats:
+    """One episode in each of ``episodes`` real envs (env i seeded ``seed + i``), state observations.
+
+    ``num_objects``: show the agent only the first objects (for fixed-input policies).
+    """
+    env = gym.make_vec(env_id, num_envs=episodes, obs_mode="state", **(env_kwargs or {}))
+    obs, _ = env.reset(seed=seed)
+    agent.reset()
+    returns = np.zeros(episodes)
+    successes = np.zeros(episodes, bool)
+    running = np.ones(episodes, bool)
+    while running.any():
+        actions = agent.act(obs[:, :num_objects])
+        obs, reward, terminated, truncated, info = env.step(actions)
+        returns += np.where(running, reward, 0.0)
+        successes |= running & terminated
+        running &= ~(terminated | truncated)
+    env.close()
+    return EpisodeStats(returns, successes)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes of one comparison.
+
+    Attributes:
+        data_episodes, episode_len: the Steer data set VIM is trained on.
+        train_steps: VIM training steps (tiny state preset).
+        ppo_real_steps: PPO-on-the-real-env budgets (one agent per budget).
+        ppo_imagined_steps: PPO steps inside the imagined env.
+        eval_episodes: evaluation episodes per agent and env.
+        candidates, samples, horizon, iterations: the CEM planner of the MPC agent.
+    """
+
+    data_episodes: int
+    episode_len: int
+    train_steps: int
+    ppo_real_steps: tuple[int, ...]
+    ppo_imagined_steps: int
+    eval_episodes: int
+    candidates: int = 200
+    samples: int = 4
+    horizon: int = 10
+    iterations: int = 3
+
+
+BUDGETS: dict[str, Budget] = {
+    "tiny": Budget(data_episodes=64, episode_len=30, train_steps=300, ppo_real_steps=(2048, 8192),
+                   ppo_imagined_steps=4096, eval_episodes=8, candidates=100, horizon=8, iterations=2),
+    "small": Budget(data_episodes=256, episode_len=30, train_steps=1500,
+                    ppo_real_steps=(8192, 32768, 131072), ppo_imagined_steps=32768, eval_episodes=32),
+}
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Rows (agent, env, real steps, success rate, returns), the files written and timings."""
+
+    rows: list[dict[str, Any]]
+    json_path: Path
+    markdown_path: Path
+    plot_path: Path
+    seconds: dict[str, float]
+
+
+def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: str = "cpu", seed: int = 0,
+                   progress: bool = False) -> ComparisonResult:
+    """Collect, train VIM, train baselines, evaluate everything on both control envs; write results.
+
+    ``budget="tiny"`` finishes in a minute or two on a CPU.
+    """
+    b = BUDGETS[budget] if isinstance(budget, str) else budget
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 2)
+        clock = now
+
+    data = collect(CONTROL_ENVS[0], out / "steer_data", episodes=b.data_episodes, episode_len=b.episode_len,
+                   seed=seed, env_kwargs={"obs_size": 32}, overwrite=True)
+    data_steps = b.data_episodes * b.episode_len
+    run = train(TrainConfig(data=str(data), out=str(out / "vim_run"), mode="state", steps=b.train_steps,
+                            seed=seed, device=device, progress=progress, checkpoint_every=b.train_steps))
+    imagination = Imagination.from_checkpoint(run.out, device=device)
+    lap("collect and train VIM")
+
+    space = gym.spaces.Discrete(len(STEER_ACTIONS))
+    planner = CEM(b.horizon, b.candidates, iterations=b.iterations)
+
+    def mpc(num_objects: int) -> MPCAgent:
+        model = ImaginationReturns(imagination.for_num_objects(num_objects), space, n_samples=b.samples)
+        return MPCAgent(planner, model, seed=seed)
+
+    ppo_imagined = train_ppo_imagined(imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps,
+                                      seed=seed)
+    lap("PPO in imagination")
+    ppo_real = {steps: train_ppo_real(CONTROL_ENVS[0], steps, seed=seed) for steps in b.ppo_real_steps}
+    lap("PPO on the real env")
+
+    train_objects = imagination.config.num_slots
+    agents: list[tuple[str, int, Callable[[int], Agent], int | None]] = [
+        ("random", 0, lambda k: RandomAgent(space, seed=seed), None),
+        ("MPC-CEM (VIM)", data_steps, mpc, None),
+        ("PPO in imagination (VIM)", data_steps, lambda k: ppo_imagined, train_objects),
+        *[("PPO (real env)", a.real_steps, (lambda k, a=a: a), train_objects) for a in ppo_real.values()],
+    ]
+    rows = []
+    for env_id in CONTROL_ENVS:
+        num_objects = gym.spec(env_id).kwargs["num_objects"] + 2  # + goal zone and agent
+        for name, steps, make, visible in agents:
+            stats = run_episodes(make(num_objects), env_id, b.eval_episodes, seed=seed + 100_000, num_objects=visible)
+            rows.append({"agent": name, "env": env_id, "real_steps": steps, **stats.summary()})
+    lap("evaluate")
+
+    summary = {"budget": asdict(b), "rows": rows, "steps_ratio": steps_ratios(rows), "seconds": seconds}
+    json_path = out / "results.json"
+    json_path.write_text(json.dumps(summary, indent=1))
+    markdown_path = out / "results.md"
+    markdown_path.write_text(markdown_table(rows) + "\n")
+    plot_path = plot_results(rows, out / "results.png")
+    return ComparisonResult(rows, json_path, markdown_path, plot_path, seconds)
+
+
+def steps_ratios(rows: list[dict[str, Any]], agent: str = "MPC-CEM (VIM)") -> dict[str, dict[str, Any]]:
+    """Per env: the fewest real steps with which PPO (real env) matched ``agent``'s mean return,
+    divided by ``agent``'s real steps; ``None`` when no PPO budget matched it (then
+    ``at_least`` is the largest budget's ratio)."""
+    ratios = {}
+    for env_id in sorted({r["env"] for r in rows}):
+        mine = next(r for r in rows if r["env"] == env_id and r["agent"] == agent)
+        ppo = sorted((r for r in rows if r["env"] == env_id and r["agent"] == "PPO (real env)"),
+                     key=lambda r: r["real_steps"])
+        matched = [r for r in ppo if r["mean_return"] >= mine["mean_return"]]
+        ratios[env_id] = {
+            "ratio": matched[0]["real_steps"] / mine["real_steps"] if matched else None,
+            "at_least": None if matched or not ppo else ppo[-1]["real_steps"] / mine["real_steps"],
+        }
+    return ratios
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| env | agent | real steps | success rate | return (mean ± std) |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['env']} | {r['agent']} | {r['real_steps']} | {r['success_rate']:.2f} | "
+                     f"{r['mean_return']:.2f} ± {r['std_return']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Return and success rate against real steps, one panel pair per env, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted({r["env"] for r in rows}, key=CONTROL_ENVS.index)
+    fig, axes = plt.subplots(2, len(envs), figsize=(5 * len(envs), 7), squeeze=False)
+    for col, env_id in enumerate(envs):
+        for row, key in enumerate(("mean_return", "success_rate")):
+            ax = axes[row, col]
+            for agent in dict.fromkeys(r["agent"] for r in rows):
+                pts = sorted((r["real_steps"], r[key]) for r in rows if r["env"] == env_id and r["agent"] == agent)
+                if pts[0][0] == 0:  # no real steps: a reference line
+                    ax.axhline(pts[0][1], linestyle="--", color="grey", label=agent)
+                else:
+                    ax.plot(*zip(*pts), marker="o", label=agent)
+            ax.set_xscale("log")
+            ax.set_xlabel("real environment steps")
+            ax.set_ylabel(key.replace("_", " "))
+            ax.set_title(env_id)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
