@@ -1,0 +1,109 @@
+"""Imagination throughput and planner decisions per second, on the CPU and on CUDA when present.
+
+Usage::
+
+    python benchmarks/planning_speed.py                      # default-state preset, 500 x 8 x 12
+    python benchmarks/planning_speed.py --preset tiny-state --candidates 200 --samples 4 --horizon 10
+    python benchmarks/planning_speed.py --threads 1          # one CPU thread
+
+Imagination throughput is imagined object-steps per second of :meth:`Imagination.rollout`
+(``B * C * N * T * K`` per call, rewards included, no decoding) next to the same rollout through
+``VIM.prior_step`` (every module on every object). Planner decisions are full ``plan`` calls of
+random shooting, CEM and MPPI for one start state on a randomly initialised model of the Steer
+task's sizes (speed does not depend on training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import gymnasium as gym
+import torch
+
+from vim_world.agents import CEM, MPPI, ImaginationReturns, RandomShooting
+from vim_world.envs import STATE_FEATURES, STEER_ACTIONS
+from vim_world.imagination import Imagination, LatentState
+from vim_world.model import VIM, preset
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def prior_step_rollout(im: Imagination, state: LatentState, actions: torch.Tensor, samples: int) -> None:
+    """The same rollout through ``VIM.prior_step`` (reference for the speed-up)."""
+    z = state.z.repeat_interleave(actions.shape[1] * samples, 0)
+    c = state.c.repeat_interleave(actions.shape[1] * samples, 0)
+    flat = actions.unsqueeze(2).expand(-1, -1, samples, -1, -1).reshape(-1, *actions.shape[2:])
+    for t in range(flat.shape[1]):
+        im.model.reward(z, flat[:, t])
+        z, c, _ = im.model.prior_step(z, c, flat[:, t])
+
+
+def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    torch.manual_seed(0)
+    cfg = preset(args.preset, num_slots=4, state_dim=len(STATE_FEATURES), action_dim=len(STEER_ACTIONS),
+                 reward_head=True)
+    im = Imagination(VIM(cfg).to(device).eval())
+    space = gym.spaces.Discrete(len(STEER_ACTIONS))
+    c, n, h, k = args.candidates, args.samples, args.horizon, cfg.num_slots
+    state = LatentState(torch.randn(1, k, cfg.latent_dim, device=device),
+                        torch.full((1, k), -1, dtype=torch.long, device=device))
+    actions = torch.nn.functional.one_hot(torch.randint(0, space.n, (1, c, h), device=device), space.n).float()
+    object_steps = c * n * h * k
+    rows = []
+    with torch.inference_mode():
+        for name, fn in (("Imagination.rollout", lambda: im.rollout(state, actions, n_samples=n, decode=False)),
+                         ("VIM.prior_step loop", lambda: prior_step_rollout(im, state, actions, n))):
+            s = timed(fn, device, args.repeats)
+            rows.append((f"{name} ({c}x{n}x{h}, K={k})", f"{object_steps / s:,.0f} object-steps/s", f"{s * 1e3:.0f} ms"))
+    model = ImaginationReturns(im, space, n_samples=n)
+    planners = {
+        "random shooting": RandomShooting(h, c),
+        f"CEM ({args.iterations} iterations)": CEM(h, c, iterations=args.iterations),
+        f"MPPI ({args.iterations} iterations)": MPPI(h, c, iterations=args.iterations),
+    }
+    for name, planner in planners.items():
+        generator = torch.Generator(device=device).manual_seed(0)
+        s = timed(lambda: planner.plan(model, state, 1, generator), device, args.repeats)
+        rows.append((f"{name} decision ({c}x{n}x{h})", f"{1 / s:.2f} decisions/s", f"{s * 1e3:.0f} ms"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="default-state", choices=["tiny-state", "default-state"])
+    parser.add_argument("--candidates", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--horizon", type=int, default=12)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"preset {args.preset}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
+    print("| device | what | throughput | time per call |")
+    print("|---|---|---:|---:|")
+    for device in devices:
+        label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        for what, rate, per_call in bench(device, args):
+            print(f"| {label} | {what} | {rate} | {per_call} |")
+
+
+if __name__ == "__main__":
+    main()
