@@ -96,6 +96,8 @@ class WorldConfig:
         object.__setattr__(self, "_allowed_matrix", self._build_allowed())
 
     def _build_allowed(self) -> np.ndarray:
+        if self.allowed is not None and not isinstance(self.allowed, Mapping):
+            raise TypeError(f"allowed must be a mapping kind -> mechanisms or None, got {self.allowed!r}")
         matrix = np.zeros((len(KINDS), len(MECHANISM_NAMES)), dtype=bool)
         default = [mechanism_id(m) for m in self.mechanisms]
         matrix[:, default] = True

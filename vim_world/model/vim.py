@@ -54,8 +54,13 @@ class VIM(nn.Module):
             expected = (c.channels, c.image_size, c.image_size)
         else:
             expected = (c.num_slots, c.state_dim)
-        if obs.dim() != 2 + len(expected) or tuple(obs.shape[2:]) != expected:
-            raise ValueError(f"obs must be (B, T, *{expected}), got {tuple(obs.shape)}")
+        if obs.dim() != 2 + len(expected) or tuple(obs.shape[2:]) != expected or min(obs.shape[:2]) < 1:
+            raise ValueError(f"obs must be (B >= 1, T >= 1, *{expected}), got {tuple(obs.shape)}")
+        param = next(self.parameters())
+        for name, x in (("obs", obs), ("actions", actions)):
+            if x is not None and (x.dtype != param.dtype or x.device != param.device):
+                raise ValueError(f"{name} must be {param.dtype} on {param.device} (like the model), "
+                                 f"got {x.dtype} on {x.device}")
         if (actions is None) != (c.action_dim == 0):
             raise ValueError(f"config.action_dim={c.action_dim} but actions is "
                              f"{'None' if actions is None else tuple(actions.shape)}")
@@ -188,8 +193,13 @@ class VIM(nn.Module):
             ``z (B, K, D)``, ``c (B, K)`` int64, and the prior probabilities ``(B, K, M)``.
         """
         m = self.config.num_modules
-        if forced is not None and bool((forced >= m).any()):
-            raise ValueError(f"forced selections must be < num_modules={m}")
+        if forced is not None:
+            if tuple(forced.shape) != tuple(c_prev.shape) or forced.dtype != torch.long:
+                raise ValueError(f"forced must be int64 of shape {tuple(c_prev.shape)} (like c_prev), "
+                                 f"got {forced.dtype} {tuple(forced.shape)}")
+            if bool((forced >= m).any()) or bool((forced < -1).any()):
+                raise ValueError(f"forced selections must be in [0, num_modules={m}) or -1 (sample), "
+                                 f"got {sorted(set(forced.flatten().tolist()))}")
         c_prev_onehot = F.one_hot(c_prev.clamp(min=0), m).to(z_prev.dtype)
         c_prev_onehot = c_prev_onehot * (c_prev >= 0).unsqueeze(-1).to(z_prev.dtype)
         probs = self.switching_prior(z_prev, c_prev_onehot, action).softmax(-1)
