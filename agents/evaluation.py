@@ -89,6 +89,7 @@ class Budget:
         ppo_imagined_steps: PPO steps inside the imagined env.
         eval_episodes: evaluation episodes per agent and env.
         candidates, samples, horizon, iterations: the CEM planner of the MPC agent.
+        ppo_envs: parallel envs of every PPO run (each PPO update uses ``256 * ppo_envs`` steps).
     """
 
     data_episodes: int
@@ -101,6 +102,7 @@ class Budget:
     samples: int = 4
     horizon: int = 10
     iterations: int = 3
+    ppo_envs: int = 8
 
 
 BUDGETS: dict[str, Budget] = {
@@ -156,9 +158,10 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
         return MPCAgent(planner, model, seed=seed)
 
     ppo_imagined = train_ppo_imagined(imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps,
-                                      seed=seed)
+                                      n_envs=b.ppo_envs, seed=seed)
     lap("PPO in imagination")
-    ppo_real = {steps: train_ppo_real(CONTROL_ENVS[0], steps, seed=seed) for steps in b.ppo_real_steps}
+    ppo_real = {steps: train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed)
+                for steps in b.ppo_real_steps}
     lap("PPO on the real env")
 
     train_objects = imagination.config.num_slots

@@ -1,0 +1,68 @@
+"""Evaluation: episodes on the real control envs, ratios, table, plot, and a micro comparison."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+
+from vim_world.agents import RandomAgent
+from vim_world.agents.evaluation import Budget, compare_agents, markdown_table, plot_results, run_episodes, steps_ratios
+
+
+class Greedy:
+    """Drifts along the larger offset to the goal zone: succeeds in most Steer episodes."""
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        dx, dy = (obs[:, 0, :2] - obs[:, 1, :2]).T
+        return np.where(np.abs(dx) > np.abs(dy), np.where(dx > 0, 4, 3), np.where(dy > 0, 2, 1))
+
+
+def test_run_episodes_scores_one_episode_per_env():
+    greedy = run_episodes(Greedy(), "VimWorld/Steer-v0", 8, seed=0)
+    still = run_episodes(RandomAgent(gym.spaces.Discrete(1)), "VimWorld/Steer-v0", 8, seed=0)  # always action 0
+    assert greedy.returns.shape == (8,) and greedy.successes.mean() >= 0.75
+    assert not still.successes.any()
+    assert greedy.returns.mean() > still.returns.mean() + 3
+    heldout = run_episodes(Greedy(), "VimWorld/SteerHeldout-v0", 4, seed=0, num_objects=4)
+    assert heldout.successes.mean() >= 0.5
+
+
+ROWS = [
+    {"agent": "random", "env": "E", "real_steps": 0, "success_rate": 0.0, "mean_return": -1.0, "std_return": 1.0},
+    {"agent": "MPC-CEM (VIM)", "env": "E", "real_steps": 100, "success_rate": 0.5, "mean_return": 2.0, "std_return": 1.0},
+    {"agent": "PPO (real env)", "env": "E", "real_steps": 400, "success_rate": 0.2, "mean_return": 1.0, "std_return": 1.0},
+    {"agent": "PPO (real env)", "env": "E", "real_steps": 800, "success_rate": 0.6, "mean_return": 2.5, "std_return": 1.0},
+    {"agent": "MPC-CEM (VIM)", "env": "F", "real_steps": 100, "success_rate": 0.5, "mean_return": 9.0, "std_return": 1.0},
+    {"agent": "PPO (real env)", "env": "F", "real_steps": 800, "success_rate": 0.6, "mean_return": 2.5, "std_return": 1.0},
+]
+
+
+def test_steps_ratio_is_the_first_matching_ppo_budget():
+    ratios = steps_ratios(ROWS)
+    assert ratios["E"] == {"ratio": 8.0, "at_least": None}
+    assert ratios["F"] == {"ratio": None, "at_least": 8.0}
+
+
+def test_table_and_plot(tmp_path):
+    table = markdown_table(ROWS)
+    assert table.count("\n") == len(ROWS) + 1 and "| E | MPC-CEM (VIM) | 100 | 0.50 | 2.00 ± 1.00 |" in table
+    png = plot_results([{**r, "env": "VimWorld/Steer-v0"} for r in ROWS[:4]], tmp_path / "r.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_agents_end_to_end_micro_budget(tmp_path):
+    budget = Budget(data_episodes=8, episode_len=12, train_steps=10, ppo_real_steps=(64,), ppo_imagined_steps=64,
+                    eval_episodes=2, candidates=8, samples=2, horizon=3, iterations=1, ppo_envs=1)
+    result = compare_agents(tmp_path, budget)
+    agents = {"random", "MPC-CEM (VIM)", "PPO in imagination (VIM)", "PPO (real env)"}
+    assert {(r["agent"], r["env"]) for r in result.rows} == {(a, e) for a in agents for e in
+                                                           ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")}
+    saved = json.loads(result.json_path.read_text())
+    assert saved["rows"] == result.rows and set(saved["steps_ratio"]) == {"VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0"}
+    assert all(r["real_steps"] == 96 for r in result.rows if "VIM" in r["agent"])
+    assert result.plot_path.is_file() and result.markdown_path.read_text().startswith("| env |")
