@@ -3,7 +3,8 @@
 :func:`run_episodes` plays any agent (``act(obs (B, ...)) -> actions (B, ...)``, ``reset()``)
 for one episode in each of B real envs at once. :func:`compare_agents` is the whole comparison
 the demo calls: collect Steer data, train VIM on it, then evaluate a random agent, MPC with CEM
-over VIM's imagination, PPO trained in the imagined env, and PPO on the real env at several
+over VIM's imagination (scored by the reward head, and by the known task reward on decoded
+states), PPO trained in the imagined env, and PPO on the real env at several
 budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``. It writes ``results.json``,
 ``results.md`` (a table) and ``results.png`` (return and success against real steps).
 
@@ -34,6 +35,7 @@ from .baselines import RandomAgent, train_ppo_imagined, train_ppo_real
 from .imagination_model import ImaginationReturns
 from .mpc import MPCAgent
 from .planners import CEM
+from .tasks import steer_reward
 
 CONTROL_ENVS = ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
 
@@ -153,8 +155,9 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
     planner = CEM(b.horizon, b.candidates, iterations=b.iterations)
 
-    def mpc(num_objects: int) -> MPCAgent:
-        model = ImaginationReturns(imagination.for_num_objects(num_objects), space, n_samples=b.samples)
+    def mpc(num_objects: int, reward_fn: Callable | None = None) -> MPCAgent:
+        model = ImaginationReturns(imagination.for_num_objects(num_objects), space, n_samples=b.samples,
+                                   reward_fn=reward_fn)
         return MPCAgent(planner, model, seed=seed)
 
     ppo_imagined = train_ppo_imagined(imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps,
@@ -168,6 +171,7 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     agents: list[tuple[str, int, Callable[[int], Agent], int | None]] = [
         ("random", 0, lambda k: RandomAgent(space, seed=seed), None),
         ("MPC-CEM (VIM)", data_steps, mpc, None),
+        ("MPC-CEM (VIM, task reward)", data_steps, lambda k: mpc(k, steer_reward), None),
         ("PPO in imagination (VIM)", data_steps, lambda k: ppo_imagined, train_objects),
         *[("PPO (real env)", a.real_steps, (lambda k, a=a: a), train_objects) for a in ppo_real.values()],
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -13,7 +15,9 @@ from vim_world.imagination import Imagination, LatentState, action_vectors, obse
 class ImaginationReturns:
     """Returns of candidate action sequences under a VIM's sampled futures and reward head.
 
-    A candidate's return in one future is ``sum_t discount^t * R(z_t, a_t)`` over the horizon.
+    A candidate's return in one future is ``sum_t discount^t * r_t`` over the horizon, with
+    ``r_t = R(z_t, a_t)`` from the reward head, or ``r_t = reward_fn(x_t, x_{t+1})`` on decoded
+    states when a known task reward is given (e.g. :func:`~vim_world.agents.tasks.steer_reward`).
 
     Args:
         imagination: the world model (with ``action_dim > 0`` and a reward head).
@@ -21,15 +25,18 @@ class ImaginationReturns:
         n_samples: N sampled futures per candidate.
         discount: per-step discount of imagined rewards.
         sample_z: sample module noise in the futures (False: each module's mean).
+        reward_fn: ``(before (..., K, S), after (..., K, S)) -> (...)`` known reward on decoded
+            states; None uses the reward head.
     """
 
     def __init__(self, imagination: Imagination, action_space: spaces.Space, n_samples: int = 8,
-                 discount: float = 1.0, sample_z: bool = True) -> None:
+                 discount: float = 1.0, sample_z: bool = True,
+                 reward_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
         cfg = imagination.config
-        if cfg.action_dim == 0 or not cfg.reward_head:
-            raise ValueError("planning needs a VIM trained with actions and a reward head")
+        if cfg.action_dim == 0 or (reward_fn is None and not cfg.reward_head):
+            raise ValueError("planning needs a VIM trained with actions, and a reward head or a reward_fn")
         self.imagination, self.action_space = imagination, action_space
-        self.n_samples, self.discount, self.sample_z = n_samples, discount, sample_z
+        self.n_samples, self.discount, self.sample_z, self.reward_fn = n_samples, discount, sample_z, reward_fn
         self.device = imagination.device
 
     def encode(self, observations: np.ndarray) -> LatentState:
@@ -42,8 +49,13 @@ class ImaginationReturns:
         """Discounted imagined returns ``(B, C, N)`` of candidates ``(B, C, H, ...)``."""
         vectors = action_vectors(actions, self.action_space)
         with torch.inference_mode():
-            rollout = self.imagination.rollout(states, vectors, n_samples=self.n_samples,
-                                               generator=generator, sample_z=self.sample_z, decode=False)
-        rewards = rollout.rewards  # (B, C, N, H)
+            rollout = self.imagination.rollout(states, vectors, n_samples=self.n_samples, generator=generator,
+                                               sample_z=self.sample_z, decode=self.reward_fn is not None)
+            if self.reward_fn is None:
+                rewards = rollout.rewards  # (B, C, N, H)
+            else:
+                first, _ = self.imagination.decode(states.z)  # (B, K, S)
+                first = first[:, None, None, None].expand(*rollout.obs.shape[:3], 1, *first.shape[1:])
+                rewards = self.reward_fn(torch.cat([first, rollout.obs[..., :-1, :, :]], 3), rollout.obs)
         weights = self.discount ** torch.arange(rewards.shape[-1], device=rewards.device, dtype=rewards.dtype)
         return (rewards * weights).sum(-1)
