@@ -92,6 +92,7 @@ class Budget:
         eval_episodes: evaluation episodes per agent and env.
         candidates, samples, horizon, iterations: the CEM planner of the MPC agent.
         ppo_envs: parallel envs of every PPO run (each PPO update uses ``256 * ppo_envs`` steps).
+        replan_every: the MPC agent re-plans every this many steps.
     """
 
     data_episodes: int
@@ -105,6 +106,7 @@ class Budget:
     horizon: int = 10
     iterations: int = 3
     ppo_envs: int = 8
+    replan_every: int = 1
 
 
 BUDGETS: dict[str, Budget] = {
@@ -145,7 +147,7 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
         clock = now
 
     data = collect(CONTROL_ENVS[0], out / "steer_data", episodes=b.data_episodes, episode_len=b.episode_len,
-                   seed=seed, env_kwargs={"obs_size": 32}, overwrite=True)
+                   seed=seed, num_envs=min(64, b.data_episodes), env_kwargs={"obs_size": 32}, overwrite=True)
     data_steps = b.data_episodes * b.episode_len
     run = train(TrainConfig(data=str(data), out=str(out / "vim_run"), mode="state", steps=b.train_steps,
                             seed=seed, device=device, progress=progress, checkpoint_every=b.train_steps))
@@ -158,7 +160,7 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     def mpc(num_objects: int, reward_fn: Callable | None = None) -> MPCAgent:
         model = ImaginationReturns(imagination.for_num_objects(num_objects), space, n_samples=b.samples,
                                    reward_fn=reward_fn)
-        return MPCAgent(planner, model, seed=seed)
+        return MPCAgent(planner, model, replan_every=b.replan_every, seed=seed)
 
     ppo_imagined = train_ppo_imagined(imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps,
                                       n_envs=b.ppo_envs, seed=seed)

@@ -57,7 +57,7 @@ def test_table_and_plot(tmp_path):
 
 def test_compare_agents_end_to_end_micro_budget(tmp_path):
     budget = Budget(data_episodes=8, episode_len=12, train_steps=10, ppo_real_steps=(64,), ppo_imagined_steps=64,
-                    eval_episodes=2, candidates=8, samples=2, horizon=3, iterations=1, ppo_envs=1)
+                    eval_episodes=2, candidates=8, samples=2, horizon=3, iterations=1, ppo_envs=1, replan_every=3)
     result = compare_agents(tmp_path, budget)
     agents = {"random", "MPC-CEM (VIM)", "MPC-CEM (VIM, task reward)", "PPO in imagination (VIM)", "PPO (real env)"}
     assert {(r["agent"], r["env"]) for r in result.rows} == {(a, e) for a in agents for e in
