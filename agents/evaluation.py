@@ -194,20 +194,26 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     return ComparisonResult(rows, json_path, markdown_path, plot_path, seconds)
 
 
-def steps_ratios(rows: list[dict[str, Any]], agent: str = "MPC-CEM (VIM)") -> dict[str, dict[str, Any]]:
-    """Per env: the fewest real steps with which PPO (real env) matched ``agent``'s mean return,
-    divided by ``agent``'s real steps; ``None`` when no PPO budget matched it (then
-    ``at_least`` is the largest budget's ratio)."""
-    ratios = {}
-    for env_id in sorted({r["env"] for r in rows}):
-        mine = next(r for r in rows if r["env"] == env_id and r["agent"] == agent)
-        ppo = sorted((r for r in rows if r["env"] == env_id and r["agent"] == "PPO (real env)"),
-                     key=lambda r: r["real_steps"])
-        matched = [r for r in ppo if r["mean_return"] >= mine["mean_return"]]
-        ratios[env_id] = {
-            "ratio": matched[0]["real_steps"] / mine["real_steps"] if matched else None,
-            "at_least": None if matched or not ppo else ppo[-1]["real_steps"] / mine["real_steps"],
-        }
+def steps_ratios(rows: list[dict[str, Any]], baseline: str = "PPO (real env)") -> dict[str, dict[str, Any]]:
+    """How many times more real steps ``baseline`` needed to match each other trained agent.
+
+    Per env and agent: ``ratio`` = the fewest real steps with which ``baseline`` reached the
+    agent's mean return, over the agent's real steps; when no budget of ``baseline`` reached it,
+    ``ratio`` is None and ``at_least`` is its largest budget over the agent's steps.
+    """
+    ratios: dict[str, dict[str, Any]] = {}
+    for env_id in dict.fromkeys(r["env"] for r in rows):
+        runs = [r for r in rows if r["env"] == env_id]
+        base = sorted((r for r in runs if r["agent"] == baseline), key=lambda r: r["real_steps"])
+        ratios[env_id] = {}
+        for mine in runs:
+            if mine["agent"] == baseline or mine["real_steps"] == 0 or not base:
+                continue
+            matched = [r for r in base if r["mean_return"] >= mine["mean_return"]]
+            ratios[env_id][mine["agent"]] = {
+                "ratio": matched[0]["real_steps"] / mine["real_steps"] if matched else None,
+                "at_least": None if matched else base[-1]["real_steps"] / mine["real_steps"],
+            }
     return ratios
 
 
