@@ -9,13 +9,12 @@ import contextlib
 import json
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import vim_world
+import vim_world  # noqa: F401  (registers the envs)
 from vim_world.cli import main
 from vim_world.data import SequenceLoader, collect, open_dataset
 from vim_world.envs import env_ids

@@ -51,11 +51,11 @@ def test_free_bits_floor_the_kl_and_stop_its_gradient_below():
 
 def test_free_bits_raise_the_loss_floor():
     torch.manual_seed(0)
-    model = VIM(tiny_state())
+    model = VIM(tiny_state(selection_inference="amortized"))
     batch = Batch(obs=torch.randn(2, 4, 3, 4))
     torch.manual_seed(1)
     _, plain = model.loss(batch, step=10_000)
-    model.config = tiny_state(free_bits=1e4)
+    model.config = tiny_state(free_bits=1e4, selection_inference="amortized")
     torch.manual_seed(1)
     _, floored = model.loss(batch, step=10_000)
     assert floored["kl_z"] == pytest.approx(1e4 * 4 * 3)
@@ -157,3 +157,54 @@ def test_config_validation_names_the_bad_values():
     assert VIMConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="bogus"):
         VIMConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_forward_backward_matches_brute_force_enumeration():
+    import itertools
+
+    from vim_world.model.hmm import forward_backward  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    n, t, m = 2, 4, 3
+    log_init = torch.randn(n, m).log_softmax(-1)
+    log_trans = torch.randn(n, t, m, m).log_softmax(-1)
+    log_lik = torch.randn(n, t, m)
+    log_marginal, marginals = forward_backward(log_init, log_trans, log_lik)
+    for i in range(n):
+        paths = list(itertools.product(range(m), repeat=t))
+        scores = torch.stack([
+            log_init[i, c[0]] + log_lik[i, 0, c[0]]
+            + sum(log_trans[i, s, c[s - 1], c[s]] + log_lik[i, s, c[s]] for s in range(1, t))
+            for c in paths
+        ])  # fmt: skip
+        torch.testing.assert_close(log_marginal[i], torch.logsumexp(scores, 0))
+        weights = (scores - torch.logsumexp(scores, 0)).exp()
+        expected = torch.zeros(t, m)
+        for w, c in zip(weights, paths):
+            expected[torch.arange(t), torch.tensor(c)] += w
+        torch.testing.assert_close(marginals[i], expected)
+
+
+def test_exact_and_amortized_selection_inference_both_train():
+    from vim_world.model import preset
+
+    for mode in ("exact", "amortized"):
+        torch.manual_seed(0)
+        model = VIM(preset("tiny-state", hidden=16, selection_inference=mode))
+        batch = Batch(obs=torch.randn(4, 5, 3, 4))
+        post = model.observe(batch)
+        torch.testing.assert_close(post.probs.sum(-1), torch.ones(4, 5, 3))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        first = None
+        for step in range(20):
+            loss, stats = model.loss(batch, step)
+            first = first if first is not None else loss.item()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert loss.item() < first and torch.isfinite(loss), (mode, first, loss.item())
+
+
+def test_free_bits_need_the_amortized_selection_posterior():
+    with pytest.raises(ValueError, match="free_bits"):
+        tiny_state(free_bits=1.0, selection_inference="exact")

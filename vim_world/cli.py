@@ -6,11 +6,8 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 
 import vim_world
 from vim_world.envs import ENV_SPECS, env_ids

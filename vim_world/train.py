@@ -179,6 +179,22 @@ def uses_actions(dataset: Dataset) -> bool:
     return dataset.meta["policy"] != "noop"
 
 
+def fit_standardizer(model: torch.nn.Module, dataset: Dataset, shards: list[int], max_episodes: int = 2048) -> None:
+    """Fit the model's state standardiser (if it has one) to the states of the first
+    ``max_episodes`` training episodes: deterministic, and the same on every rank."""
+    standardizer = getattr(model, "standardizer", None)
+    if standardizer is None:
+        return
+    states, total = [], 0
+    for i in shards:
+        s = dataset.load_shard(i)["states"][: max_episodes - total]
+        states.append(torch.from_numpy(np.array(s)))
+        total += s.shape[0]
+        if total >= max_episodes:
+            break
+    standardizer.fit(torch.cat(states))
+
+
 def model_config(cfg: TrainConfig, dataset: Dataset) -> VIMConfig:
     """The model configuration that fits ``dataset``: preset + sizes read off the data + overrides."""
     first = dataset.load_shard(0)
@@ -269,6 +285,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
     model = build_model(cfg.model, mcfg).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     train_shards, _ = split_shards(dataset, cfg.holdout)
+    fit_standardizer(model, dataset, train_shards)  # a resumed run then loads the saved one
     loader = SequenceLoader(dataset, batch_size=cfg.batch_size, seq_len=cfg.seq_len, mode=cfg.mode, seed=cfg.seed, shard_indices=train_shards, device=device)
     optimizer = torch.optim.Adam(params, lr=cfg.lr) if params else None
 

@@ -9,7 +9,7 @@ from vim_world.batch import Batch
 
 from .config import VIMConfig
 from .distributions import gaussian_kl, gaussian_log_prob, kl_weight
-from .layers import mlp
+from .layers import Standardizer, mlp
 from .outputs import Prediction
 
 
@@ -79,6 +79,10 @@ class MonolithicVRNN(nn.Module):
         self.posterior = mlp(2 * h, h, 2 * self.z_dim)
         self.rnn = nn.GRUCell(h + self.z_dim + a, h)
         self.sigma = config.state_sigma if config.input_mode == "state" else config.pixel_sigma
+        self.standardizer = Standardizer(config.state_dim)  # state mode, as in VIM
+
+    def _standardize(self, obs: Tensor) -> Tensor:
+        return self.standardizer(obs) if self.config.input_mode == "state" else obs
 
     def _gauss(self, net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
         mean, log_std = net(x).chunk(2, -1)
@@ -90,7 +94,7 @@ class MonolithicVRNN(nn.Module):
 
     def loss(self, batch: Batch, step: int) -> tuple[Tensor, dict[str, float]]:
         """Negative ELBO per sequence, summed over time (with the same KL warm-up as VIM)."""
-        obs, actions = batch.obs, batch.actions
+        obs, actions = self._standardize(batch.obs), batch.actions
         b, t = obs.shape[:2]
         feats = self.codec.encode(obs.flatten(0, 1)).unflatten(0, (b, t))
         h = obs.new_zeros(b, self.config.hidden)
@@ -112,7 +116,7 @@ class MonolithicVRNN(nn.Module):
     def predict(self, batch: Batch, context: int, horizon: int, n_samples: int = 1,
                 generator: torch.Generator | None = None) -> Prediction:
         """Filter ``context`` steps with the posterior, then roll the prior ``horizon`` steps."""
-        obs, actions = batch.obs, batch.actions
+        obs, actions = self._standardize(batch.obs), batch.actions
         b = obs.shape[0]
         obs = obs.repeat_interleave(n_samples, 0)
         actions = None if actions is None else actions.repeat_interleave(n_samples, 0)
@@ -133,4 +137,6 @@ class MonolithicVRNN(nn.Module):
             action = None if actions is None or step >= actions.shape[1] else actions[:, step]
             h = self._advance(h, self.codec.encode(frame), z, action)
         out = torch.stack(frames, 1)
+        if self.config.input_mode == "state":
+            out = self.standardizer.inverse(out)
         return Prediction(obs=out.unflatten(0, (b, n_samples)))

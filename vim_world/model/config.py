@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 INPUT_MODES = ("pixels", "state")
+SELECTION_INFERENCE = ("exact", "amortized")
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,15 @@ class VIMConfig:
         reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
         gumbel_tau: temperature of the straight-through Gumbel-softmax over selections.
         kl_warmup_steps: the KL weight grows linearly from 0 to 1 over this many steps.
-        free_bits: nats per object and step below which the latent KL is not penalised.
+        free_bits: nats per object and step below which the latent KL is not penalised
+            (``selection_inference="amortized"`` only).
         pixel_sigma: std of the Gaussian pixel likelihood.
         state_sigma: std of the Gaussian state likelihood.
         slot_iters: slot-attention iterations per frame.
         min_log_std: floor on every predicted log-std (prior, posterior, modules).
+        selection_inference: ``"exact"``: the selection chain of each object is marginalised
+            exactly by forward-backward under the switching prior (the optimal ``q(c)`` for the
+            current ``q(z)``); ``"amortized"``: a per-step posterior network with Gumbel samples.
     """
 
     input_mode: str = "state"
@@ -55,6 +60,7 @@ class VIMConfig:
     state_sigma: float = 0.05
     slot_iters: int = 3
     min_log_std: float = -6.0
+    selection_inference: str = "exact"
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,6 +78,11 @@ class VIMConfig:
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
         problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive
                      if not getattr(self, n) > 0]
+        if self.free_bits > 0 and self.selection_inference == "exact":
+            problems.append(f"free_bits={self.free_bits} (free bits act on per-step KLs, which only "
+                            "selection_inference='amortized' has; use 0 with 'exact')")
+        if self.selection_inference not in SELECTION_INFERENCE:
+            problems.append(f"selection_inference={self.selection_inference!r} (expected one of {SELECTION_INFERENCE})")
         if problems:
             raise ValueError("invalid VIMConfig: " + "; ".join(problems))
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .distributions import apply_free_bits, categorical_kl, gaussian_kl
+from .hmm import forward_backward
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,45 @@ def elbo_terms(
     log_lik = log_likelihood.sum(-1)
     loss = (-log_lik + kl_weight * (kl_z + kl_c)).mean()
     return ELBOTerms(log_likelihood=log_lik, kl_z=kl_z, kl_c=kl_c, loss=loss)
+
+
+def collapsed_elbo_terms(
+    *,
+    log_likelihood: Tensor,
+    post_mean: Tensor,
+    post_log_std: Tensor,
+    module_kl: Tensor,
+    log_init: Tensor,
+    log_trans: Tensor,
+    kl_weight: float,
+) -> tuple[ELBOTerms, Tensor]:
+    """The same ELBO with the selections marginalised exactly (``selection_inference="exact"``).
+
+    For each object the chain ``c_1..c_{T-1}`` is summed out by forward-backward:
+
+        KL terms for t >= 1  =  -log sum_c p(c) exp(-sum_t KL(q(z_t) || N(mu_{c_t}, sigma_{c_t})))
+
+    which equals ``sum_t E_q(c)[KL_z] + KL(q(c) || p(c))`` at the best possible ``q(c)`` (the
+    exact smoothing posterior), so no selection network or Gumbel noise is needed.
+
+    Args:
+        log_likelihood: ``(B, T)``; post_mean, post_log_std: ``(B, T, K, D)``.
+        module_kl: ``(B, T-1, K, M)`` ``KL(q(z_t^k) || N(mu_m, sigma_m))``, summed over D.
+        log_init: ``(B, K, M)`` ``log p(c_1^k)``; log_trans: ``(B, T-1, K, M, M)``
+            ``log p(c_t^k = j | c_{t-1}^k = i)`` at ``[:, t-1, :, i, j]`` (entry 0 unused).
+    Returns: the terms (``kl_c`` holds the chain's part beyond the expected latent KL) and the
+        posterior marginals ``q(c_t^k)`` ``(B, T-1, K, M)``.
+    """
+    b, steps, k, m = module_kl.shape
+    chain = lambda x: x.transpose(1, 2).reshape(b * k, steps, *x.shape[3:])  # noqa: E731
+    log_marginal, marginals = forward_backward(log_init.reshape(b * k, m), chain(log_trans), -chain(module_kl))
+    marginals = marginals.reshape(b, k, steps, m).transpose(1, 2)
+    first = gaussian_kl(post_mean[:, :1], post_log_std[:, :1],
+                        torch.zeros_like(post_mean[:, :1]), torch.zeros_like(post_log_std[:, :1]))
+    chain_kl = -log_marginal.reshape(b, k).sum(-1)
+    expected_kl_z = (marginals.detach() * module_kl.detach()).flatten(1).sum(-1)
+    kl_z = first.flatten(1).sum(-1) + expected_kl_z
+    kl_c = chain_kl - expected_kl_z  # KL(q(c) || p(c)) at the exact posterior
+    log_lik = log_likelihood.sum(-1)
+    loss = (-log_lik + kl_weight * (first.flatten(1).sum(-1) + chain_kl)).mean()
+    return ELBOTerms(log_likelihood=log_lik, kl_z=kl_z, kl_c=kl_c, loss=loss), marginals

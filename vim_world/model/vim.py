@@ -10,9 +10,10 @@ from ..batch import Batch
 from .config import VIMConfig
 from .decoders import Decoded, SpatialBroadcastDecoder, StateDecoder
 from .distributions import gumbel_softmax_st, kl_weight, sample_categorical
-from .elbo import elbo_terms
+from .distributions import gaussian_kl
+from .elbo import ELBOTerms, collapsed_elbo_terms, elbo_terms
 from .encoders import PixelEncoder, StateEncoder
-from .layers import mlp
+from .layers import Standardizer, mlp
 from .modules import ModuleBank
 from .outputs import Posterior, Prediction
 from .switching import SelectionPosterior, SwitchingPrior
@@ -40,10 +41,12 @@ class VIM(nn.Module):
         else:
             self.encoder = StateEncoder(c.state_dim, c.hidden, c.latent_dim, c.min_log_std)
             self.decoder = StateDecoder(c.latent_dim, c.hidden, c.state_dim, c.state_sigma)
+        # State features are modelled standardised (identity in pixel mode and until fitted).
+        self.standardizer = Standardizer(c.state_dim)
         self.transitions = ModuleBank(c.latent_dim, c.action_dim, c.hidden, c.num_modules, c.nary,
                                       c.min_log_std)
         self.switching_prior = SwitchingPrior(c.latent_dim, c.num_modules, c.action_dim, c.hidden)
-        self.selection_posterior = SelectionPosterior(c.latent_dim, c.hidden)
+        self.selection_posterior = SelectionPosterior(c.latent_dim, c.hidden) if c.selection_inference == "amortized" else None
         self.reward_net = mlp(c.latent_dim + c.action_dim, c.hidden, 1, layers=1) if c.reward_head else None
 
     # ----------------------------------------------------------------------------------- inference
@@ -71,7 +74,7 @@ class VIM(nn.Module):
         """``obs`` -> posterior ``mean, log_std (B, T, K, D)`` and the last slots (pixel mode)."""
         if isinstance(self.encoder, PixelEncoder):
             return self.encoder(obs)
-        mean, log_std = self.encoder(obs)
+        mean, log_std = self.encoder(self.standardizer(obs))
         return mean, log_std, None
 
     def _transitions(self, z_prev: Tensor, z_next: Tensor,
@@ -93,6 +96,50 @@ class VIM(nn.Module):
         logits = self.selection_posterior(z_next.flatten(0, 1), means, log_std)
         return means.unflatten(0, (b, t)), log_std, logits.unflatten(0, (b, t))
 
+    def _chain(self, z: Tensor, post_mean: Tensor, post_log_std: Tensor,
+               actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """What exact selection inference needs, for every object and transition at once.
+
+        Args:
+            z: ``(B, T, K, D)`` latents the modules and the switching prior read (t < T - 1).
+            post_mean, post_log_std: ``(B, T, K, D)`` the latent posterior.
+            actions: ``(B, T, A)`` or None.
+        Returns:
+            ``module_kl (B, T-1, K, M)``, ``log_init (B, K, M)`` and ``log_trans (B, T-1, K, M, M)``.
+        """
+        b, t, k, d = z.shape
+        m = self.config.num_modules
+        z_prev = z[:, :-1].flatten(0, 1)  # (B*(T-1), K, D)
+        flat_actions = None if actions is None else actions[:, :-1].flatten(0, 1)
+        means, log_std = self.transitions(z_prev, flat_actions)
+        module_kl = gaussian_kl(post_mean[:, 1:].flatten(0, 1).unsqueeze(-2), post_log_std[:, 1:].flatten(0, 1).unsqueeze(-2),
+                                means, log_std).sum(-1).unflatten(0, (b, t - 1))
+        # The switching prior after every possible previous module, and with none (the first step).
+        n = z_prev.shape[0]
+        previous = torch.cat([torch.zeros(1, m), torch.eye(m)]).to(z)  # (M + 1, M)
+        z_rep = z_prev.unsqueeze(2).expand(n, k, m + 1, d).reshape(n, k * (m + 1), d)
+        c_rep = previous.expand(n, k, m + 1, m).reshape(n, k * (m + 1), m)
+        logits = self.switching_prior(z_rep, c_rep, flat_actions).reshape(n, k, m + 1, m)
+        log_p = logits.log_softmax(-1).unflatten(0, (b, t - 1))  # (B, T-1, K, M+1, M)
+        return module_kl, log_p[:, 0, :, 0], log_p[..., 1:, :]
+
+    def _amortized_terms(self, z: Tensor, mean: Tensor, log_std: Tensor, log_lik: Tensor,
+                         actions: Tensor | None, weight: float) -> tuple[ELBOTerms, Tensor]:
+        """The ELBO with a per-step selection posterior network and straight-through Gumbel samples."""
+        b, t = z.shape[:2]
+        prev_actions = None if actions is None else actions[:, :-1]
+        module_means, module_log_std, post_logits = self._transitions(z[:, :-1], mean[:, 1:], prev_actions)
+        selection = gumbel_softmax_st(post_logits, self.config.gumbel_tau)
+        c_prev = torch.cat([torch.zeros_like(selection[:, :1]), selection[:, :-1]], dim=1)
+        flat_actions = None if prev_actions is None else prev_actions.flatten(0, 1)
+        prior_logits = self.switching_prior(z[:, :-1].flatten(0, 1), c_prev.flatten(0, 1),
+                                            flat_actions).unflatten(0, (b, t - 1))
+        terms = elbo_terms(log_likelihood=log_lik, post_mean=mean, post_log_std=log_std,
+                           module_means=module_means, module_log_std=module_log_std,
+                           post_c_logits=post_logits, prior_c_logits=prior_logits,
+                           kl_weight=weight, free_bits=self.config.free_bits)
+        return terms, post_logits.softmax(-1)
+
     def loss(self, batch: Batch, step: int) -> tuple[Tensor, dict[str, float]]:
         """Negative ELBO per sequence (summed over time), plus the reward loss when trained.
 
@@ -106,23 +153,19 @@ class VIM(nn.Module):
         mean, log_std, _ = self._encode(obs)
         z = mean + torch.exp(log_std) * torch.randn_like(mean)
         decoded = self.decoder(z.flatten(0, 1))
-        log_lik = self.decoder.log_likelihood(decoded, obs.flatten(0, 1)).unflatten(0, (b, t))
+        target = obs if self.config.input_mode == "pixels" else self.standardizer(obs)
+        log_lik = self.decoder.log_likelihood(decoded, target.flatten(0, 1)).unflatten(0, (b, t))
 
-        prev_actions = None if actions is None else actions[:, :-1]
-        module_means, module_log_std, post_logits = self._transitions(z[:, :-1], mean[:, 1:],
-                                                                      prev_actions)
-        selection = gumbel_softmax_st(post_logits, self.config.gumbel_tau)
-        c_prev = torch.cat([torch.zeros_like(selection[:, :1]), selection[:, :-1]], dim=1)
-        flat_actions = None if prev_actions is None else prev_actions.flatten(0, 1)
-        prior_logits = self.switching_prior(z[:, :-1].flatten(0, 1), c_prev.flatten(0, 1),
-                                            flat_actions).unflatten(0, (b, t - 1))
         weight = kl_weight(step, self.config.kl_warmup_steps)
-        terms = elbo_terms(log_likelihood=log_lik, post_mean=mean, post_log_std=log_std,
-                           module_means=module_means, module_log_std=module_log_std,
-                           post_c_logits=post_logits, prior_c_logits=prior_logits,
-                           kl_weight=weight, free_bits=self.config.free_bits)
+        if self.config.selection_inference == "exact":
+            module_kl, log_init, log_trans = self._chain(z, mean, log_std, actions)
+            terms, q_c = collapsed_elbo_terms(log_likelihood=log_lik, post_mean=mean, post_log_std=log_std,
+                                              module_kl=module_kl, log_init=log_init, log_trans=log_trans,
+                                              kl_weight=weight)
+        else:
+            terms, q_c = self._amortized_terms(z, mean, log_std, log_lik, actions, weight)
         loss = terms.loss
-        usage = post_logits.detach().softmax(-1).flatten(0, -2).mean(0)
+        usage = q_c.detach().flatten(0, -2).mean(0)  # (M,) batch-level module usage
         stats = {
             "nll": float(-terms.log_likelihood.detach().mean()),
             "kl_z": float(terms.kl_z.detach().mean()),
@@ -157,10 +200,16 @@ class VIM(nn.Module):
         probs = mean.new_full((b, 1, k, m), 1.0 / m)
         selections = torch.full((b, 1, k), -1, dtype=torch.long, device=obs.device)
         if t > 1:
-            prev_actions = None if actions is None else actions[:, :-1]
-            _, _, logits = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions)
-            probs = torch.cat([probs, logits.softmax(-1)], dim=1)
-            selections = torch.cat([selections, logits.argmax(-1)], dim=1)
+            if self.config.selection_inference == "exact":
+                module_kl, log_init, log_trans = self._chain(mean, mean, log_std, actions)
+                _, q_c = collapsed_elbo_terms(log_likelihood=mean.new_zeros(b, t), post_mean=mean,
+                                              post_log_std=log_std, module_kl=module_kl,
+                                              log_init=log_init, log_trans=log_trans, kl_weight=1.0)
+            else:
+                prev_actions = None if actions is None else actions[:, :-1]
+                q_c = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions)[2].softmax(-1)
+            probs = torch.cat([probs, q_c], dim=1)
+            selections = torch.cat([selections, q_c.argmax(-1)], dim=1)
         masks = self.decode(mean.flatten(0, 1)).masks
         return Posterior(
             z_mean=mean, z_log_std=log_std, probs=probs, selections=selections,
@@ -216,7 +265,10 @@ class VIM(nn.Module):
 
     def decode(self, z: Tensor) -> Decoded:
         """``z (N, K, D)`` -> frames ``(N, C, H, W)`` (with per-slot rgb and masks) or states ``(N, K, S)``."""
-        return self.decoder(z)
+        decoded = self.decoder(z)
+        if self.config.input_mode == "pixels":
+            return decoded
+        return Decoded(obs=self.standardizer.inverse(decoded.obs))
 
     def reward(self, z: Tensor, action: Tensor | None) -> Tensor:
         """Predicted reward ``(N,)`` for taking ``action (N, A)`` in latent state ``z (N, K, D)``.
