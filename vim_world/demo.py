@@ -12,15 +12,17 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 import vim_world
-from vim_world.data import DatasetError, collect, open_dataset
+from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
 from vim_world.envs import env_ids
 from vim_world.evaluate import EvalConfig, evaluate
+from vim_world.figures import strip, to_frames
+from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes, image, write_report
-from vim_world.train import TrainConfig, train
+from vim_world.train import TrainConfig, prepare, train
 
+PLANNING_BUDGET = {"tiny": "tiny", "default": "small"}
 PRESETS = {
     # episodes, episode length, obs size, training steps, batch size
     "tiny": dict(episodes=640, episode_len=24, obs_size=32, steps=1500, batch_size=32),
@@ -57,6 +59,22 @@ def env_gallery(frames: int = 40, size: int = 128) -> str:
     return "".join(cells)
 
 
+def _imagination_section(run: str, data: Path, device: str, horizon: int = 10) -> str:
+    """Three sampled futures of one held-out context, and the counterfactual "object 0 is driven by
+    module m from now on" for every module m, drawn with the env's rasteriser."""
+    im = Imagination.from_checkpoint(run, device=device)
+    loader = SequenceLoader(open_dataset(data), batch_size=1, seq_len=5 + horizon, mode="state", seed=123)
+    batch = prepare(loader.batch_at(0), with_actions=False).to(im.device)
+    context = batch.obs[:, :5]
+    rows = {"truth": to_frames(batch.obs[0, 5:])}
+    futures = im.rollout(context, horizon=horizon, n_samples=3, seed=0)
+    rows.update({f"sample {i}": to_frames(futures.obs[0, i]) for i in range(3)})
+    for m in range(im.model.config.num_modules):
+        cf = im.counterfactual(context, obj=0, module=m, horizon=horizon, n_samples=1, seed=0)
+        rows[f"obj 0 -> module {m}"] = to_frames(cf.intervened.obs[0, 0])
+    return image(strip(rows))
+
+
 def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwrite: bool = False) -> Path:
     """Run the whole path with ``preset`` and return the report's path."""
     out = Path(out)
@@ -83,6 +101,16 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
                       out=str(out / "eval"), device=device)  # fmt: skip
     evaluation = evaluate(ecfg)
     timings["evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    imagination = _imagination_section(runs["vim"], train_data, device)
+    timings["imagine"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    from vim_world.agents.evaluation import compare_agents
+
+    planning = compare_agents(out / "planning", PLANNING_BUDGET[preset], device="cpu" if device == "auto" else device)
+    timings["plan"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     sections = [
@@ -90,6 +118,9 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
                     f"context {ecfg.context}, horizon {ecfg.horizon}, N = {ecfg.n_samples} samples.</p>"
                     f"<pre>{json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=1)}</pre>"),
         *evaluation.sections,
+        ("Imagination: sampled futures and a counterfactual", imagination),
+        ("Planning on the control task (real environment steps used vs return)",
+         f"<pre>{planning.markdown_path.read_text()}</pre>" + image(planning.plot_path.read_bytes())),
         ("Environments", env_gallery()),
     ]  # fmt: skip
     return write_report(out / "report.html", "vim_world demo report", sections)
