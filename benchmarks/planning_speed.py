@@ -24,8 +24,9 @@ import torch
 
 from vim_world.agents import CEM, MPPI, ImaginationReturns, RandomShooting
 from vim_world.envs import STATE_FEATURES, STEER_ACTIONS
-from vim_world.imagination import Imagination, LatentState
+from vim_world.imagination import Imagination, LatentState, selected_module_means
 from vim_world.model import VIM, preset
+from vim_world.model.distributions import sample_categorical
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -53,6 +54,25 @@ def prior_step_rollout(im: Imagination, state: LatentState, actions: torch.Tenso
         z, c, _ = im.model.prior_step(z, c, flat[:, t])
 
 
+def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) -> list[tuple[str, str, str]]:
+    """Time per imagined step of its parts, at ``batch`` futures."""
+    cfg = im.config
+    z = torch.randn(batch, cfg.num_slots, cfg.latent_dim, device=device)
+    c = torch.randint(0, cfg.num_modules, (batch, cfg.num_slots), device=device)
+    onehot = torch.nn.functional.one_hot(c, cfg.num_modules).float()
+    a = torch.nn.functional.one_hot(torch.randint(0, cfg.action_dim, (batch,), device=device), cfg.action_dim).float()
+    probs = torch.full((batch, cfg.num_slots, cfg.num_modules), 1.0 / cfg.num_modules, device=device)
+    parts = {
+        "switching prior": lambda: im.model.switching_prior(z, onehot, a),
+        "sampling selections": lambda: sample_categorical(probs),
+        "selected modules": lambda: selected_module_means(im.model.transitions, z, a, c),
+        "reward head": lambda: im.model.reward(z, a),
+        "Imagination.step (all of it)": lambda: im.step(LatentState(z, c), a),
+    }
+    return [(f"one step: {name} ({batch} futures)", "", f"{timed(fn, device, repeats) * 1e3:.1f} ms")
+            for name, fn in parts.items()]
+
+
 def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     torch.manual_seed(0)
     cfg = preset(args.preset, num_slots=4, state_dim=len(STATE_FEATURES), action_dim=len(STEER_ACTIONS),
@@ -70,6 +90,7 @@ def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str
                          ("VIM.prior_step loop", lambda: prior_step_rollout(im, state, actions, n))):
             s = timed(fn, device, args.repeats)
             rows.append((f"{name} ({c}x{n}x{h}, K={k})", f"{object_steps / s:,.0f} object-steps/s", f"{s * 1e3:.0f} ms"))
+        rows += step_parts(im, c * n, device, args.repeats)
     model = ImaginationReturns(im, space, n_samples=n)
     planners = {
         "random shooting": RandomShooting(h, c),
