@@ -409,8 +409,8 @@ def selected_module_means(bank: ModuleBank, z: Tensor, action: Tensor | None,
     for m, rows in enumerate(torch.split(x[order], counts)):
         if rows.shape[0] == 0:
             continue
-        h = torch.relu(torch.addmm(bank.layer1.bias[m], rows, bank.layer1.weight[m]))
-        h = torch.relu(torch.addmm(bank.layer2.bias[m], h, bank.layer2.weight[m]))
+        h = torch.addmm(bank.layer1.bias[m], rows, bank.layer1.weight[m]).relu_()
+        h = torch.addmm(bank.layer2.bias[m], h, bank.layer2.weight[m]).relu_()
         outputs.append(torch.addmm(bank.layer3.bias[m], h, bank.layer3.weight[m]))
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(order.numel(), device=order.device)
