@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # small models: one thread per process is fastest
 exec .venv/bin/python -m pytest -q "$@"

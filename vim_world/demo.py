@@ -25,7 +25,7 @@ from vim_world.train import TrainConfig, prepare, train
 PLANNING_BUDGET = {"tiny": "tiny", "default": "small"}
 PRESETS = {
     # episodes, episode length, obs size, training steps, batch size
-    "tiny": dict(episodes=640, episode_len=24, obs_size=32, steps=1500, batch_size=32),
+    "tiny": dict(episodes=640, episode_len=24, obs_size=32, steps=3000, batch_size=32),
     "default": dict(episodes=8192, episode_len=32, obs_size=64, steps=30000, batch_size=64),
 }
 MODELS = ("vim", "vim_m1", "vrnn", "copy_last")
