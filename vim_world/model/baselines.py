@@ -110,7 +110,8 @@ class MonolithicVRNN(nn.Module):
             h = self._advance(h, feats[:, i], z, None if actions is None else actions[:, i])
         weight = kl_weight(step, self.config.kl_warmup_steps)
         loss = (nll + weight * kl).mean()
-        return loss, {"nll": float(nll.mean()), "kl_z": float(kl.mean()), "kl_weight": weight, "loss": float(loss)}
+        return loss, {"nll": float(nll.detach().mean()), "kl_z": float(kl.detach().mean()), "kl_weight": weight,
+                      "loss": float(loss.detach())}
 
     @torch.no_grad()
     def predict(self, batch: Batch, context: int, horizon: int, n_samples: int = 1,
