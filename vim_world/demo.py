@@ -16,6 +16,7 @@ import gymnasium as gym
 import vim_world
 from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
 from vim_world.envs import env_ids
+from vim_world.envs.registration import PASSIVE_MECHANISMS
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.figures import strip, to_frames
 from vim_world.imagination import Imagination
@@ -92,7 +93,8 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     for name in MODELS:
         t = time.perf_counter()
         cfg = TrainConfig(data=str(train_data), out=str(out / "runs" / name), model=name, preset=preset, mode="state",
-                          steps=p["steps"], batch_size=p["batch_size"], seq_len=10, device=device)  # fmt: skip
+                          steps=p["steps"], batch_size=p["batch_size"], seq_len=10, device=device,
+                          overrides={"num_modules": len(PASSIVE_MECHANISMS)})  # one module per true mechanism
         runs[name] = str(train(cfg).out)
         timings[f"train {name}"] = time.perf_counter() - t
 
