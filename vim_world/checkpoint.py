@@ -12,7 +12,6 @@ may write a checkpoint directory (rank 0 under ``torchrun``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -28,24 +27,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from vim_world.files import fsync, sha256
+
 PREFIX = "step_"
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted, or does not match the model it is loaded into."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
 
 
 @dataclass
@@ -88,11 +76,11 @@ def save_checkpoint(
             "model_config": model_config,
             "step": step,
             "extra": extra or {},
-            "sha256": {name: _sha256(tmp / name) for name in ("model.safetensors", "state.pt")},
+            "sha256": {name: sha256(tmp / name) for name in ("model.safetensors", "state.pt")},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         for name in ("model.safetensors", "state.pt", "manifest.json"):
-            _fsync(tmp / name)
+            fsync(tmp / name)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -137,7 +125,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"checkpoint file {f} is missing")
-        if _sha256(f) != digest:
+        if sha256(f) != digest:
             raise CheckpointError(f"checkpoint file {f} is corrupted (SHA-256 mismatch)")
     try:
         weights = load_file(str(path / "model.safetensors"))

@@ -23,7 +23,6 @@ overwritten unless asked.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -42,6 +41,7 @@ from gymnasium import spaces
 import vim_world
 import vim_world.envs
 from vim_world.batch import Batch
+from vim_world.files import sha256
 
 FORMAT_VERSION = 1
 ARRAYS = ("pixels", "states", "mechanism", "actions", "rewards", "valid", "masks")
@@ -51,20 +51,12 @@ class DatasetError(ValueError):
     """A data set is missing, truncated, corrupted or does not match what was asked for."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _save_npy(path: Path, array: np.ndarray) -> str:
     with open(path, "wb") as f:
         np.save(f, array)
         f.flush()
         os.fsync(f.fileno())
-    return _sha256(path)
+    return sha256(path)
 
 
 def _action_vectors(space: spaces.Space, actions: np.ndarray) -> np.ndarray:
@@ -321,7 +313,7 @@ def open_dataset(path: str | Path, verify: bool = True) -> Dataset:
             f = path / shard["name"] / f"{name}.npy"
             if not f.is_file():
                 raise DatasetError(f"data set file {f} is missing")
-            if verify and _sha256(f) != digest:
+            if verify and sha256(f) != digest:
                 raise DatasetError(f"data set file {f} is truncated or corrupted (SHA-256 mismatch)")
     return Dataset(path, meta)
 
