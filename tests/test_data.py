@@ -144,3 +144,14 @@ def test_malformed_meta_is_named(small, tmp_path):
     (copy / "meta.json").write_text("[1, 2]")
     with pytest.raises(DatasetError, match="format_version"):
         open_dataset(copy)
+
+
+def test_training_windows_never_cross_an_episode_end(tmp_path):
+    p = collect("VimWorld/Steer-v0", tmp_path / "s", episodes=16, episode_len=70, seed=1, num_envs=8,
+                env_kwargs={"obs_size": 32})  # fmt: skip
+    loader = SequenceLoader(open_dataset(p), batch_size=16, seq_len=20, mode="state", seed=0)
+    for i in range(20):
+        b = loader.batch_at(i)
+        # inside one episode the agent moves at most one drift step (0.03) per step: no reset jumps
+        agent = b.states[:, :, 1, :2]
+        assert (agent[:, 1:] - agent[:, :-1]).norm(dim=-1).max() <= 0.031

@@ -388,6 +388,12 @@ class SequenceLoader:
         counts = [a["valid"].shape[0] for a in self.arrays]
         self._shard_of = np.repeat(np.arange(len(shards)), counts)  # global episode -> shard
         self._local = np.concatenate([np.arange(c) for c in counts])  # -> episode in shard
+        # Windows never cross the end of an episode (a control task's reset): each episode offers
+        # the starts whose whole window is valid, and episodes shorter than a window none.
+        self._valid_len = np.concatenate([np.asarray(a["valid"]).sum(1) for a in self.arrays])
+        self._windowed = np.flatnonzero(self._valid_len >= self.seq_len)
+        if self._windowed.size == 0:
+            raise ValueError(f"no episode has {self.seq_len} valid steps for a window; use a smaller seq_len")
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError):
@@ -398,7 +404,8 @@ class SequenceLoader:
         return self._shard_of.size
 
     def batch_at(self, index: int, rank: int = 0, world_size: int = 1) -> Batch:
-        """Batch number ``index``: episodes and window starts drawn from ``rng([seed, index])``.
+        """Batch number ``index``: episodes and window starts drawn from ``rng([seed, index])``;
+        every window lies within its episode's valid steps.
 
         With ``world_size > 1``, only rank ``rank``'s rows of that global batch:
         ``rank_rows(batch_size, rank, world_size)``. The global batch, and so the training
@@ -408,8 +415,8 @@ class SequenceLoader:
             raise ValueError(f"index must be a non-negative int, got {index!r}")
         rows = rank_rows(self.batch_size, rank, world_size)
         rng = np.random.default_rng([self.seed, index])
-        episodes = rng.integers(0, self.num_episodes, self.batch_size)
-        starts = rng.integers(0, self.dataset.meta["episode_len"] - self.seq_len + 1, self.batch_size)
+        episodes = self._windowed[rng.integers(0, self._windowed.size, self.batch_size)]
+        starts = (rng.random(self.batch_size) * (self._valid_len[episodes] - self.seq_len + 1)).astype(np.int64)
         return self._gather(episodes[rows], starts[rows])
 
     def __iter__(self) -> Iterator[Batch]:
