@@ -95,7 +95,27 @@ class RandomShooting(Planner):
         return best.plan()
 
 
-class CEM(Planner):
+class _IterativePlanner(Planner):
+    """Rounds of sample, score, refit; subclasses say how to refit (:meth:`refit`)."""
+
+    iterations: int
+
+    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator) -> Plan:
+        dist = self.start(model, batch)
+        best = _Best()
+        for _ in range(self.iterations):
+            actions = dist.sample(self.num_candidates, generator)
+            scores = self.score(model, states, actions, generator)
+            best.update(actions, scores)
+            dist = self.refit(dist, actions, scores)
+        return best.plan()
+
+    @abstractmethod
+    def refit(self, dist: SequenceDistribution, actions: Tensor, scores: Tensor) -> SequenceDistribution:
+        """The next sampling distribution from candidates ``(B, C, H, ...)`` and scores ``(B, C)``."""
+
+
+class CEM(_IterativePlanner):
     """Cross-entropy method: refit the distribution to the top ``elite_frac`` candidates.
 
     Categorical distributions for discrete spaces, Gaussians for boxes.
@@ -115,21 +135,14 @@ class CEM(Planner):
         self.iterations, self.keep = iterations, keep
         self.num_elites = max(1, round(elite_frac * num_candidates))
 
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator) -> Plan:
-        dist = self.start(model, batch)
-        best = _Best()
-        for _ in range(self.iterations):
-            actions = dist.sample(self.num_candidates, generator)
-            scores = self.score(model, states, actions, generator)
-            best.update(actions, scores)
-            elite = scores.topk(self.num_elites, dim=1).indices
-            elites = actions[torch.arange(batch, device=elite.device)[:, None], elite]
-            weights = scores.new_full(elite.shape, 1.0 / self.num_elites)
-            dist = dist.fit(elites, weights, keep=self.keep)
-        return best.plan()
+    def refit(self, dist: SequenceDistribution, actions: Tensor, scores: Tensor) -> SequenceDistribution:
+        elite = scores.topk(self.num_elites, dim=1).indices
+        elites = actions[torch.arange(scores.shape[0], device=elite.device)[:, None], elite]
+        weights = scores.new_full(elite.shape, 1.0 / self.num_elites)
+        return dist.fit(elites, weights, keep=self.keep)
 
 
-class MPPI(Planner):
+class MPPI(_IterativePlanner):
     """Model-predictive path integral: refit to all candidates weighted by ``softmax(score / T)``.
 
     Scores are standardised per start state before the softmax, so ``temperature`` does not
@@ -150,17 +163,9 @@ class MPPI(Planner):
                              f"{iterations}, {temperature}, {keep}")
         self.iterations, self.temperature, self.keep = iterations, temperature, keep
 
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator) -> Plan:
-        dist = self.start(model, batch)
-        best = _Best()
-        for _ in range(self.iterations):
-            actions = dist.sample(self.num_candidates, generator)
-            scores = self.score(model, states, actions, generator)
-            best.update(actions, scores)
-            z = (scores - scores.mean(1, keepdim=True)) / (scores.std(1, keepdim=True, correction=0) + 1e-6)
-            weights = (z / self.temperature).softmax(1)
-            if isinstance(dist, GaussianSequence):
-                dist = dist.fit(actions, weights, keep=self.keep, fit_std=False)
-            else:
-                dist = dist.fit(actions, weights, keep=self.keep)
-        return best.plan()
+    def refit(self, dist: SequenceDistribution, actions: Tensor, scores: Tensor) -> SequenceDistribution:
+        z = (scores - scores.mean(1, keepdim=True)) / (scores.std(1, keepdim=True, correction=0) + 1e-6)
+        weights = (z / self.temperature).softmax(1)
+        if isinstance(dist, GaussianSequence):
+            return dist.fit(actions, weights, keep=self.keep, fit_std=False)
+        return dist.fit(actions, weights, keep=self.keep)
