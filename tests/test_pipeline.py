@@ -37,3 +37,17 @@ def test_pixel_vim_collect_train_evaluate(tmp_path):
     assert disc["object_steps"] == 4 * (2 + 3 - 1) * 2 and 0.0 <= disc["accuracy"] <= 1.0  # B x (T-1) x objects
     assert set(metrics["ratios"]["again"]) == set(runs)
     assert result.report.is_file() and "module selections" in result.report.read_text()
+
+
+def test_cli_collect_train_imagine(tmp_path):
+    from vim_world.cli import main
+
+    data, run, png = tmp_path / "d", tmp_path / "r", tmp_path / "im.png"
+    assert main(["collect", "VimWorld/Passive-v0", "--out", str(data), "--episodes", "8", "--episode-len", "16",
+                 "--num-envs", "8", "--env-kwargs", '{"obs_size": 32}']) == 0  # fmt: skip
+    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "2", "--batch-size", "4",
+                 "--seq-len", "4", "--device", "cpu", "--holdout", "0", "--no-progress"]) == 0  # fmt: skip
+    assert main(["imagine", "--run", str(run), "--data", str(data), "--out", str(png), "--horizon", "4",
+                 "--n-samples", "2", "--device", "cpu"]) == 0  # fmt: skip
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["imagine", "--run", str(tmp_path / "none"), "--data", str(data), "--out", str(png)]) == 2

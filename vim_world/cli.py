@@ -91,6 +91,23 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"\nreport: {report}")
 
 
+def _cmd_imagine(args: argparse.Namespace) -> None:
+    from vim_world.demo import imagination_strip
+
+    png = imagination_strip(args.run, args.data, device=args.device, horizon=args.horizon,
+                            n_samples=args.n_samples, obj=args.obj, seed=args.seed)
+    Path(args.out).write_bytes(png)
+    print(f"futures and counterfactuals written to {args.out}")
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    from vim_world.agents.evaluation import compare_agents
+
+    result = compare_agents(args.out, args.budget, device=args.device, seed=args.seed, progress=True)
+    print(result.markdown_path.read_text())
+    print(f"results: {result.json_path}, plot: {result.plot_path}")
+
+
 def _pair(text: str) -> str:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
@@ -162,7 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=_cmd_eval)
 
-    d = sub.add_parser("demo", help="the main job: collect, train, evaluate, report")
+    im = sub.add_parser("imagine", help="sample futures and counterfactuals from a trained state VIM (PNG)")
+    im.add_argument("--run", required=True, help="run or checkpoint directory of a VIM")
+    im.add_argument("--data", required=True, help="data set to take a context from")
+    im.add_argument("--out", default="imagined.png")
+    im.add_argument("--horizon", type=int, default=10)
+    im.add_argument("--n-samples", type=int, default=3)
+    im.add_argument("--obj", type=int, default=0, help="object whose module the counterfactuals force")
+    im.add_argument("--seed", type=int, default=0)
+    im.add_argument("--device", default="auto")
+    im.set_defaults(fn=_cmd_imagine)
+
+    pl = sub.add_parser("plan", help="compare MPC with VIM, PPO and a random agent on the control task")
+    pl.add_argument("--out", default="runs/plan")
+    pl.add_argument("--budget", default="tiny", choices=["tiny", "small"])
+    pl.add_argument("--device", default="cpu")
+    pl.add_argument("--seed", type=int, default=0)
+    pl.set_defaults(fn=_cmd_plan)
+
+    d = sub.add_parser("demo", help="the main job: collect, train, evaluate, imagine, plan, report")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--preset", default="tiny", choices=["tiny", "default"])
     d.add_argument("--device", default="auto")

@@ -60,20 +60,22 @@ def env_gallery(frames: int = 40, size: int = 128) -> str:
     return "".join(cells)
 
 
-def _imagination_section(run: str, data: Path, device: str, horizon: int = 10) -> str:
-    """Three sampled futures of one held-out context, and the counterfactual "object 0 is driven by
-    module m from now on" for every module m, drawn with the env's rasteriser."""
+def imagination_strip(run: str | Path, data: str | Path, *, device: str = "auto", horizon: int = 10,
+                      n_samples: int = 3, obj: int = 0, seed: int = 0) -> bytes:
+    """A PNG: one context from ``data``, the truth, ``n_samples`` imagined futures, and the
+    counterfactual "object ``obj`` is driven by module m from now on" for every module m, drawn
+    with the env's rasteriser (state models)."""
     im = Imagination.from_checkpoint(run, device=device)
-    loader = SequenceLoader(open_dataset(data), batch_size=1, seq_len=5 + horizon, mode="state", seed=123)
+    loader = SequenceLoader(open_dataset(data), batch_size=1, seq_len=5 + horizon, mode="state", seed=123 + seed)
     batch = prepare(loader.batch_at(0), with_actions=False).to(im.device)
     context = batch.obs[:, :5]
     rows = {"truth": to_frames(batch.obs[0, 5:])}
-    futures = im.rollout(context, horizon=horizon, n_samples=3, seed=0)
-    rows.update({f"sample {i}": to_frames(futures.obs[0, i]) for i in range(3)})
+    futures = im.rollout(context, horizon=horizon, n_samples=n_samples, seed=seed)
+    rows.update({f"sample {i}": to_frames(futures.obs[0, i]) for i in range(n_samples)})
     for m in range(im.model.config.num_modules):
-        cf = im.counterfactual(context, obj=0, module=m, horizon=horizon, n_samples=1, seed=0)
-        rows[f"obj 0 -> module {m}"] = to_frames(cf.intervened.obs[0, 0])
-    return image(strip(rows))
+        cf = im.counterfactual(context, obj=obj, module=m, horizon=horizon, n_samples=1, seed=seed)
+        rows[f"obj {obj} -> module {m}"] = to_frames(cf.intervened.obs[0, 0])
+    return strip(rows)
 
 
 def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwrite: bool = False) -> Path:
@@ -105,7 +107,7 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     timings["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    imagination = _imagination_section(runs["vim"], train_data, device)
+    imagination = image(imagination_strip(runs["vim"], train_data, device=device))
     timings["imagine"] = time.perf_counter() - t
 
     t = time.perf_counter()
