@@ -102,3 +102,12 @@ def test_prior_rollouts_are_reproducible(b, k, m):
     first = model.predict(batch, 2, 3, 4, generator=torch.Generator().manual_seed(5))
     second = model.predict(batch, 2, 3, 4, generator=torch.Generator().manual_seed(5))
     assert torch.equal(first.obs, second.obs) and torch.equal(first.selections, second.selections)
+
+
+@pytest.mark.parametrize("name", ["tiny-state", "tiny-pixels", "default-state"])
+def test_baseline_vrnn_has_about_vims_parameter_count(name):
+    from vim_world.model import build_model, count_parameters, preset
+
+    config = preset(name, state_dim=13, num_slots=5)
+    vim, vrnn = count_parameters(build_model("vim", config)), count_parameters(build_model("vrnn", config))
+    assert abs(vrnn - vim) <= 0.1 * vim, (vim, vrnn)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import nn
 
 from .baselines import CopyLastFrame, MonolithicVRNN
@@ -9,10 +11,19 @@ from .config import PRESETS, VIMConfig, preset, single_module_config
 from .outputs import Posterior, Prediction
 from .vim import VIM
 
+def parameter_matched_vrnn(config: VIMConfig) -> MonolithicVRNN:
+    """The monolithic baseline with its width chosen so that its parameter count is closest to
+    VIM's under the same ``config`` (a fair comparison; deterministic, so checkpoints reload)."""
+    target = count_parameters(VIM(config))
+    widths = range(8, 4 * config.hidden + 1, 4)
+    best = min(widths, key=lambda h: abs(count_parameters(MonolithicVRNN(replace(config, hidden=h))) - target))
+    return MonolithicVRNN(replace(config, hidden=best))
+
+
 MODELS = {
     "vim": VIM,
     "vim_m1": lambda config: VIM(single_module_config(config)),
-    "vrnn": MonolithicVRNN,
+    "vrnn": parameter_matched_vrnn,
     "copy_last": CopyLastFrame,
 }
 """Model name -> constructor from a :class:`VIMConfig`."""
