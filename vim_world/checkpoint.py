@@ -13,11 +13,9 @@ may write a checkpoint directory (rank 0 under ``torchrun``).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vim_world.files import fsync, sha256
+from vim_world.files import fsync, sha256, staged_directory
 
 PREFIX = "step_"
 
@@ -66,8 +64,7 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp_", dir=directory))
-    try:
+    with staged_directory(final, ".tmp_") as tmp:
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / "model.safetensors"))
         torch.save({**state, "step": step}, tmp / "state.pt")
@@ -81,12 +78,6 @@ def save_checkpoint(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         for name in ("model.safetensors", "state.pt", "manifest.json"):
             fsync(tmp / name)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     for stale in directory.glob(".tmp_*"):  # left by a save that was killed; never loaded

@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +39,7 @@ from gymnasium import spaces
 import vim_world
 import vim_world.envs
 from vim_world.batch import Batch
-from vim_world.files import sha256
+from vim_world.files import sha256, staged_directory
 
 FORMAT_VERSION = 1
 ARRAYS = ("pixels", "states", "mechanism", "actions", "rewards", "valid", "masks")
@@ -207,41 +205,34 @@ def collect(
     kwargs = dict(env_kwargs or {})
     kwargs.update(obs_mode="both", masks=bool(masks))
     n_shards = -(-episodes // num_envs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    job = _CollectJob(env_id, kwargs, int(num_envs), policy, int(seed), int(episodes), int(episode_len), bool(masks), str(tmp))
     writer = None
     try:
-        writer = _ShardWriter(job)
-        shards = _write_shards(writer, n_shards, min(int(workers), n_shards))
-        if progress:
-            from tqdm import tqdm
+        with staged_directory(path, f".{path.name}.") as tmp:
+            job = _CollectJob(env_id, kwargs, int(num_envs), policy, int(seed), int(episodes), int(episode_len), bool(masks), str(tmp))
+            writer = _ShardWriter(job)
+            shards = _write_shards(writer, n_shards, min(int(workers), n_shards))
+            if progress:
+                from tqdm import tqdm
 
-            shards = tqdm(shards, total=n_shards, desc=f"collect {env_id}", unit="shard")
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "vim_world_version": vim_world.__version__,
-            "env_id": env_id,
-            "env_kwargs": kwargs,
-            "seed": int(seed),
-            "num_envs": int(num_envs),
-            "policy": writer.policy,
-            "episodes": int(episodes),
-            "episode_len": int(episode_len),
-            "action_space": repr(writer.space),
-            "action_dim": action_dim(writer.space),
-            "shards": list(shards),
-        }
-        with open(tmp / "meta.json", "w") as f:
-            json.dump(meta, f, indent=1, default=list)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                shards = tqdm(shards, total=n_shards, desc=f"collect {env_id}", unit="shard")
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "vim_world_version": vim_world.__version__,
+                "env_id": env_id,
+                "env_kwargs": kwargs,
+                "seed": int(seed),
+                "num_envs": int(num_envs),
+                "policy": writer.policy,
+                "episodes": int(episodes),
+                "episode_len": int(episode_len),
+                "action_space": repr(writer.space),
+                "action_dim": action_dim(writer.space),
+                "shards": list(shards),
+            }
+            with open(tmp / "meta.json", "w") as f:
+                json.dump(meta, f, indent=1, default=list)
+                f.flush()
+                os.fsync(f.fileno())
     finally:
         if writer is not None:
             writer.close()
