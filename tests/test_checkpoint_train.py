@@ -99,3 +99,15 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, mo
 def test_bad_train_options_name_the_value(bad, tmp_path):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrainConfig(**{"data": str(tmp_path), "out": str(tmp_path), **bad})
+
+
+def test_module_revival_is_part_of_exact_resume(data, tmp_path):
+    straight = train(_cfg(data, tmp_path / "a", steps=6, revive_every=2))
+    train(_cfg(data, tmp_path / "b", steps=3, revive_every=2))
+    resumed = train(_cfg(data, tmp_path / "b", steps=6, revive_every=2))
+    a, _ = load_model(straight.out, "cpu")
+    b, _ = load_model(resumed.out, "cpu")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="revive_every"):
+        _cfg(data, tmp_path / "c", steps=1, revive_every=-1)

@@ -208,3 +208,20 @@ def test_exact_and_amortized_selection_inference_both_train():
 def test_free_bits_need_the_amortized_selection_posterior():
     with pytest.raises(ValueError, match="free_bits"):
         tiny_state(free_bits=1.0, selection_inference="exact")
+
+
+def test_unused_modules_are_revived_as_copies_of_the_busiest():
+    model = VIM(tiny_state(hidden=16))
+    bank = model.transitions
+    with torch.no_grad():  # make module 2 explain everything: the others predict far off
+        for m in (0, 1, 3):
+            bank.layer3.bias[m] += 50.0
+    batch = Batch(obs=torch.randn(4, 6, 3, 4) * 0.01)
+    revived = model.revive_unused_modules(batch, torch.Generator().manual_seed(0))
+    assert revived == [0, 1, 3]
+    for m in revived:
+        torch.testing.assert_close(bank.layer3.bias[m], bank.layer3.bias[2])
+        torch.testing.assert_close(bank.raw_log_std[m], bank.raw_log_std[2])
+        assert not torch.equal(bank.layer1.weight[m], bank.layer1.weight[2])  # perturbed copies
+        torch.testing.assert_close(bank.layer1.weight[m], bank.layer1.weight[2], atol=0.05, rtol=0)
+    assert model.revive_unused_modules(batch, torch.Generator().manual_seed(0)) == []  # the copies share the work

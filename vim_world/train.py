@@ -42,7 +42,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "data": (str,), "out": (str,), "model": (str,), "preset": (str,), "mode": (str,), "device": (str,),
     "overrides": (dict,), "steps": (int,), "batch_size": (int,), "seq_len": (int,), "seed": (int,),
     "checkpoint_every": (int,), "log_every": (int,), "lr": (int, float), "grad_clip": (int, float),
-    "holdout": (int, float), "amp": (bool,), "compile": (bool,), "progress": (bool,),
+    "holdout": (int, float), "amp": (bool,), "compile": (bool,), "progress": (bool,), "revive_every": (int,),
 }  # fmt: skip
 """The accepted Python types of each ``TrainConfig`` field (bool is not accepted as a number)."""
 
@@ -62,6 +62,9 @@ class TrainConfig:
         preset: model preset size, ``"tiny"`` or ``"default"``; the input mode comes from ``mode``.
         mode: ``"state"`` or ``"pixels"``.
         overrides: ``VIMConfig`` fields to override, e.g. ``{"num_modules": 6}``.
+        revive_every: VIM only: every this many steps, during the first 70% of training, turn
+            modules that explain (almost) nothing into perturbed copies of the busiest one
+            (:meth:`VIM.revive_unused_modules`); 0 turns it off.
     """
 
     data: str
@@ -83,6 +86,7 @@ class TrainConfig:
     log_every: int = 50
     holdout: float = 0.1
     progress: bool = True
+    revive_every: int = 0
 
     def __post_init__(self) -> None:
         for name, kinds in _TYPES.items():
@@ -108,6 +112,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
+        if self.revive_every < 0:
+            raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
         _check_overrides(self.overrides)
 
     @classmethod
@@ -234,6 +240,10 @@ class TrainResult:
     resumed_from: int
 
 
+def _revive_now(cfg: TrainConfig, step: int) -> bool:
+    return cfg.revive_every > 0 and (step + 1) % cfg.revive_every == 0 and step + 1 <= 0.7 * cfg.steps
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train (or resume) the run in ``cfg.out``; returns where its last checkpoint is.
 
@@ -336,6 +346,10 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
             optimizer.step()
             if logger is not None:
                 logger.log(step, metrics)
+            if _revive_now(cfg, step) and hasattr(model, "revive_unused_modules"):
+                # Decided on the whole global batch with a (seed, step) generator: the same on every rank.
+                generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+                model.revive_unused_modules(prepare(loader.batch_at(step), with_actions), generator)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
                 path = checkpoint(step + 1)
     finally:

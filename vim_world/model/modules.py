@@ -77,3 +77,14 @@ class ModuleBank(nn.Module):
         h = F.relu(self.layer2(h, shared_input=False))
         means = z.unsqueeze(-2) + self.layer3(h, shared_input=False)
         return means, soft_clamp_log_std(self.raw_log_std, self.min_log_std)
+
+    @torch.no_grad()
+    def copy_module(self, source: int, targets: list[int], noise: float, generator: torch.Generator) -> None:
+        """Overwrite modules ``targets`` with module ``source``, weights perturbed by ``noise``
+        times their std (so the copies can drift apart), transition log-std copied as is."""
+        for layer in (self.layer1, self.layer2, self.layer3):
+            for t in targets:
+                jitter = torch.randn(layer.weight[source].shape, generator=generator).to(layer.weight)
+                layer.weight[t] = layer.weight[source] + noise * layer.weight[source].std() * jitter
+                layer.bias[t] = layer.bias[source]
+        self.raw_log_std[targets] = self.raw_log_std[source].clone()

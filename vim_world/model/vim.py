@@ -182,6 +182,20 @@ class VIM(nn.Module):
         stats["loss"] = float(loss.detach())
         return loss, stats
 
+    @torch.no_grad()
+    def revive_unused_modules(self, batch: Batch, generator: torch.Generator, min_share: float = 0.5,
+                              noise: float = 0.05) -> list[int]:
+        """Module splitting against collapse: every module that explains less than
+        ``min_share / M`` of ``batch``'s object-steps becomes a perturbed copy of the busiest
+        module, so that the two copies can divide its data between them (as in LBG vector
+        quantisation). Returns the revived modules. Deterministic under ``generator``."""
+        m = self.config.num_modules
+        usage = self.observe(batch).probs[:, 1:].flatten(0, -2).mean(0)
+        dead = (usage < min_share / m).nonzero().flatten().tolist()
+        if dead:
+            self.transitions.copy_module(int(usage.argmax()), dead, noise, generator)
+        return dead
+
     def observe(self, batch_or_obs: Batch | Tensor, actions: Tensor | None = None) -> Posterior:
         """Infer latents (posterior means) and module selections for every observed step.
 
