@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .config import KINDS, STEER_ACTIONS, WorldConfig, kind_id
+from .config import KINDS, WorldConfig, kind_id
 from .mechanisms import MECHANISMS, SIZE_MAX, SIZE_MIN, SPEED_MAX, Noise, Objects, mechanism_id
 
 STATE_FEATURES: tuple[str, ...] = (
@@ -154,14 +154,6 @@ def step(config: WorldConfig, state: WorldState, noise: Noise, forced: np.ndarra
     wall = np.any((clipped <= lo + 1e-9) | (clipped >= 1.0 - lo - 1e-9), -1)
     new = Objects(clipped, np.clip(vel, -SPEED_MAX, SPEED_MAX), size, dsize, hue, objects.solid)
     return replace(state, objects=new, mechanism=mech, wall=wall, collision=touching(new))
-
-
-def steer_forcing(actions: np.ndarray, num_objects: int) -> np.ndarray:
-    """Interventions of the steer task: ``actions (N,)`` -> forced mechanisms ``(N, K)``."""
-    ids = np.array([mechanism_id(m) for m in STEER_ACTIONS])
-    forced = np.full((actions.shape[0], num_objects), -1, dtype=np.int64)
-    forced[:, AGENT] = ids[actions]
-    return forced
 
 
 def state_features(state: WorldState) -> np.ndarray:

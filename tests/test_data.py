@@ -94,6 +94,8 @@ def test_loader_rejects_bad_arguments(small):
     with pytest.raises(ValueError, match="mode must be"):
         SequenceLoader(ds, batch_size=2, seq_len=2, mode="depth")
     train, held = split_shards(ds, 0.34)
+    assert split_shards(ds, 0.0) == ([0, 1, 2], [])  # holdout 0 trains on every shard
+    assert split_shards(ds, 0.99) == ([0], [1, 2])  # at least one shard is left to train on
     assert held and not set(train) & set(held) and sorted(train + held) == [0, 1, 2]
 
 

@@ -454,7 +454,8 @@ def rank_rows(batch_size: int, rank: int, world_size: int) -> slice:
 
 
 def split_shards(dataset: Dataset, holdout: float) -> tuple[list[int], list[int]]:
-    """Train and held-out shard indices (the last ``ceil(holdout * n)`` shards are held out)."""
+    """Train and held-out shard indices: the last ``ceil(holdout * n)`` shards are held out (none
+    for ``holdout = 0``; always at least one shard is left for training)."""
     n = len(dataset.shard_dirs)
-    k = max(1, int(np.ceil(holdout * n))) if n > 1 else 0
+    k = min(int(np.ceil(holdout * n)), n - 1) if holdout > 0 else 0
     return list(range(n - k)), list(range(n - k, n))

@@ -55,7 +55,10 @@ class Evaluation:
 def evaluate(cfg: EvalConfig) -> Evaluation:
     """Evaluate every run on every split; write ``metrics.json`` and ``report.html`` in ``cfg.out``."""
     device = resolve_device(cfg.device)
-    models = {name: load_model(path, cfg.device)[0] for name, path in cfg.runs.items()}
+    loaded = {name: load_model(path, cfg.device) for name, path in cfg.runs.items()}
+    models = {name: model for name, (model, _) in loaded.items()}
+    # The reference split is scored on the shards the (first) run held out of training.
+    holdout = next(iter(loaded.values()))[1]["train_config"]["holdout"]
     mode = next(iter(models.values())).config.input_mode
     seq_len = cfg.context + cfg.horizon
     results: dict[str, Any] = {"config": vars(cfg).copy(), "splits": {}}
@@ -63,7 +66,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     reference = next(iter(cfg.splits))
     for split, path in cfg.splits.items():
         dataset = open_dataset(path)
-        shards = split_shards(dataset, 0.1)[1] if split == reference else None
+        shards = split_shards(dataset, holdout)[1] if split == reference and holdout > 0 else None
         loader = SequenceLoader(dataset, batch_size=cfg.batch_size, seq_len=seq_len, mode=mode, seed=cfg.seed + 1, shard_indices=shards, device=device)
         with_actions = uses_actions(dataset)
         batches = [prepare(loader.batch_at(i), with_actions) for i in range(cfg.max_batches)]

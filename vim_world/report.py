@@ -11,10 +11,6 @@ from typing import Any
 import numpy as np
 
 
-def _img(data: bytes, mime: str) -> str:
-    return f'<img src="data:{mime};base64,{base64.b64encode(data).decode()}"/>'
-
-
 def gif_bytes(frames: list[np.ndarray], fps: int = 10) -> bytes:
     """``(H, W, 3)`` uint8 frames -> GIF bytes."""
     from PIL import Image
@@ -72,4 +68,5 @@ pre{{background:#f4f4f4;padding:8px;overflow-x:auto}}</style></head><body><h1>{h
 
 
 def image(data: bytes, mime: str = "image/png") -> str:
-    return _img(data, mime)
+    """An ``<img>`` tag with the picture inlined, so the report is one self-contained file."""
+    return f'<img src="data:{mime};base64,{base64.b64encode(data).decode()}"/>'
