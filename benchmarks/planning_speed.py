@@ -24,7 +24,7 @@ import torch
 
 from vim_world.agents import CEM, MPPI, ImaginationReturns, RandomShooting
 from vim_world.envs import STATE_FEATURES, STEER_ACTIONS
-from vim_world.imagination import Imagination, LatentState, selected_module_means
+from vim_world.imagination import Imagination, LatentState
 from vim_world.model import VIM, preset
 from vim_world.model.distributions import sample_categorical
 
@@ -65,7 +65,7 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
     parts = {
         "switching prior": lambda: im.model.switching_prior(z, onehot, a),
         "sampling selections": lambda: sample_categorical(probs),
-        "selected modules": lambda: selected_module_means(im.model.transitions, z, a, c),
+        "selected modules": lambda: im.model.transitions.selected(z, a, c),
         "reward head": lambda: im.model.reward(z, a),
         "Imagination.step (all of it)": lambda: im.step(LatentState(z, c), a),
     }

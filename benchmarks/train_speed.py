@@ -70,8 +70,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--devices", default="cpu,cuda",
+                        help="comma-separated; cuda rows are skipped when no GPU is present")
     args = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    wanted = args.devices.split(",")
+    unknown = sorted(set(wanted) - {"cpu", "cuda"})
+    if unknown:
+        parser.error(f"--devices: unknown {unknown}; expected a comma-separated subset of cpu,cuda")
+    devices = [torch.device(d) for d in wanted if d == "cpu" or torch.cuda.is_available()]
     print(f"# preset {args.preset}, batch {args.batch_size} x {args.seq_len} steps; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
     print("| device | mode | model | parameters | steps/s | samples/s | peak memory (MB) |")

@@ -185,14 +185,14 @@ def test_step_matches_the_model_prior_step(nary, context):
         torch.testing.assert_close(probs, p)
 
 
-def test_selected_module_means_equal_the_bank_gathered(context):
-    from vim_world.imagination import selected_module_means
-
-    im = make(nary=True)
-    z = torch.randn(6, K, D)
+@pytest.mark.parametrize("static", [(), (0, 2)])
+def test_selected_modules_equal_the_bank_gathered(context, static):
+    im = make(nary=True, static_features=static)
+    z = torch.randn(6, K, D + len(static))
     action = torch.randn(6, A)
     selection = torch.randint(0, M, (6, K))
     means, log_std = im.model.transitions(z, action)
-    mine, mine_log_std = selected_module_means(im.model.transitions, z, action, selection)
-    torch.testing.assert_close(mine, means.gather(2, selection[..., None, None].expand(-1, -1, 1, D)).squeeze(2))
+    mine, mine_log_std = im.model.transitions.selected(z, action, selection)
+    torch.testing.assert_close(mine, means.gather(2, selection[..., None, None].expand(-1, -1, 1, D + len(static))).squeeze(2))
     torch.testing.assert_close(mine_log_std, log_std[selection])
+    torch.testing.assert_close(mine[..., D:], z[..., D:])  # static attributes pass through unchanged

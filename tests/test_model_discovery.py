@@ -1,15 +1,15 @@
 """End to end in state mode: VIM trained on our env's rollouts recovers mechanisms (slow).
 
-The world runs three mechanisms that a single state cannot tell apart (still, colour cycling,
-size pulsing), so only the modules can explain which one drives an object. The model sees what a
-frame shows (position, size, hue, kind: no velocity or size change), trains for 1,000 steps on a
-CPU, and its inferred selections are scored against the true mechanism ids after Hungarian
-matching. Measured: accuracy 0.79, NMI 0.71 (still and colour cycling recovered whole; size
-pulsing half confused with still). The issue's target (>= 3 mechanisms at >= 0.9) is not met;
-this test guards what is reached.
+The worlds run mechanisms that a single state cannot tell apart, so only the modules can explain
+which one drives an object: the model sees what a frame shows (position, size, hue, kind: no
+velocity or size change). Each test trains on a CPU for 1,000 steps (about 15 s on one thread)
+and scores the inferred selections on held-out windows against the true mechanism ids after
+Hungarian matching. Measured figures are in the docstrings and in docs/model.md.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,12 +18,12 @@ import torch
 import vim_world  # noqa: F401
 from vim_world.batch import Batch
 from vim_world.data import SequenceLoader, collect, open_dataset
-from vim_world.envs import STATE_FEATURES, mechanism_id
+from vim_world.envs import MECHANISM_NAMES, STATE_FEATURES
 from vim_world.metrics import discovery_scores, hungarian_accuracy
 from vim_world.model import VIM, preset
 
-MECHANISMS = ["still", "color_cycle", "size_pulse"]
 VISIBLE = [i for i, name in enumerate(STATE_FEATURES) if name not in ("vx", "vy", "dsize")]
+ANNEALED = {"anneal_temperature": 30.0, "anneal_steps": 600}
 
 
 @pytest.fixture
@@ -35,15 +35,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _train_and_infer(root, mechanisms: list[str], steps: int, revive_every: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Collect a world of ``mechanisms``, train state VIM on the visible features, and return its
-    inferred modules and the true mechanism ids on held-out windows, ``(B, T - 1, K)`` each."""
+def _train_and_infer(root, mechanisms: list[str], steps: int = 1000, revive_every: int = 0,
+                     **overrides: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Collect a world of ``mechanisms``, train state VIM (M = number of mechanisms) on the visible
+    features, and return its inferred modules and the true mechanism ids on held-out windows,
+    ``(B, T - 1, K)`` each."""
     torch.manual_seed(0)
     path = collect("VimWorld/Passive-v0", root / "d", episodes=640, episode_len=24, seed=0, num_envs=64,
                    env_kwargs={"obs_size": 32, "mechanisms": mechanisms, "allowed": None, "switch_prob": 0.05})  # fmt: skip
     data = open_dataset(path)
     visible = lambda b: Batch(obs=b.obs[..., VISIBLE], mechanism=b.mechanism)  # noqa: E731
-    model = VIM(preset("tiny-state", state_dim=len(VISIBLE), num_slots=4, num_modules=len(mechanisms)))
+    model = VIM(preset("tiny-state", state_dim=len(VISIBLE), num_slots=4, num_modules=len(mechanisms), **overrides))
     model.standardizer.fit(torch.from_numpy(np.array(data.load_shard(0)["states"]))[..., VISIBLE])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = SequenceLoader(data, batch_size=32, seq_len=10, mode="state", seed=0)
@@ -62,26 +64,39 @@ def _train_and_infer(root, mechanisms: list[str], steps: int, revive_every: int 
     return selections, batch.mechanism[:, 1:].numpy()
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("one_thread")
-def test_state_vim_recovers_mechanisms_it_must_tell_apart(tmp_path):
-    selections, true = _train_and_infer(tmp_path, MECHANISMS, steps=1000)
-    scores = discovery_scores(selections, true)
-    assert scores["accuracy"] >= 0.7 and scores["nmi"] >= 0.5, scores
+def _recall(selections: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Per mechanism: the share of its object-steps given to the module matched to it."""
     _, mapping = hungarian_accuracy(selections, true)
-    for name in ("still", "color_cycle"):  # each found whole by one module
-        mid = mechanism_id(name)
-        module = next(m for m, t in mapping.items() if t == mid)
-        assert np.mean(selections[true == mid] == module) >= 0.9, (name, scores)
+    return {MECHANISM_NAMES[t]: float(np.mean(selections[true == t] == m)) for m, t in mapping.items()}
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-def test_module_revival_splits_motions_that_collapse_without_it(tmp_path):
-    """Still, colour cycling and two drifts: without revival every motion shares one module
-    (measured: accuracy 0.42, NMI 0.55); reviving unused modules from the busiest one splits
-    them (measured: accuracy 0.87, NMI 0.78)."""
-    selections, true = _train_and_infer(tmp_path, ["still", "color_cycle", "drift_right", "drift_up"], steps=1500,
-                                        revive_every=150)  # fmt: skip
+def test_annealed_vim_recovers_three_mechanisms_that_collapse_without_annealing(tmp_path):
+    """Still, colour cycling, orbit. Measured: with deterministic annealing accuracy 0.997, NMI
+    0.98, each mechanism >= 0.99; without it still and orbit share a module and colour cycling
+    takes two (accuracy 0.53, NMI 0.64)."""
+    mechanisms = ["still", "color_cycle", "orbit"]
+    selections, true = _train_and_infer(tmp_path / "annealed", mechanisms, **ANNEALED)
     scores = discovery_scores(selections, true)
-    assert scores["accuracy"] >= 0.8 and scores["nmi"] >= 0.7, scores
+    recall = _recall(selections, true)
+    assert scores["accuracy"] >= 0.9 and scores["nmi"] >= 0.8, (scores, recall)
+    assert all(recall[name] >= 0.9 for name in mechanisms), (scores, recall)
+
+    plain = discovery_scores(*_train_and_infer(tmp_path / "plain", mechanisms))
+    assert plain["accuracy"] < scores["accuracy"] - 0.2, (plain, scores)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_annealing_and_revival_recover_four_mechanisms(tmp_path):
+    """Still, colour cycling, orbit, drift right. Measured: accuracy 0.94, NMI 0.87 (still and
+    colour cycling whole, orbit 0.97, drifting 0.80; annealing alone lets still and drifting share
+    a module and leaves one unused: accuracy 0.75)."""
+    mechanisms = ["still", "color_cycle", "orbit", "drift_right"]
+    selections, true = _train_and_infer(tmp_path, mechanisms, revive_every=100, **ANNEALED)
+    scores = discovery_scores(selections, true)
+    recall = _recall(selections, true)
+    assert scores["accuracy"] >= 0.85 and scores["nmi"] >= 0.75, (scores, recall)
+    assert sum(r >= 0.9 for r in recall.values()) >= 3, (scores, recall)
+    assert recall["drift_right"] >= 0.6, (scores, recall)

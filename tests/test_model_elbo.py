@@ -215,13 +215,50 @@ def test_unused_modules_are_revived_as_copies_of_the_busiest():
     bank = model.transitions
     with torch.no_grad():  # make module 2 explain everything: the others predict far off
         for m in (0, 1, 3):
-            bank.layer3.bias[m] += 50.0
+            bank.layers[-1].bias[m] += 50.0
     batch = Batch(obs=torch.randn(4, 6, 3, 4) * 0.01)
     revived = model.revive_unused_modules(batch, torch.Generator().manual_seed(0))
     assert revived == [0, 1, 3]
     for m in revived:
-        torch.testing.assert_close(bank.layer3.bias[m], bank.layer3.bias[2])
+        torch.testing.assert_close(bank.layers[-1].bias[m], bank.layers[-1].bias[2])
         torch.testing.assert_close(bank.raw_log_std[m], bank.raw_log_std[2])
-        assert not torch.equal(bank.layer1.weight[m], bank.layer1.weight[2])  # perturbed copies
-        torch.testing.assert_close(bank.layer1.weight[m], bank.layer1.weight[2], atol=0.05, rtol=0)
+        assert not torch.equal(bank.layers[0].weight[m], bank.layers[0].weight[2])  # perturbed copies
+        torch.testing.assert_close(bank.layers[0].weight[m], bank.layers[0].weight[2], atol=0.05, rtol=0)
     assert model.revive_unused_modules(batch, torch.Generator().manual_seed(0)) == []  # the copies share the work
+
+
+def test_selection_temperature_decays_geometrically_to_one():
+    from vim_world.model.distributions import selection_temperature
+
+    assert selection_temperature(0, 30.0, 100) == pytest.approx(30.0)
+    assert selection_temperature(50, 30.0, 100) == pytest.approx(30.0 ** 0.5)
+    assert selection_temperature(100, 30.0, 100) == 1.0
+    assert selection_temperature(0, 30.0, 0) == 1.0
+    with pytest.raises(ValueError, match="anneal_temperature"):
+        tiny_state(anneal_temperature=0.5)
+
+
+def test_tempered_chain_matches_brute_force_and_flattens_the_posterior():
+    """At temperature tau the chain term is -tau log sum_c exp((log p(c) - sum_t KL_t) / tau)."""
+    import itertools
+
+    from vim_world.model.elbo import collapsed_elbo_terms
+
+    torch.manual_seed(0)
+    b, t, k, m, d, tau = 1, 3, 1, 3, 2, 4.0
+    module_kl = torch.rand(b, t, k, m) * 5
+    log_init = torch.randn(b, k, m).log_softmax(-1)
+    log_trans = torch.randn(b, t, k, m, m).log_softmax(-1)
+    args = dict(log_likelihood=torch.zeros(b, t + 1), post_mean=torch.zeros(b, t + 1, k, d),
+                post_log_std=torch.zeros(b, t + 1, k, d), module_kl=module_kl, log_init=log_init,
+                log_trans=log_trans, kl_weight=1.0)
+    terms, tempered = collapsed_elbo_terms(**args, temperature=tau)
+    _, exact = collapsed_elbo_terms(**args)
+    scores = torch.stack([
+        log_init[0, 0, c[0]] - module_kl[0, 0, 0, c[0]]
+        + sum(log_trans[0, s, 0, c[s - 1], c[s]] - module_kl[0, s, 0, c[s]] for s in range(1, t))
+        for c in itertools.product(range(m), repeat=t)
+    ])  # fmt: skip
+    torch.testing.assert_close(terms.loss, -tau * torch.logsumexp(scores / tau, 0))
+    entropy = lambda p: -(p * p.log()).sum(-1).mean()  # noqa: E731
+    assert entropy(tempered) > entropy(exact)

@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=int)
     t.add_argument("--no-progress", dest="progress", action="store_false")
     t.add_argument("--revive-every", type=int, help="VIM: split the busiest module into unused ones every N steps (0: off)")
+    t.add_argument("--static-attributes", action="store_true",
+                   help="state mode: features constant in every episode (the kind) reach the decoder, never the modules")
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate trained models: prediction, discovery, composition")

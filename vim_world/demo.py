@@ -94,9 +94,11 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     runs = {}
     for name in MODELS:
         t = time.perf_counter()
+        modular = name in ("vim", "vim_m1")  # kind-blind modules; module splitting against collapse
         cfg = TrainConfig(data=str(train_data), out=str(out / "runs" / name), model=name, preset=preset, mode="state",
                           steps=p["steps"], batch_size=p["batch_size"], seq_len=10, device=device,
-                          overrides={"num_modules": len(PASSIVE_MECHANISMS)})  # one module per true mechanism
+                          overrides={"num_modules": len(PASSIVE_MECHANISMS)},  # one module per true mechanism
+                          static_attributes=modular, revive_every=p["steps"] // 20 if name == "vim" else 0)
         runs[name] = str(train(cfg).out)
         timings[f"train {name}"] = time.perf_counter() - t
 

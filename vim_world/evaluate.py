@@ -78,6 +78,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
                 pred, true = _selections(model, batches)
                 split_result.setdefault("discovery", {})[name] = discovery_scores(pred, true)
                 if name == "vim":
+                    figures.append((f"{split}: {name}'s sample 0 object by object (sequence 0)", image(_decomposition_strip(model, batches[0], cfg))))
                     _, mapping = hungarian_accuracy(pred, true)
                     figures.append((f"{split}: module selections of {name} (sequence 0)", image(timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES)))))
         results["splits"][split] = split_result
@@ -104,15 +105,35 @@ def _prediction_strip(models, batch, cfg: EvalConfig) -> bytes:
     return strip(rows)
 
 
+def _decomposition_strip(model, batch, cfg: EvalConfig) -> bytes:
+    """A VIM's first sampled future of the first sequence, composite then one row per object
+    slot: each slot's alpha-masked rendering (pixels) or each object drawn alone (states)."""
+    one = batch.slice_time(0, cfg.context + cfg.horizon)
+    one = type(one)(**{k: (v[:1] if v is not None else None) for k, v in vars(one).items()})
+    gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
+    z = model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).z[0, 0]  # (T, K, D)
+    decoded = model.decode(z)
+    rows = {"composite": to_frames(decoded.obs)}
+    for k in range(z.shape[1]):
+        if decoded.masks is not None:
+            rows[f"slot {k}"] = to_frames(decoded.rgb[:, k] * decoded.masks[:, k, None])
+        else:
+            rows[f"object {k}"] = to_frames(decoded.obs[:, k:k + 1])
+    return strip(rows)
+
+
 def _prediction(model, batches, cfg: EvalConfig, device) -> dict[str, Any]:
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    mse_all, ssim_all = [], []
+    mse_all, ssim_all, object_mse, mechanisms = [], [], [], []
     for batch in batches:
         pred = model.predict(batch, cfg.context, cfg.horizon, cfg.n_samples, generator=gen).obs.float()
         target = batch.obs[:, cfg.context : cfg.context + cfg.horizon].float()
         mse_all.append(per_step_mse(pred, target).cpu())
         if batch.obs.dim() == 5:
             ssim_all.append(ssim(pred.clamp(0, 1), target[:, None].expand_as(pred)).cpu())
+        elif batch.mechanism is not None:  # states: each object's error, by its mechanism at the end of the context
+            object_mse.append((pred - target[:, None]).pow(2).mean((1, 2, 4)).cpu())  # (B, K)
+            mechanisms.append(batch.mechanism[:, cfg.context - 1].cpu())
     mse = torch.cat(mse_all)  # (B, N, H)
     out = {
         "mse_mean": mse.mean((0, 1)).tolist(),
@@ -123,6 +144,10 @@ def _prediction(model, batches, cfg: EvalConfig, device) -> dict[str, Any]:
     if ssim_all:
         s = torch.cat(ssim_all)
         out["ssim_mean"], out["ssim_best"] = s.mean((0, 1)).tolist(), s.max(1).values.mean(0).tolist()
+    if object_mse:
+        errors, ids = torch.cat(object_mse).flatten(), torch.cat(mechanisms).flatten()
+        out["mse_mean_by_mechanism"] = {MECHANISM_NAMES[int(m)]: float(errors[ids == m].mean())
+                                        for m in torch.unique(ids)}
     out["mse_mean_avg"] = float(np.mean(out["mse_mean"]))
     out["mse_best_avg"] = float(np.mean(out["mse_best"]))
     return out
@@ -144,7 +169,8 @@ def _selections(model, batches) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ratios(results: dict[str, Any], reference: str) -> dict[str, Any]:
-    """Each split's average MSE (best-of-N) and discovery accuracy as ratios to the reference split."""
+    """Each split's average MSE (best-of-N), mean MSE per mechanism (state mode) and discovery
+    accuracy as ratios to the reference split."""
     ref = results["splits"][reference]
     ratios: dict[str, Any] = {}
     for split, res in results["splits"].items():
@@ -154,6 +180,11 @@ def _ratios(results: dict[str, Any], reference: str) -> dict[str, Any]:
             name: {"mse_best": pred["mse_best_avg"] / max(ref["prediction"][name]["mse_best_avg"], 1e-12)}
             for name, pred in res["prediction"].items()
         }
+        for name, pred in res["prediction"].items():
+            ref_by = ref["prediction"][name].get("mse_mean_by_mechanism", {})
+            by = {m: v / max(ref_by[m], 1e-12) for m, v in pred.get("mse_mean_by_mechanism", {}).items() if m in ref_by}
+            if by:  # the same mechanisms, on other (kind, mechanism) pairs: composition without the mix
+                ratios[split][name]["mse_mean_by_mechanism"] = by
         for name, disc in res.get("discovery", {}).items():
             ratios[split][name]["accuracy"] = disc["accuracy"] / max(ref["discovery"][name]["accuracy"], 1e-12)
     return ratios

@@ -206,7 +206,7 @@ class Imagination:
         """One imagined step of ``B`` states: :meth:`VIM.prior_step` computing only the selected modules.
 
         Same random draws, in the same order, as ``VIM.prior_step`` (selections, then noise), but
-        each object-step runs only the module that drives it (see :func:`selected_module_means`),
+        each object-step runs only the module that drives it (see :meth:`ModuleBank.selected`),
         M times less transition compute.
 
         Args:
@@ -224,10 +224,10 @@ class Imagination:
         c = sample_categorical(probs, generator)
         if forced is not None:
             c = torch.where(forced >= 0, forced, c)
-        z_next, log_std = selected_module_means(self.model.transitions, z, action, c)
+        bank = self.model.transitions
+        z_next, log_std = bank.selected(z, action, c)
         if sample_z:
-            noise = torch.randn(z_next.shape, generator=generator, device=z.device, dtype=z.dtype)
-            z_next = z_next + torch.exp(log_std) * noise
+            z_next = bank.add_noise(z_next, log_std, generator)
         return LatentState(z_next, c), probs
 
 
@@ -379,41 +379,3 @@ def observations_to_tensor(observations: np.ndarray, config: VIMConfig,
     if config.input_mode == "pixels":
         return x.permute(0, 3, 1, 2).float().div_(255.0)
     return x.float()
-
-
-def selected_module_means(bank: ModuleBank, z: Tensor, action: Tensor | None,
-                          selection: Tensor) -> tuple[Tensor, Tensor]:
-    """Each object's prediction under its selected module only.
-
-    Equals ``bank(z, action)`` means gathered at ``selection`` (tested), but object-steps are
-    grouped by module and each group runs one dense matmul chain, so the cost is that of one
-    module, not M. The loop is over the M modules, never over objects or samples.
-
-    Args:
-        bank: the model's :class:`~vim_world.model.modules.ModuleBank`.
-        z: ``(N, K, D)`` latents; ``action``: ``(N, A)`` or None; ``selection``: ``(N, K)`` int64.
-
-    Returns:
-        means ``(N, K, D)`` and the selected modules' log-stds ``(N, K, D)``.
-    """
-    parts = [z]
-    if action is not None:
-        parts.append(action[:, None, :].expand(-1, z.shape[1], -1))
-    if bank.context is not None:
-        parts.append(bank.context(z))
-    x = torch.cat(parts, dim=-1).flatten(0, 1)
-    flat_sel = selection.flatten()
-    order = torch.argsort(flat_sel)
-    counts = torch.bincount(flat_sel, minlength=bank.layer1.weight.shape[0]).tolist()
-    outputs = []
-    for m, rows in enumerate(torch.split(x[order], counts)):
-        if rows.shape[0] == 0:
-            continue
-        h = torch.addmm(bank.layer1.bias[m], rows, bank.layer1.weight[m]).relu_()
-        h = torch.addmm(bank.layer2.bias[m], h, bank.layer2.weight[m]).relu_()
-        outputs.append(torch.addmm(bank.layer3.bias[m], h, bank.layer3.weight[m]))
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel(), device=order.device)
-    delta = torch.cat(outputs)[inverse].view_as(z)
-    log_std = soft_clamp_log_std(bank.raw_log_std, bank.min_log_std)
-    return z + delta, log_std[selection]

@@ -36,13 +36,14 @@ from vim_world.model import VIMConfig, build_model, preset
 MODEL_NAMES = ("vim", "vim_m1", "vrnn", "copy_last")
 RESUMABLE_CHANGES = frozenset({"steps", "progress", "log_every", "checkpoint_every", "device", "compile"})
 """Options a resumed run may change (e.g. train longer); any other change is refused."""
-DATA_DERIVED = frozenset({"input_mode", "state_dim", "num_slots", "image_size", "action_dim", "reward_head"})
+DATA_DERIVED = frozenset({"input_mode", "state_dim", "num_slots", "image_size", "action_dim", "reward_head",
+                          "static_features"})
 """VIMConfig fields read off the data set; ``overrides`` may not set them."""
 _TYPES: dict[str, tuple[type, ...]] = {
     "data": (str,), "out": (str,), "model": (str,), "preset": (str,), "mode": (str,), "device": (str,),
     "overrides": (dict,), "steps": (int,), "batch_size": (int,), "seq_len": (int,), "seed": (int,),
     "checkpoint_every": (int,), "log_every": (int,), "lr": (int, float), "grad_clip": (int, float),
-    "holdout": (int, float), "amp": (bool,), "compile": (bool,), "progress": (bool,), "revive_every": (int,),
+    "holdout": (int, float), "amp": (bool,), "compile": (bool,), "progress": (bool,), "revive_every": (int,), "static_attributes": (bool,),
 }  # fmt: skip
 """The accepted Python types of each ``TrainConfig`` field (bool is not accepted as a number)."""
 
@@ -65,6 +66,9 @@ class TrainConfig:
         revive_every: VIM only: every this many steps, during the first 70% of training, turn
             modules that explain (almost) nothing into perturbed copies of the busiest one
             (:meth:`VIM.revive_unused_modules`); 0 turns it off.
+        static_attributes: state mode, VIM: the state features that never change within any
+            training episode (an object's kind) become ``VIMConfig.static_features``: observed
+            attributes that the decoder reads and the modules and switching prior do not.
     """
 
     data: str
@@ -87,6 +91,7 @@ class TrainConfig:
     holdout: float = 0.1
     progress: bool = True
     revive_every: int = 0
+    static_attributes: bool = False
 
     def __post_init__(self) -> None:
         for name, kinds in _TYPES.items():
@@ -112,6 +117,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
+        if self.static_attributes and self.mode != "state":
+            raise ValueError(f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}")
         if self.revive_every < 0:
             raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
         _check_overrides(self.overrides)
@@ -201,6 +208,12 @@ def fit_standardizer(model: torch.nn.Module, dataset: Dataset, shards: list[int]
     standardizer.fit(torch.cat(states))
 
 
+def constant_features(states: np.ndarray) -> tuple[int, ...]:
+    """Indices of the features of ``states (E, T, K, S)`` that never change within an episode."""
+    changes = np.abs(np.diff(states, axis=1)).reshape(-1, states.shape[-1]).max(0)
+    return tuple(int(i) for i in np.flatnonzero(changes == 0))
+
+
 def model_config(cfg: TrainConfig, dataset: Dataset) -> VIMConfig:
     """The model configuration that fits ``dataset``: preset + sizes read off the data + overrides."""
     first = dataset.load_shard(0)
@@ -211,6 +224,8 @@ def model_config(cfg: TrainConfig, dataset: Dataset) -> VIMConfig:
     }
     if cfg.mode == "state":
         sizes["num_slots"] = first["states"].shape[2]
+        if cfg.static_attributes:
+            sizes["static_features"] = constant_features(np.asarray(first["states"]))
     else:
         sizes["image_size"] = first["pixels"].shape[2]
         sizes["num_slots"] = first["states"].shape[2] + 1  # + background
@@ -322,8 +337,10 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
         distributed.barrier(ctx)
         return TrainResult(out, start, {}, path, resumed_from)
 
-    loss_fn = distributed.loss_function(model, ctx)
-    step_fn = torch.compile(loss_fn) if cfg.compile else loss_fn
+    if cfg.compile:  # the networks, not the loss: its noise is drawn per global sample outside the graphs
+        for part in model.children():
+            part.compile()
+    step_fn = distributed.loss_function(model, ctx)
     logger = _Logger(out, cfg, start) if ctx.is_main else None
     metrics: dict[str, float] = {}
     model.train()

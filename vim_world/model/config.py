@@ -25,6 +25,8 @@ class VIMConfig:
         num_slots: K, object slots (state mode: slot k is object k).
         latent_dim: D, size of each object latent.
         num_modules: M, transition modules; M = 1 is the single shared transition baseline.
+        module_layers: hidden layers of each module's residual network; 0 makes every module
+            an affine map of the latent (a strong push towards one module per mechanism).
         hidden: width of every hidden layer.
         nary: modules also read the other slots through an attention context.
         action_dim: A; 0 for passive data.
@@ -37,6 +39,15 @@ class VIMConfig:
         state_sigma: std of the Gaussian state likelihood.
         slot_iters: slot-attention iterations per frame.
         min_log_std: floor on every predicted log-std (prior, posterior, modules).
+        static_features: state mode: indices of the object attributes that never change (an
+            object's kind). They ride along in the latent, after its ``latent_dim`` dynamic
+            dimensions, as observed values: the decoder and the reward head read them, the
+            encoder of the dynamic part, the modules and the switching prior do not, so a module
+            applies to an object whatever its kind (composition by construction).
+        anneal_temperature: deterministic annealing (``"exact"`` only): the selection chain is
+            tempered by this temperature at step 0, decaying geometrically to 1 at
+            ``anneal_steps``, so that modules share the data before they specialise.
+        anneal_steps: length of that schedule; 0 turns annealing off.
         selection_inference: ``"exact"``: the selection chain of each object is marginalised
             exactly by forward-backward under the switching prior (the optimal ``q(c)`` for the
             current ``q(z)``); ``"amortized"``: a per-step posterior network with Gumbel samples.
@@ -49,6 +60,7 @@ class VIMConfig:
     num_slots: int = 3
     latent_dim: int = 8
     num_modules: int = 4
+    module_layers: int = 2
     hidden: int = 64
     nary: bool = False
     action_dim: int = 0
@@ -61,8 +73,12 @@ class VIMConfig:
     slot_iters: int = 3
     min_log_std: float = -6.0
     selection_inference: str = "exact"
+    anneal_temperature: float = 1.0
+    anneal_steps: int = 0
+    static_features: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "static_features", tuple(int(i) for i in self.static_features))
         problems = []
         if self.input_mode not in INPUT_MODES:
             problems.append(f"input_mode={self.input_mode!r} (expected one of {INPUT_MODES})")
@@ -72,7 +88,7 @@ class VIMConfig:
                     "slot_iters")
         problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive
                      if getattr(self, n) < 1]
-        non_negative = ("action_dim", "kl_warmup_steps", "free_bits")
+        non_negative = ("action_dim", "kl_warmup_steps", "free_bits", "module_layers", "anneal_steps")
         problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative
                      if getattr(self, n) < 0]
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
@@ -81,10 +97,27 @@ class VIMConfig:
         if self.free_bits > 0 and self.selection_inference == "exact":
             problems.append(f"free_bits={self.free_bits} (free bits act on per-step KLs, which only "
                             "selection_inference='amortized' has; use 0 with 'exact')")
+        static = self.static_features
+        if static and (self.input_mode != "state" or len(set(static)) != len(static)
+                       or not all(0 <= i < self.state_dim for i in static) or len(static) >= self.state_dim):
+            problems.append(f"static_features={static} (expected distinct indices in [0, state_dim={self.state_dim}), "
+                            "fewer than state_dim, in state mode only)")
+        if not self.anneal_temperature >= 1.0:
+            problems.append(f"anneal_temperature={self.anneal_temperature} (expected >= 1)")
         if self.selection_inference not in SELECTION_INFERENCE:
             problems.append(f"selection_inference={self.selection_inference!r} (expected one of {SELECTION_INFERENCE})")
         if problems:
             raise ValueError("invalid VIMConfig: " + "; ".join(problems))
+
+    @property
+    def latent_size(self) -> int:
+        """Size of each object's latent vector: ``latent_dim`` dynamic dims + the static features."""
+        return self.latent_dim + len(self.static_features)
+
+    @property
+    def dynamic_features(self) -> tuple[int, ...]:
+        """State features the encoder reads (all but the static ones)."""
+        return tuple(i for i in range(self.state_dim) if i not in self.static_features)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict, for checkpoints."""

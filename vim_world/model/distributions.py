@@ -37,6 +37,14 @@ def kl_weight(step: int, warmup_steps: int) -> float:
     return min(1.0, max(0.0, step / warmup_steps))
 
 
+def selection_temperature(step: int, start: float, anneal_steps: int) -> float:
+    """Deterministic annealing of the selection chain: ``start`` at step 0, decaying
+    geometrically to 1 at ``anneal_steps`` (always 1 when ``anneal_steps`` is 0)."""
+    if anneal_steps <= 0 or step >= anneal_steps:
+        return 1.0
+    return float(start ** (1.0 - max(step, 0) / anneal_steps))
+
+
 def apply_free_bits(kl: Tensor, free_bits: float) -> Tensor:
     """``max(kl, free_bits)`` element-wise: KL below the allowance costs a constant, no gradient."""
     if free_bits <= 0.0:

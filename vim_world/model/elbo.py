@@ -86,6 +86,7 @@ def collapsed_elbo_terms(
     log_init: Tensor,
     log_trans: Tensor,
     kl_weight: float,
+    temperature: float = 1.0,
 ) -> tuple[ELBOTerms, Tensor]:
     """The same ELBO with the selections marginalised exactly (``selection_inference="exact"``).
 
@@ -101,12 +102,18 @@ def collapsed_elbo_terms(
         module_kl: ``(B, T-1, K, M)`` ``KL(q(z_t^k) || N(mu_m, sigma_m))``, summed over D.
         log_init: ``(B, K, M)`` ``log p(c_1^k)``; log_trans: ``(B, T-1, K, M, M)``
             ``log p(c_t^k = j | c_{t-1}^k = i)`` at ``[:, t-1, :, i, j]`` (entry 0 unused).
+        temperature: ``tau >= 1`` tempers the chain, ``-tau log sum_c (p(c) exp(-sum_t KL_t))^(1/tau)``
+            (deterministic annealing): at ``tau > 1`` every module takes a share of every
+            object-step, so none is starved before the modules have split; ``tau = 1`` is the ELBO.
     Returns: the terms (``kl_c`` holds the chain's part beyond the expected latent KL) and the
         posterior marginals ``q(c_t^k)`` ``(B, T-1, K, M)``.
     """
     b, steps, k, m = module_kl.shape
     chain = lambda x: x.transpose(1, 2).reshape(b * k, steps, *x.shape[3:])  # noqa: E731
-    log_marginal, marginals = forward_backward(log_init.reshape(b * k, m), chain(log_trans), -chain(module_kl))
+    beta = 1.0 / temperature
+    log_marginal, marginals = forward_backward(beta * log_init.reshape(b * k, m), beta * chain(log_trans),
+                                               -beta * chain(module_kl))
+    log_marginal = log_marginal / beta
     marginals = marginals.reshape(b, k, steps, m).transpose(1, 2)
     first = gaussian_kl(post_mean[:, :1], post_log_std[:, :1],
                         torch.zeros_like(post_mean[:, :1]), torch.zeros_like(post_log_std[:, :1]))

@@ -39,7 +39,10 @@ class ContextAttention(nn.Module):
 
 
 class ModuleBank(nn.Module):
-    """M residual transition modules ``z' = z + f_m(z, a, ctx)`` with stacked ``(M, in, out)`` weights.
+    """M residual transition modules ``z' = z + f_m(z, a, ctx)`` with stacked ``(M, in, out)`` weights;
+    ``f_m`` has ``layers`` hidden ReLU layers (0: an affine map). A latent may end with
+    ``static_dim`` observed attributes (``VIMConfig.static_features``): modules neither read nor
+    change them, and they carry no transition noise.
 
     Every module runs on every object at once (one einsum per layer), so the caller can weigh,
     select or marginalise over modules freely. Each module also owns a per-dimension
@@ -47,13 +50,13 @@ class ModuleBank(nn.Module):
     """
 
     def __init__(self, latent_dim: int, action_dim: int, hidden: int, num_modules: int,
-                 nary: bool, min_log_std: float) -> None:
+                 nary: bool, min_log_std: float, layers: int = 2, static_dim: int = 0) -> None:
         super().__init__()
+        self.latent_dim, self.static_dim = latent_dim, static_dim
         self.context = ContextAttention(latent_dim, hidden) if nary else None
         in_dim = latent_dim + action_dim + (hidden if nary else 0)
-        self.layer1 = StackedLinear(num_modules, in_dim, hidden)
-        self.layer2 = StackedLinear(num_modules, hidden, hidden)
-        self.layer3 = StackedLinear(num_modules, hidden, latent_dim)
+        dims = [in_dim] + [hidden] * layers + [latent_dim]
+        self.layers = nn.ModuleList(StackedLinear(num_modules, d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:]))
         self.raw_log_std = nn.Parameter(torch.zeros(num_modules, latent_dim))
         self.min_log_std = min_log_std
 
@@ -61,28 +64,79 @@ class ModuleBank(nn.Module):
         """Predict the next latent of every object under every module.
 
         Args:
-            z: ``(N, K, D)`` current object latents.
+            z: ``(N, K, D + static)`` current object latents.
             action: ``(N, A)`` action, broadcast to every object, or None.
 
         Returns:
-            means ``(N, K, M, D)`` and log-stds ``(M, D)``.
+            means ``(N, K, M, D + static)`` and log-stds ``(M, D)`` (dynamic dims only).
         """
-        parts = [z]
+        h = self.layers[0](self._inputs(z, action), shared_input=True)
+        for layer in self.layers[1:]:
+            h = layer(F.relu(h), shared_input=False)
+        return self._with_static(z.unsqueeze(-2), h), self.log_std()
+
+    def log_std(self) -> Tensor:
+        """Every module's transition log-std ``(M, D)`` on the dynamic dims."""
+        return soft_clamp_log_std(self.raw_log_std, self.min_log_std)
+
+    def _inputs(self, z: Tensor, action: Tensor | None) -> Tensor:
+        """What a module reads: the dynamic dims, the action and the attention context ``(N, K, in)``."""
+        dynamic = z[..., :self.latent_dim]
+        parts = [dynamic]
         if action is not None:
             parts.append(action[:, None, :].expand(-1, z.shape[1], -1))
         if self.context is not None:
-            parts.append(self.context(z))
-        x = torch.cat(parts, dim=-1)
-        h = F.relu(self.layer1(x, shared_input=True))
-        h = F.relu(self.layer2(h, shared_input=False))
-        means = z.unsqueeze(-2) + self.layer3(h, shared_input=False)
-        return means, soft_clamp_log_std(self.raw_log_std, self.min_log_std)
+            parts.append(self.context(dynamic))
+        return torch.cat(parts, dim=-1)
+
+    def _with_static(self, z: Tensor, delta: Tensor) -> Tensor:
+        """``z (..., D + static)`` with ``delta (..., D)`` added to its dynamic dims (broadcast)."""
+        d = self.latent_dim
+        dynamic = z[..., :d] + delta
+        if not self.static_dim:
+            return dynamic
+        return torch.cat([dynamic, z[..., d:].expand(*dynamic.shape[:-1], self.static_dim)], dim=-1)
+
+    def add_noise(self, z: Tensor, log_std: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``z (..., D + static)`` plus Gaussian noise of std ``exp(log_std (..., D))`` on its dynamic dims."""
+        noise = torch.randn(log_std.shape, generator=generator, device=z.device, dtype=z.dtype)
+        return z + F.pad(torch.exp(log_std) * noise, (0, self.static_dim))
+
+    def selected(self, z: Tensor, action: Tensor | None, selection: Tensor) -> tuple[Tensor, Tensor]:
+        """Each object's prediction under its selected module only.
+
+        Equals :meth:`forward`'s means gathered at ``selection`` (tested), but object-steps are
+        grouped by module and each group runs one dense matmul chain, so the cost is that of
+        one module, not M. The loop is over the M modules, never over objects or samples.
+
+        Args:
+            z: ``(N, K, D + static)`` latents; ``action``: ``(N, A)`` or None; ``selection``: ``(N, K)`` int64.
+
+        Returns:
+            means ``(N, K, D + static)`` and the selected modules' log-stds ``(N, K, D)``.
+        """
+        x = self._inputs(z, action).flatten(0, 1)
+        flat_sel = selection.flatten()
+        order = torch.argsort(flat_sel)
+        counts = torch.bincount(flat_sel, minlength=self.raw_log_std.shape[0]).tolist()
+        outputs = []
+        for m, rows in enumerate(torch.split(x[order], counts)):
+            if rows.shape[0] == 0:
+                continue
+            h = torch.addmm(self.layers[0].bias[m], rows, self.layers[0].weight[m])
+            for layer in self.layers[1:]:
+                h = torch.addmm(layer.bias[m], h.relu_(), layer.weight[m])
+            outputs.append(h)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        delta = torch.cat(outputs)[inverse].view(*z.shape[:-1], self.latent_dim)
+        return self._with_static(z, delta), self.log_std()[selection]
 
     @torch.no_grad()
     def copy_module(self, source: int, targets: list[int], noise: float, generator: torch.Generator) -> None:
         """Overwrite modules ``targets`` with module ``source``, weights perturbed by ``noise``
         times their std (so the copies can drift apart), transition log-std copied as is."""
-        for layer in (self.layer1, self.layer2, self.layer3):
+        for layer in self.layers:
             for t in targets:
                 jitter = torch.randn(layer.weight[source].shape, generator=generator).to(layer.weight)
                 layer.weight[t] = layer.weight[source] + noise * layer.weight[source].std() * jitter

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..batch import Batch
 from .config import VIMConfig
 from .decoders import Decoded, SpatialBroadcastDecoder, StateDecoder
-from .distributions import gumbel_softmax_st, kl_weight, sample_categorical
+from .distributions import gumbel_softmax_st, kl_weight, sample_categorical, selection_temperature
 from .distributions import gaussian_kl
 from .elbo import ELBOTerms, collapsed_elbo_terms, elbo_terms
 from .encoders import PixelEncoder, StateEncoder
@@ -39,15 +39,15 @@ class VIM(nn.Module):
             self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.hidden, c.channels,
                                                               c.image_size, c.pixel_sigma)
         else:
-            self.encoder = StateEncoder(c.state_dim, c.hidden, c.latent_dim, c.min_log_std)
-            self.decoder = StateDecoder(c.latent_dim, c.hidden, c.state_dim, c.state_sigma)
+            self.encoder = StateEncoder(len(c.dynamic_features), c.hidden, c.latent_dim, c.min_log_std)
+            self.decoder = StateDecoder(c.latent_size, c.hidden, c.state_dim, c.state_sigma)
         # State features are modelled standardised (identity in pixel mode and until fitted).
         self.standardizer = Standardizer(c.state_dim)
         self.transitions = ModuleBank(c.latent_dim, c.action_dim, c.hidden, c.num_modules, c.nary,
-                                      c.min_log_std)
+                                      c.min_log_std, c.module_layers, len(c.static_features))
         self.switching_prior = SwitchingPrior(c.latent_dim, c.num_modules, c.action_dim, c.hidden)
         self.selection_posterior = SelectionPosterior(c.latent_dim, c.hidden) if c.selection_inference == "amortized" else None
-        self.reward_net = mlp(c.latent_dim + c.action_dim, c.hidden, 1, layers=1) if c.reward_head else None
+        self.reward_net = mlp(c.latent_size + c.action_dim, c.hidden, 1, layers=1) if c.reward_head else None
 
     # ----------------------------------------------------------------------------------- inference
 
@@ -71,11 +71,22 @@ class VIM(nn.Module):
             raise ValueError(f"actions must be (B, T, {c.action_dim}), got {tuple(actions.shape)}")
 
     def _encode(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``obs`` -> posterior ``mean, log_std (B, T, K, D)`` and the last slots (pixel mode)."""
+        """``obs`` -> posterior ``mean, log_std (B, T, K, D + static)`` and the last slots (pixel mode).
+
+        Static attributes (``config.static_features``) are appended to the latent as observed
+        values (their log-std is the floor, and no noise is ever drawn for them).
+        """
         if isinstance(self.encoder, PixelEncoder):
             return self.encoder(obs)
-        mean, log_std = self.encoder(self.standardizer(obs))
-        return mean, log_std, None
+        x = self.standardizer(obs)
+        static = self.config.static_features
+        if not static:
+            mean, log_std = self.encoder(x)
+            return mean, log_std, None
+        mean, log_std = self.encoder(x[..., list(self.config.dynamic_features)])
+        values = x[..., list(static)]
+        return (torch.cat([mean, values], -1),
+                torch.cat([log_std, torch.full_like(values, self.config.min_log_std)], -1), None)
 
     def _transitions(self, z_prev: Tensor, z_next: Tensor,
                      actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -108,12 +119,13 @@ class VIM(nn.Module):
             ``module_kl (B, T-1, K, M)``, ``log_init (B, K, M)`` and ``log_trans (B, T-1, K, M, M)``.
         """
         b, t, k, d = z.shape
-        m = self.config.num_modules
+        m, dyn = self.config.num_modules, self.config.latent_dim
         z_prev = z[:, :-1].flatten(0, 1)  # (B*(T-1), K, D)
         flat_actions = None if actions is None else actions[:, :-1].flatten(0, 1)
         means, log_std = self.transitions(z_prev, flat_actions)
-        module_kl = gaussian_kl(post_mean[:, 1:].flatten(0, 1).unsqueeze(-2), post_log_std[:, 1:].flatten(0, 1).unsqueeze(-2),
-                                means, log_std).sum(-1).unflatten(0, (b, t - 1))
+        module_kl = gaussian_kl(post_mean[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
+                                post_log_std[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
+                                means[..., :dyn], log_std).sum(-1).unflatten(0, (b, t - 1))
         # The switching prior after every possible previous module, and with none (the first step).
         n = z_prev.shape[0]
         previous = torch.cat([torch.zeros(1, m), torch.eye(m)]).to(z)  # (M + 1, M)
@@ -134,8 +146,9 @@ class VIM(nn.Module):
         flat_actions = None if prev_actions is None else prev_actions.flatten(0, 1)
         prior_logits = self.switching_prior(z[:, :-1].flatten(0, 1), c_prev.flatten(0, 1),
                                             flat_actions).unflatten(0, (b, t - 1))
-        terms = elbo_terms(log_likelihood=log_lik, post_mean=mean, post_log_std=log_std,
-                           module_means=module_means, module_log_std=module_log_std,
+        dyn = self.config.latent_dim
+        terms = elbo_terms(log_likelihood=log_lik, post_mean=mean[..., :dyn], post_log_std=log_std[..., :dyn],
+                           module_means=module_means[..., :dyn], module_log_std=module_log_std,
                            post_c_logits=post_logits, prior_c_logits=prior_logits,
                            kl_weight=weight, free_bits=self.config.free_bits)
         return terms, post_logits.softmax(-1)
@@ -151,7 +164,9 @@ class VIM(nn.Module):
             raise ValueError(f"loss needs sequences of length >= 2, got T={obs.shape[1]}")
         b, t = obs.shape[:2]
         mean, log_std, _ = self._encode(obs)
-        z = mean + torch.exp(log_std) * torch.randn_like(mean)
+        dyn = self.config.latent_dim  # static attributes (if any) follow and get no noise
+        noise = torch.exp(log_std[..., :dyn]) * torch.randn_like(mean[..., :dyn])
+        z = mean + F.pad(noise, (0, mean.shape[-1] - dyn))
         decoded = self.decoder(z.flatten(0, 1))
         target = obs if self.config.input_mode == "pixels" else self.standardizer(obs)
         log_lik = self.decoder.log_likelihood(decoded, target.flatten(0, 1)).unflatten(0, (b, t))
@@ -159,9 +174,10 @@ class VIM(nn.Module):
         weight = kl_weight(step, self.config.kl_warmup_steps)
         if self.config.selection_inference == "exact":
             module_kl, log_init, log_trans = self._chain(z, mean, log_std, actions)
-            terms, q_c = collapsed_elbo_terms(log_likelihood=log_lik, post_mean=mean, post_log_std=log_std,
-                                              module_kl=module_kl, log_init=log_init, log_trans=log_trans,
-                                              kl_weight=weight)
+            terms, q_c = collapsed_elbo_terms(log_likelihood=log_lik, post_mean=mean[..., :dyn],
+                                              post_log_std=log_std[..., :dyn], module_kl=module_kl, log_init=log_init, log_trans=log_trans,
+                                              kl_weight=weight, temperature=selection_temperature(
+                                                  step, self.config.anneal_temperature, self.config.anneal_steps))
         else:
             terms, q_c = self._amortized_terms(z, mean, log_std, log_lik, actions, weight)
         loss = terms.loss
@@ -273,8 +289,7 @@ class VIM(nn.Module):
         index = c[..., None, None].expand(-1, -1, 1, means.shape[-1])
         z = means.gather(2, index).squeeze(2)
         if sample_z:
-            noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-            z = z + torch.exp(log_std[c]) * noise
+            z = self.transitions.add_noise(z, log_std[c], generator)
         return z, c, probs
 
     def decode(self, z: Tensor) -> Decoded:

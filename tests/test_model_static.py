@@ -1,0 +1,79 @@
+"""Static attributes (``VIMConfig.static_features``): observed, decoded, never read by the modules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vim_world.batch import Batch
+from vim_world.model import VIM, preset
+from vim_world.train import constant_features
+
+K, S, D, M = 3, 6, 5, 4
+STATIC = (4, 5)
+
+
+def _model(static=STATIC, **overrides) -> VIM:
+    torch.manual_seed(0)
+    return VIM(preset("tiny-state", hidden=16, num_slots=K, state_dim=S, latent_dim=D, num_modules=M,
+                      static_features=static, **overrides)).eval()
+
+
+def _batches() -> tuple[Batch, Batch]:
+    """Two batches whose objects move the same way but are of other kinds."""
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(2, 7, K, S, generator=g)
+    obs[..., 4:] = torch.randn(2, 1, K, 2, generator=g)  # constant over time
+    other = obs.clone()
+    other[..., 4:] = torch.randn(2, 1, K, 2, generator=g)
+    return Batch(obs=obs), Batch(obs=other)
+
+
+def test_the_static_features_are_what_never_changes_within_an_episode():
+    states = np.random.default_rng(0).normal(size=(4, 6, 3, 5))
+    states[..., 1] = states[:, :1, :, 1]  # constant within each episode, differs across episodes
+    states[..., 3] = 2.0
+    assert constant_features(states) == (1, 3)
+
+
+@pytest.mark.parametrize("bad", [dict(static_features=(6,)), dict(static_features=(1, 1)),
+                                 dict(static_features=tuple(range(S))),
+                                 dict(static_features=(0,), input_mode="pixels")])
+def test_bad_static_features_are_refused(bad):
+    with pytest.raises(ValueError, match="static_features"):
+        preset("tiny-state", state_dim=S, **bad)
+
+
+def test_modules_and_switching_prior_never_read_static_attributes():
+    model = _model(nary=True)
+    a, b = _batches()
+    with torch.no_grad():
+        post_a, post_b = model.observe(a), model.observe(b)
+        torch.testing.assert_close(post_a.probs, post_b.probs)  # same module posteriors whatever the kind
+        torch.testing.assert_close(post_a.z_mean[..., :D], post_b.z_mean[..., :D])
+        assert not torch.allclose(post_a.z_mean[..., D:], post_b.z_mean[..., D:])
+        assert not torch.allclose(model.decode(post_a.z_mean[:, -1]).obs, model.decode(post_b.z_mean[:, -1]).obs)
+        c = torch.zeros(2, K, dtype=torch.long)
+        gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+        za, ca, pa = model.prior_step(post_a.last_z, c, generator=gen())
+        zb, cb, pb = model.prior_step(post_b.last_z, c, generator=gen())
+    torch.testing.assert_close(pa, pb)
+    torch.testing.assert_close(za[..., :D], zb[..., :D])
+    torch.testing.assert_close(za[..., D:], post_a.last_z[..., D:])  # carried exactly, no noise
+    assert za.shape == (2, K, D + len(STATIC))
+
+
+def test_a_model_with_static_attributes_trains():
+    model = _model().train()
+    a, _ = _batches()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for step in range(30):
+        loss, stats = model.loss(a, step)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert torch.isfinite(loss) and loss.item() < first
+    assert stats["kl_z"] >= 0
