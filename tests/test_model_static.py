@@ -77,3 +77,38 @@ def test_a_model_with_static_attributes_trains():
         optimizer.step()
     assert torch.isfinite(loss) and loss.item() < first
     assert stats["kl_z"] >= 0
+
+
+def test_static_attributes_are_a_state_mode_option():
+    from vim_world.train import TrainConfig
+
+    with pytest.raises(ValueError, match="static_attributes"):
+        TrainConfig(data="d", out="o", mode="pixels", static_attributes=True)
+
+
+def test_trainer_reads_the_static_attributes_off_the_data_and_evaluation_scores_by_mechanism(tmp_path):
+    import json
+
+    import vim_world  # noqa: F401
+    from vim_world.data import collect
+    from vim_world.envs import STATE_FEATURES
+    from vim_world.evaluate import EvalConfig, evaluate
+    from vim_world.train import TrainConfig, load_model, train
+
+    data = collect("VimWorld/Passive-v0", tmp_path / "d", episodes=16, episode_len=8, seed=0, num_envs=8,
+                   env_kwargs={"obs_size": 32})  # fmt: skip
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "vim"), steps=3, batch_size=4, seq_len=4, progress=False,
+                      device="cpu", holdout=0.5, static_attributes=True, overrides={"hidden": 16})  # fmt: skip
+    model, _ = load_model(train(cfg).out)
+    kinds = {STATE_FEATURES.index(f"is_{k}") for k in ("circle", "square", "triangle", "diamond", "zone")}
+    assert set(model.config.static_features) == kinds  # positions, velocities, sizes, hues all move
+    evaluate(EvalConfig(runs={"vim": str(tmp_path / "vim")}, splits={"in": str(data), "again": str(data)},
+                        out=str(tmp_path / "eval"), context=2, horizon=3, n_samples=2, batch_size=4, max_batches=1,
+                        device="cpu"))  # fmt: skip
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    by_mechanism = metrics["splits"]["in"]["prediction"]["vim"]["mse_mean_by_mechanism"]
+    assert by_mechanism and all(v >= 0 for v in by_mechanism.values())
+    again = metrics["splits"]["again"]["prediction"]["vim"]["mse_mean_by_mechanism"]  # all shards, not the held-out one
+    ratios = metrics["ratios"]["again"]["vim"]["mse_mean_by_mechanism"]
+    assert set(ratios) == set(by_mechanism) & set(again)
+    assert ratios == pytest.approx({m: again[m] / by_mechanism[m] for m in ratios})
