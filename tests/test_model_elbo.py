@@ -236,6 +236,8 @@ def test_selection_temperature_decays_geometrically_to_one():
     assert selection_temperature(0, 30.0, 0) == 1.0
     with pytest.raises(ValueError, match="anneal_temperature"):
         tiny_state(anneal_temperature=0.5)
+    with pytest.raises(ValueError, match="anneal_steps"):
+        tiny_state(anneal_steps=10, selection_inference="amortized")
 
 
 def test_tempered_chain_matches_brute_force_and_flattens_the_posterior():

@@ -104,6 +104,9 @@ class VIMConfig:
                             "fewer than state_dim, in state mode only)")
         if not self.anneal_temperature >= 1.0:
             problems.append(f"anneal_temperature={self.anneal_temperature} (expected >= 1)")
+        if self.anneal_steps > 0 and self.selection_inference != "exact":
+            problems.append(f"anneal_steps={self.anneal_steps} (annealing tempers the exact selection chain; "
+                            "use selection_inference='exact' or anneal_steps=0)")
         if self.selection_inference not in SELECTION_INFERENCE:
             problems.append(f"selection_inference={self.selection_inference!r} (expected one of {SELECTION_INFERENCE})")
         if problems:
