@@ -112,3 +112,12 @@ def test_baseline_vrnn_has_about_vims_parameter_count(name):
     config = preset(name, state_dim=13, num_slots=5)
     vim, vrnn = count_parameters(build_model("vim", config)), count_parameters(build_model("vrnn", config))
     assert abs(vrnn - vim) <= 0.1 * vim, (vim, vrnn)
+
+
+def test_slice_batch_takes_the_same_rows_of_every_field():
+    from vim_world.batch import Batch
+
+    b = Batch(obs=torch.randn(4, 3, 2, 5), mechanism=torch.randint(0, 3, (4, 3, 2)))
+    one = b.slice_batch(1, 3)
+    assert one.actions is None and one.batch_size == 2
+    assert torch.equal(one.obs, b.obs[1:3]) and torch.equal(one.mechanism, b.mechanism[1:3])

@@ -50,6 +50,13 @@ class Batch:
         }
         return Batch(**moved)
 
+    def slice_batch(self, start: int, stop: int) -> "Batch":
+        """Sequences ``[start, stop)`` of the batch."""
+        return replace(
+            self,
+            **{f.name: getattr(self, f.name)[start:stop] for f in fields(self) if getattr(self, f.name) is not None},
+        )
+
     def slice_time(self, start: int, stop: int) -> "Batch":
         """Sub-sequence ``[start, stop)`` along time."""
         return replace(

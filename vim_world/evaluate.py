@@ -96,8 +96,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
 
 def _prediction_strip(models, batch, cfg: EvalConfig) -> bytes:
     """Truth over the horizon, then sample 0 of every model, for the first sequence."""
-    one = batch.slice_time(0, cfg.context + cfg.horizon)
-    one = type(one)(**{k: (v[:1] if v is not None else None) for k, v in vars(one).items()})
+    one = batch.slice_batch(0, 1).slice_time(0, cfg.context + cfg.horizon)
     rows = {"truth": to_frames(one.obs[0, cfg.context : cfg.context + cfg.horizon])}
     for name, model in models.items():
         gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
@@ -108,8 +107,7 @@ def _prediction_strip(models, batch, cfg: EvalConfig) -> bytes:
 def _decomposition_strip(model, batch, cfg: EvalConfig) -> bytes:
     """A VIM's first sampled future of the first sequence, composite then one row per object
     slot: each slot's alpha-masked rendering (pixels) or each object drawn alone (states)."""
-    one = batch.slice_time(0, cfg.context + cfg.horizon)
-    one = type(one)(**{k: (v[:1] if v is not None else None) for k, v in vars(one).items()})
+    one = batch.slice_batch(0, 1).slice_time(0, cfg.context + cfg.horizon)
     gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
     z = model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).z[0, 0]  # (T, K, D)
     decoded = model.decode(z)

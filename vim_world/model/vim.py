@@ -41,6 +41,7 @@ class VIM(nn.Module):
         else:
             self.encoder = StateEncoder(len(c.dynamic_features), c.hidden, c.latent_dim, c.min_log_std)
             self.decoder = StateDecoder(c.latent_size, c.hidden, c.state_dim, c.state_sigma)
+        self._dynamic, self._static = list(c.dynamic_features), list(c.static_features)  # state columns
         # State features are modelled standardised (identity in pixel mode and until fitted).
         self.standardizer = Standardizer(c.state_dim)
         self.transitions = ModuleBank(c.latent_dim, c.action_dim, c.hidden, c.num_modules, c.nary,
@@ -79,12 +80,11 @@ class VIM(nn.Module):
         if isinstance(self.encoder, PixelEncoder):
             return self.encoder(obs)
         x = self.standardizer(obs)
-        static = self.config.static_features
-        if not static:
+        if not self._static:
             mean, log_std = self.encoder(x)
             return mean, log_std, None
-        mean, log_std = self.encoder(x[..., list(self.config.dynamic_features)])
-        values = x[..., list(static)]
+        mean, log_std = self.encoder(x[..., self._dynamic])
+        values = x[..., self._static]
         return (torch.cat([mean, values], -1),
                 torch.cat([log_std, torch.full_like(values, self.config.min_log_std)], -1), None)
 
