@@ -3,11 +3,13 @@ verified on load.
 
 A checkpoint is a directory ``step_00001000/`` holding ``model.safetensors`` (weights; never
 pickle), ``state.pt`` (optimizer state, step and the RNG states of torch, CUDA, numpy and Python ``random``, loaded with
-``torch.load(weights_only=True)``: loading never runs code from the file), and ``manifest.json``
-(model name and config, and the SHA-256 of both files). It is written to a temporary directory,
-fsynced and renamed into place, so a killed run leaves either the whole checkpoint or none (a
-half-written ``.tmp_*`` directory is ignored, and removed by the next save). Only one process
-may write a checkpoint directory (rank 0 under ``torchrun``).
+``torch.load(weights_only=True)``: loading never runs code from the file), ``manifest.json``
+(model name and config, and the SHA-256 of both files) and ``manifest.sha256`` (the SHA-256 of
+``manifest.json`` itself). It is written to a temporary directory ``.tmp_{pid}_*``, fsynced and
+renamed into place, so a killed run leaves either the whole checkpoint or none (a half-written
+temporary directory is never loaded, and the next save removes it once its PID is dead).
+Checkpoints are ordered by their integer step. Only one process may write a checkpoint directory
+(rank 0 under ``torchrun``; the trainer holds ``run_dir/.lock``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +28,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vim_world.files import fsync, sha256, staged_directory
+from vim_world.devices import resolve_device
+from vim_world.files import fsync, remove_stale_temporaries, sha256, staged_directory
+from vim_world.model import VIMConfig, build_model
 
 PREFIX = "step_"
+_STEP_DIR = re.compile(rf"{PREFIX}(\d+)")
+MANIFEST_HASH = "manifest.sha256"
 
 
 class CheckpointError(ValueError):
@@ -76,21 +83,24 @@ def save_checkpoint(
             "sha256": {name: sha256(tmp / name) for name in ("model.safetensors", "state.pt")},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        for name in ("model.safetensors", "state.pt", "manifest.json"):
+        (tmp / MANIFEST_HASH).write_text(sha256(tmp / "manifest.json") + "\n")
+        for name in ("model.safetensors", "state.pt", "manifest.json", MANIFEST_HASH):
             fsync(tmp / name)
     for old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in directory.glob(".tmp_*"):  # left by a save that was killed; never loaded
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_temporaries(directory, ".tmp_")  # left by a save that was killed; never loaded
     return final
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:
-    """Complete checkpoints in ``directory``, oldest first."""
+    """Complete checkpoints in ``directory``, oldest first (ordered by the integer step, so
+    ``step_100000000`` comes after ``step_99999999``)."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.glob(f"{PREFIX}*") if (p / "manifest.json").is_file())
+    found = [(int(m.group(1)), p) for p in directory.iterdir()
+             if (m := _STEP_DIR.fullmatch(p.name)) and (p / "manifest.json").is_file()]
+    return [p for _, p in sorted(found)]
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:
@@ -111,6 +121,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if latest is None:
             raise CheckpointError(f"no checkpoint at {str(path)!r}: expected a {PREFIX}* directory with manifest.json")
         path = latest
+    _check_manifest_hash(path)
     manifest = _read_manifest(path / "manifest.json")
     for name, digest in manifest["sha256"].items():
         f = path / name
@@ -124,6 +135,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (SafetensorError, OSError, RuntimeError, pickle.UnpicklingError) as e:  # only reachable if the manifest was forged
         raise CheckpointError(f"checkpoint {path} cannot be read: {e}") from None
     return Checkpoint(path, manifest["model_name"], manifest["model_config"], weights, state, manifest["extra"])
+
+
+def _check_manifest_hash(path: Path) -> None:
+    """``manifest.json`` matches the SHA-256 recorded in ``manifest.sha256``."""
+    recorded = path / MANIFEST_HASH
+    if not recorded.is_file():
+        raise CheckpointError(f"checkpoint file {recorded} is missing (it holds the SHA-256 of manifest.json)")
+    if recorded.read_text().strip() != sha256(path / "manifest.json"):
+        raise CheckpointError(f"checkpoint file {path / 'manifest.json'} is corrupted (SHA-256 mismatch with {MANIFEST_HASH})")
 
 
 _MANIFEST_KEYS = {"model_name": str, "model_config": dict, "step": int, "extra": dict, "sha256": dict}
@@ -192,3 +212,13 @@ def load_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
             f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
         )
     model.load_state_dict(checkpoint.weights)
+
+
+def load_model(path: str | Path, device: str = "auto") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A trained model from a checkpoint (or run) directory, in eval mode on ``device``, and its
+    metadata (model name, step, and the checkpoint's extra JSON)."""
+    torch_device = resolve_device(device)
+    ck = load_checkpoint(path)
+    model = build_model(ck.model_name, VIMConfig.from_dict(ck.model_config))
+    load_weights(model, ck)
+    return model.to(torch_device).eval(), {"model_name": ck.model_name, "step": ck.step, **ck.extra}
