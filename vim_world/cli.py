@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
-
+from typing import Any, Callable
 
 import vim_world
 from vim_world.envs import ENV_SPECS, env_ids
+from vim_world.train_config import _TYPES, PRESET_SIZES, TrainConfig
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -27,7 +29,7 @@ def _cmd_play(args: argparse.Namespace) -> None:
 def _cmd_collect(args: argparse.Namespace) -> None:
     from vim_world.data import collect
 
-    kwargs = _json_option("--env-kwargs", args.env_kwargs) if args.env_kwargs else {}
+    kwargs = args.env_kwargs or {}
     path = collect(
         args.env, args.out, episodes=args.episodes, episode_len=args.episode_len, seed=args.seed,
         num_envs=args.num_envs, policy=args.policy, masks=args.masks, overwrite=args.overwrite,
@@ -36,30 +38,51 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     print(f"data set written to {path}")
 
 
-def _json_option(flag: str, text: str) -> dict:
-    """A JSON object given on the command line; the error names the flag."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{flag} is not valid JSON ({e}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
-    return value
+def _json_object(flag: str) -> Callable[[str], dict]:
+    """An argparse type: a JSON object given on the command line; the error names the flag."""
+
+    def parse(text: str) -> dict:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(f"{flag} is not valid JSON ({e}): {text!r}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}")
+        return value
+
+    return parse
 
 
-def _train_config(args: argparse.Namespace):
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from ``--config FILE`` (if given), then the flags given on the command line.
 
     Train flags default to "not given" (``argparse.SUPPRESS``), so that the defaults live in one
-    place, :class:`~vim_world.train.TrainConfig`, and a flag always beats the file.
+    place, :class:`~vim_world.train_config.TrainConfig`, and a flag always beats the file.
     """
-    from vim_world.train import TrainConfig, read_config_file
+    from vim_world.train_config import read_config_file
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "fn", "config")}
-    if "overrides" in given:
-        given["overrides"] = _json_option("--overrides", given["overrides"])
     values = read_config_file(args.config) if args.config else {}
     return TrainConfig.from_dict({**values, **given})
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field: name, type, choices and help from the field."""
+    for f in fields(TrainConfig):
+        default: Any = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)  # fmt: skip
+        text = f.metadata["help"] + ("" if default is None else f" (default: {json.dumps(default)})")
+        flag = "--" + f.name.replace("_", "-")
+        kinds = _TYPES[f.name]
+        if bool in kinds:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
+            continue
+        kind: Callable[[str], Any] = {dict: _json_object(flag), tuple: _comma_list}.get(kinds[0], kinds[-1])
+        parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), help=text)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -77,6 +100,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from vim_world.evaluate import EvalConfig, evaluate
 
+    from vim_world.devices import resolve_device
+
+    out = Path(args.out)
+    existing = [str(out / name) for name in ("metrics.json", "report.html") if (out / name).exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"--out {args.out!r} already holds {existing}; pass --overwrite to replace them")
+    if out.is_file():
+        raise ValueError(f"--out {args.out!r} is a file; expected a directory")
+    resolve_device(args.device)
     runs = dict(item.split("=", 1) for item in args.run)
     splits = dict(item.split("=", 1) for item in args.split)
     cfg = EvalConfig(runs=runs, splits=splits, out=args.out, context=args.context, horizon=args.horizon, n_samples=args.n_samples, device=args.device)
@@ -93,119 +125,118 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _cmd_imagine(args: argparse.Namespace) -> None:
     from vim_world.demo import imagination_strip
+    from vim_world.devices import resolve_device
+    from vim_world.files import check_output_file, write_atomically
 
+    check_output_file(args.out, args.overwrite)
+    resolve_device(args.device)
     png = imagination_strip(args.run, args.data, device=args.device, horizon=args.horizon,
                             n_samples=args.n_samples, obj=args.obj, seed=args.seed)
-    Path(args.out).write_bytes(png)
+    write_atomically(args.out, png)
     print(f"futures and counterfactuals written to {args.out}")
 
 
 def _cmd_plan(args: argparse.Namespace) -> None:
     from vim_world.agents.evaluation import compare_agents
+    from vim_world.devices import resolve_device
 
+    resolve_device(args.device)
     result = compare_agents(args.out, args.budget, device=args.device, seed=args.seed, progress=True)
     print(result.markdown_path.read_text())
     print(f"results: {result.json_path}, plot: {result.plot_path}")
 
 
 def _pair(text: str) -> str:
+    """An argparse type: ``NAME=PATH``."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``vim-world train: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vim-world", description="Mechanism-world envs and the VIM world model.")
+    p = _Parser(prog="vim-world", description="Mechanism-world envs and the VIM world model.")
     p.add_argument("--version", action="version", version=vim_world.__version__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("envs", help="list the registered env ids").set_defaults(fn=_cmd_envs)
+    def command(name: str, help: str, fn: Callable[[argparse.Namespace], None], **kw: Any) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help, description=kw.pop("description", help),
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw)  # fmt: skip
+        parser.set_defaults(fn=fn)
+        return parser
 
-    play = sub.add_parser("play", help="watch or play an env in a window (arrow keys steer)")
-    play.add_argument("env", choices=env_ids())
-    play.add_argument("--max-steps", type=int, default=None)
-    play.set_defaults(fn=_cmd_play)
+    command("envs", "list the registered env ids", _cmd_envs)
 
-    c = sub.add_parser("collect", help="roll out an env into a data set")
-    c.add_argument("env", choices=env_ids())
-    c.add_argument("--out", required=True)
-    c.add_argument("--episodes", type=int, default=512)
-    c.add_argument("--episode-len", type=int, default=32)
-    c.add_argument("--num-envs", type=int, default=64)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--policy", choices=["noop", "random"], default=None)
+    play = command("play", "watch or play an env in a window (arrow keys steer)", _cmd_play)
+    play.add_argument("env", choices=env_ids(), help="env id")
+    play.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (None: until closed)")
+
+    c = command("collect", "roll out an env into a data set", _cmd_collect)
+    c.add_argument("env", choices=env_ids(), help="env id")
+    c.add_argument("--out", required=True, help="data set directory to write")
+    c.add_argument("--episodes", type=int, default=512, help="number of episodes")
+    c.add_argument("--episode-len", type=int, default=32, help="frames per episode")
+    c.add_argument("--num-envs", type=int, default=64, help="worlds stepped together (episodes per shard)")
+    c.add_argument("--seed", type=int, default=0, help="seed of resets and random actions")
+    c.add_argument("--policy", choices=["noop", "random"], default=None,
+                   help="actions: noop (passive envs' default) or random (control tasks' default)")
     c.add_argument("--masks", action="store_true", help="store per-object masks (for pixel-mode slot matching)")
-    c.add_argument("--env-kwargs", default=None, help='JSON env options, e.g. \'{"obs_size": 32}\'')
-    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--env-kwargs", type=_json_object("--env-kwargs"), default=None,
+                   help='JSON env options, e.g. \'{"obs_size": 32}\' ({"obs_mode": "state"} stores no frames)')
+    c.add_argument("--overwrite", action="store_true", help="replace an existing data set (only a vim_world data set)")
     c.add_argument("--workers", type=int, default=1, help="processes rolling out shards in parallel (same bytes for any number)")
-    c.set_defaults(fn=_cmd_collect)
 
-    t = sub.add_parser(
-        "train", argument_default=argparse.SUPPRESS,
-        help="train a world model (resumes from the run's last checkpoint; runs data-parallel under torchrun)",
+    t = command(
+        "train", "train a world model (resumes from the run's last checkpoint; runs data-parallel under torchrun)",
+        _cmd_train, argument_default=argparse.SUPPRESS,
         description="Flags default to the TrainConfig defaults; --config FILE (.json or .toml) holds any "
         "TrainConfig fields and flags given here take precedence. Under `torchrun --nproc_per_node=N` "
         "each process trains on its share of every batch (DDP).",
     )  # fmt: skip
     t.add_argument("--config", default=None, help="JSON or TOML file of TrainConfig fields")
-    t.add_argument("--data", help="data set directory (required, here or in --config)")
-    t.add_argument("--out", help="run directory (required, here or in --config)")
-    t.add_argument("--model", choices=["vim", "vim_m1", "vrnn", "copy_last"])
-    t.add_argument("--preset", choices=["tiny", "default"])
-    t.add_argument("--mode", choices=["state", "pixels"])
-    t.add_argument("--overrides", help='JSON VIMConfig overrides, e.g. \'{"num_modules": 8}\'')
-    t.add_argument("--steps", type=int)
-    t.add_argument("--batch-size", type=int, help="global batch size, split over the processes")
-    t.add_argument("--seq-len", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--grad-clip", type=float)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", help="auto, cpu, cuda (under torchrun each process takes cuda:LOCAL_RANK)")
-    t.add_argument("--holdout", type=float, help="fraction of shards held out of training")
-    t.add_argument("--compile", action="store_true")
-    t.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--log-every", type=int)
-    t.add_argument("--no-progress", dest="progress", action="store_false")
-    t.add_argument("--revive-every", type=int, help="VIM: split the busiest module into unused ones every N steps (0: off)")
-    t.add_argument("--static-attributes", action="store_true",
-                   help="state mode: features constant in every episode (the kind) reach the decoder, never the modules")
-    t.set_defaults(fn=_cmd_train)
+    _add_train_flags(t)
 
-    e = sub.add_parser("eval", help="evaluate trained models: prediction, discovery, composition")
+    e = command("eval", "evaluate trained models: prediction, discovery, composition", _cmd_eval)
     e.add_argument("--run", action="append", type=_pair, required=True, help="NAME=RUN_DIR (repeat)")
     e.add_argument("--split", action="append", type=_pair, required=True, help="NAME=DATA_DIR (repeat; first is the reference)")
-    e.add_argument("--out", required=True)
-    e.add_argument("--context", type=int, default=5)
-    e.add_argument("--horizon", type=int, default=10)
-    e.add_argument("--n-samples", type=int, default=10)
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=_cmd_eval)
+    e.add_argument("--out", required=True, help="directory for metrics.json and report.html")
+    e.add_argument("--context", type=int, default=5, help="observed steps before imagining")
+    e.add_argument("--horizon", type=int, default=10, help="imagined steps")
+    e.add_argument("--n-samples", type=int, default=10, help="sampled futures per context")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
+    e.add_argument("--overwrite", action="store_true", help="replace metrics.json / report.html in --out")
 
-    im = sub.add_parser("imagine", help="sample futures and counterfactuals from a trained state VIM (PNG)")
+    im = command("imagine", "sample futures and counterfactuals from a trained state VIM (PNG)", _cmd_imagine)
     im.add_argument("--run", required=True, help="run or checkpoint directory of a VIM")
     im.add_argument("--data", required=True, help="data set to take a context from")
-    im.add_argument("--out", default="imagined.png")
-    im.add_argument("--horizon", type=int, default=10)
-    im.add_argument("--n-samples", type=int, default=3)
+    im.add_argument("--out", default="imagined.png", help="PNG file to write")
+    im.add_argument("--horizon", type=int, default=10, help="imagined steps")
+    im.add_argument("--n-samples", type=int, default=3, help="sampled futures")
     im.add_argument("--obj", type=int, default=0, help="object whose module the counterfactuals force")
-    im.add_argument("--seed", type=int, default=0)
-    im.add_argument("--device", default="auto")
-    im.set_defaults(fn=_cmd_imagine)
+    im.add_argument("--seed", type=int, default=0, help="seed of the sampled futures")
+    im.add_argument("--device", default="auto", help=DEVICE_HELP)
+    im.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
-    pl = sub.add_parser("plan", help="compare MPC with VIM, PPO and a random agent on the control task")
-    pl.add_argument("--out", default="runs/plan")
-    pl.add_argument("--budget", default="tiny", choices=["tiny", "small"])
-    pl.add_argument("--device", default="cpu")
-    pl.add_argument("--seed", type=int, default=0)
-    pl.set_defaults(fn=_cmd_plan)
+    pl = command("plan", "compare MPC with VIM, PPO and a random agent on the control task", _cmd_plan)
+    pl.add_argument("--out", default="runs/plan", help="directory for results, table and plot")
+    pl.add_argument("--budget", default="tiny", choices=["tiny", "small"], help="real-env step budget")
+    pl.add_argument("--device", default="auto", help=DEVICE_HELP)
+    pl.add_argument("--seed", type=int, default=0, help="seed of training and evaluation")
 
-    d = sub.add_parser("demo", help="the main job: collect, train, evaluate, imagine, plan, report")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--preset", default="tiny", choices=["tiny", "default"])
-    d.add_argument("--device", default="auto")
-    d.add_argument("--overwrite", action="store_true")
-    d.set_defaults(fn=_cmd_demo)
+    d = command("demo", "the main job: collect, train, evaluate, imagine, plan, report", _cmd_demo)
+    d.add_argument("--out", default="runs/demo", help="demo directory (data, runs, eval, report.html)")
+    d.add_argument("--preset", default="tiny", choices=PRESET_SIZES, help="size of data, models and training")
+    d.add_argument("--device", default="auto", help=DEVICE_HELP)
+    d.add_argument("--overwrite", action="store_true", help="delete an existing demo directory first (only one the demo wrote)")
     return p
 
 
@@ -214,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except (ValueError, TypeError, FileExistsError, KeyError) as e:
-        print(f"vim-world {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line
+        print(f"vim-world {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

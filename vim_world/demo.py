@@ -15,13 +15,17 @@ import gymnasium as gym
 
 import vim_world
 from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
+from vim_world.devices import resolve_device
 from vim_world.envs import env_ids
 from vim_world.envs.registration import PASSIVE_MECHANISMS
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.figures import strip, to_frames
 from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes, image, write_report
-from vim_world.train import TrainConfig, prepare, train
+from vim_world.files import check_replaceable, write_atomically
+from vim_world.sizing import prepare
+from vim_world.train import train
+from vim_world.train_config import MODEL_NAMES, TrainConfig
 
 PLANNING_BUDGET = {"tiny": "tiny", "default": "small"}
 PRESETS = {
@@ -29,7 +33,8 @@ PRESETS = {
     "tiny": dict(episodes=640, episode_len=24, obs_size=32, steps=3000, batch_size=32),
     "default": dict(episodes=8192, episode_len=32, obs_size=64, steps=30000, batch_size=64),
 }
-MODELS = ("vim", "vim_m1", "vrnn", "copy_last")
+MARKER = "demo.json"
+"""Written first into a demo directory: the mark that lets ``overwrite`` delete it."""
 
 
 def _dataset(env_id: str, path: Path, episodes: int, p: dict, seed: int) -> Path:
@@ -78,12 +83,31 @@ def imagination_strip(run: str | Path, data: str | Path, *, device: str = "auto"
     return strip(rows)
 
 
+def _is_demo(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
 def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwrite: bool = False) -> Path:
-    """Run the whole path with ``preset`` and return the report's path."""
+    """Run the whole path with ``preset`` and return the report's path.
+
+    Every option is checked before anything is deleted or written. ``overwrite`` deletes ``out``
+    only if the demo wrote it (it holds ``demo.json``); without it, an existing demo directory is
+    reused (finished steps are skipped) and any other non-empty directory is refused.
+    """
     out = Path(out)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+    resolve_device(device)
+    if overwrite:
+        check_replaceable(out, _is_demo, "vim_world demo directory (no demo.json)")
+        if out.exists():
+            shutil.rmtree(out)
+    elif out.is_dir() and any(out.iterdir()) and not _is_demo(out):
+        raise ValueError(f"{str(out)!r} is a non-empty directory the demo did not write; choose another --out")
+    elif out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; expected a directory")
     out.mkdir(parents=True, exist_ok=True)
+    write_atomically(out / MARKER, json.dumps({"vim_world_demo": vim_world.__version__, "preset": preset}))
     p = PRESETS[preset]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -92,7 +116,7 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     timings["collect"] = time.perf_counter() - t0
 
     runs = {}
-    for name in MODELS:
+    for name in MODEL_NAMES:
         t = time.perf_counter()
         modular = name in ("vim", "vim_m1")  # kind-blind modules; module splitting against collapse
         cfg = TrainConfig(data=str(train_data), out=str(out / "runs" / name), model=name, preset=preset, mode="state",

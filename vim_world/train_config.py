@@ -1,0 +1,175 @@
+"""A training run's options: :class:`TrainConfig`, read from code, a JSON/TOML file or flags.
+
+One source: every field's type annotation is its type check, and its ``metadata["help"]`` its
+``vim-world train`` help text; the CLI flags are derived from the fields (:func:`train_flags`).
+The model names, preset sizes and input modes come from :mod:`vim_world.model`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from vim_world.model import MODELS, PRESETS, VIMConfig
+from vim_world.model.config import INPUT_MODES
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+"""Trainable model names, from :data:`vim_world.model.MODELS`."""
+PRESET_SIZES: tuple[str, ...] = tuple(dict.fromkeys(name.split("-")[0] for name in PRESETS))
+"""Preset sizes (``tiny``, ``default``): :data:`vim_world.model.PRESETS` is ``{size}-{mode}``."""
+RESUMABLE_CHANGES = frozenset({"steps", "progress", "log_every", "checkpoint_every", "device", "compile",
+                               "allow_changed", "data", "out"})  # fmt: skip
+"""Options a resumed run may change freely (e.g. train longer; ``data`` is compared by content,
+``out`` is where the run is); any other change is refused unless named in ``allow_changed``."""
+ALLOWABLE_CHANGES = frozenset({"lr", "grad_clip"})
+"""Options a resumed run may change when asked for explicitly (``--allow-changed lr,grad_clip``)."""
+DATA_DERIVED = frozenset({"input_mode", "state_dim", "num_slots", "image_size", "action_dim", "reward_head",
+                          "static_features"})  # fmt: skip
+"""VIMConfig fields read off the data set; ``overrides`` may not set them."""
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    """A field with its help text (and ``choices``) in its metadata."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Every field is a ``vim-world train`` flag (``grad_clip`` -> ``--grad-clip``);
+    each field's help text is in its metadata."""
+
+    data: str = field(metadata={"help": "data set directory (from `vim-world collect`); required, here or in --config"})
+    out: str = field(metadata={"help": "run directory: checkpoints/, tb/ (TensorBoard), train_config.json; required"})
+    model: str = _opt("vim", "world model to train", choices=MODEL_NAMES)
+    preset: str = _opt("tiny", "model preset size; the input mode comes from --mode", choices=PRESET_SIZES)
+    mode: str = _opt("state", "model input: object states or frames", choices=INPUT_MODES)
+    overrides: dict[str, Any] = _opt({}, 'JSON VIMConfig overrides, e.g. \'{"num_modules": 8}\'')
+    steps: int = _opt(2000, "total optimisation steps of the run (a resumed run trains up to this step)")
+    batch_size: int = _opt(32, "global batch size, split over the processes")
+    seq_len: int = _opt(10, "window length in steps")
+    lr: float = _opt(1e-3, "Adam learning rate")
+    grad_clip: float = _opt(10.0, "gradient-norm clipping threshold")
+    seed: int = _opt(0, "seed of batches, noise and initialisation")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)")
+    amp: bool = _opt(True, "bf16 autocast on CUDA")
+    compile: bool = _opt(False, "torch.compile the networks")
+    checkpoint_every: int = _opt(500, "steps between checkpoints")
+    log_every: int = _opt(50, "steps between TensorBoard scalars")
+    holdout: float = _opt(0.1, "fraction of shards held out of training")
+    progress: bool = _opt(True, "show a progress bar")
+    revive_every: int = _opt(0, "VIM: split the busiest module into unused ones every N steps (0: off)")
+    static_attributes: bool = _opt(False, "state mode: features constant in every episode (the kind) reach the "
+                                   "decoder, never the modules")
+    allow_changed: tuple[str, ...] = _opt((), "on resume, options that may differ from the run's "
+                                          f"(comma-separated, from {sorted(ALLOWABLE_CHANGES)})")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.allow_changed, (list, str)):
+            names = self.allow_changed.split(",") if isinstance(self.allow_changed, str) else self.allow_changed
+            self.allow_changed = tuple(n.strip().replace("-", "_") for n in names if n.strip())
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), _TYPES[f.name])
+            if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
+                raise ValueError(f"{f.name} must be one of {list(f.metadata['choices'])}, got {getattr(self, f.name)!r}")
+        for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        for name in ("lr", "grad_clip"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
+        if self.static_attributes and self.mode != "state":
+            raise ValueError(f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}")
+        if self.revive_every < 0:
+            raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
+        bad = sorted(set(self.allow_changed) - ALLOWABLE_CHANGES)
+        if bad:
+            raise ValueError(f"allow_changed names {bad}; only {sorted(ALLOWABLE_CHANGES)} may change on resume")
+        from vim_world.devices import check_device_name
+
+        check_device_name(self.device)
+        _check_overrides(self.overrides)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config from a mapping of field names; unknown or missing names are a ValueError."""
+        if not isinstance(values, dict):
+            raise TypeError(f"training options must be a mapping of field names, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}; expected a subset of {sorted(known)}")
+        missing = sorted({"data", "out"} - set(values))
+        if missing:
+            raise ValueError(f"missing required training options {missing}")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """A config from a JSON (``.json``) or TOML (``.toml``) file of field names, with
+        ``overrides`` (e.g. command-line flags) taking precedence."""
+        return cls.from_dict({**read_config_file(path), **overrides})
+
+
+def _accepted_types(annotation: Any) -> tuple[type, ...]:
+    """The Python types a field annotation accepts (a float field also takes an int)."""
+    origin = typing.get_origin(annotation) or annotation
+    return (int, float) if origin is float else (origin,)
+
+
+_TYPES = {name: _accepted_types(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
+"""Accepted types of each field, derived from the annotations."""
+
+
+def _check_type(name: str, value: Any, kinds: tuple[type, ...]) -> None:
+    """TypeError unless ``value`` is one of ``kinds`` (bool is no number, and tuple items are str)."""
+    ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+    if ok and tuple in kinds:
+        ok = all(isinstance(v, str) for v in value)
+    if not ok:
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"{name} must be of type {expected}, got {type(value).__name__} {value!r}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The table in a ``.json`` or ``.toml`` file; errors name the file and what is wrong."""
+    path = Path(path)
+    if path.suffix not in (".json", ".toml"):
+        raise ValueError(f"config file {str(path)!r} must end in .json or .toml")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read config file {str(path)!r}: {e}") from None
+    try:
+        values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {e}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a table of TrainConfig fields, got {type(values).__name__}")
+    return values
+
+
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    """``overrides`` names VIMConfig fields not read off the data, with values of their types."""
+    defaults = {f.name: f.default for f in fields(VIMConfig)}
+    for key, value in overrides.items():
+        if key not in defaults:
+            raise ValueError(f"overrides: unknown VIMConfig field {key!r}; expected one of {sorted(set(defaults) - DATA_DERIVED)}")
+        if key in DATA_DERIVED:
+            raise ValueError(f"overrides: {key!r} is read off the data set and cannot be overridden")
+        kind = type(defaults[key])
+        ok = isinstance(value, bool) if kind is bool else (
+            not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind))
+        if not ok:
+            raise TypeError(f"overrides: {key} must be a {kind.__name__}, got {value!r}")
