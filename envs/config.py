@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+import difflib
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -129,3 +130,14 @@ class WorldConfig:
     @property
     def kind_ids(self) -> np.ndarray:
         return np.array([kind_id(k) for k in self.kinds])
+
+
+def check_options(options: Mapping[str, Any], extra: Sequence[str] = ("render_mode",)) -> None:
+    """TypeError for keyword arguments that are no :class:`WorldConfig` field (nor in ``extra``):
+    names the unknown key, a close match if there is one, and every valid key."""
+    valid = sorted({f.name for f in fields(WorldConfig) if f.init} | set(extra))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, valid, 1)) else repr(key)
+                 for key in unknown]  # fmt: skip
+        raise TypeError(f"unknown env option(s) {', '.join(hints)}; valid options: {valid}")

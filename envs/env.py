@@ -17,7 +17,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .config import STEER_ACTIONS, WorldConfig
+from .config import STEER_ACTIONS, WorldConfig, check_options
 from .simulator import Simulator
 from .viewer import Viewer
 from .world import state_bounds
@@ -68,17 +68,20 @@ class MechanismWorldEnv(gym.Env):
     def __init__(self, render_mode: str | None = None, **options: Any):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        check_options(options)
         self.config = WorldConfig(**options)
         self.render_mode = render_mode
         self.observation_space, self.action_space = make_spaces(self.config)
         self._sim: Simulator | None = None
         self._viewer: Viewer | None = None
+        self._terminated = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if self._sim is None or self._sim.generators[0] is not self.np_random:
             self._sim = Simulator(self.config, [self.np_random])
         self._sim.reset(np.ones(1, bool))
+        self._terminated = False
         if self.render_mode == "human":
             self.render()
         return _first(self._sim.observation()), self._info()
@@ -87,7 +90,11 @@ class MechanismWorldEnv(gym.Env):
         if self._sim is None:
             raise RuntimeError("call reset() before step()")
         a = _check_actions(self.action_space, action, batched=False)
+        if self._terminated:  # as Gymnasium's PassiveEnvChecker warns, also without the checker
+            gym.logger.warn("step() called after the episode terminated; call reset() first: "
+                            "the results of further steps are undefined")
         reward, terminated = self._sim.step(a[None], np.ones(1, bool))
+        self._terminated = bool(terminated[0])
         if self.render_mode == "human":
             self.render()
         return _first(self._sim.observation()), float(reward[0]), bool(terminated[0]), False, self._info()
@@ -136,6 +143,7 @@ class MechanismWorldVectorEnv(VectorEnv):
             raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be 'rgb_array' or None for the vector env, got {render_mode!r}")
+        check_options(options, extra=("render_mode", "num_envs", "max_episode_steps"))
         self.config = WorldConfig(**options)
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps

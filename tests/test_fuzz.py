@@ -148,12 +148,13 @@ def imagination():
                      st.tuples(st.integers(1, 2), st.integers(0, 3), st.sampled_from([3, 3, 2]), st.sampled_from([13, 13, 4])).map(list)),
        dtype=st.sampled_from([torch.float32, torch.float64, torch.int64]),
        horizon=st.one_of(st.none(), st.integers(-1, 3)), n_samples=st.integers(-1, 2),
-       interventions=st.lists(st.builds(Intervention, st.integers(-1, 4), st.integers(-3, 4), st.integers(-1, 4),
+       interventions=st.lists(st.tuples(st.integers(-1, 4), st.integers(-3, 4), st.integers(-1, 4),
                                         st.one_of(st.none(), st.integers(-1, 5))), max_size=2))  # fmt: skip
 def test_imagination_arguments(imagination, shape, dtype, horizon, n_samples, interventions):
     obs = torch.zeros(shape, dtype=dtype)
     with only_documented_errors(), torch.no_grad():
-        imagination.rollout(obs, horizon=horizon, n_samples=n_samples, interventions=interventions, seed=0)
+        ivs = [Intervention(*iv) for iv in interventions]
+        imagination.rollout(obs, horizon=horizon, n_samples=n_samples, interventions=ivs, seed=0)
 
 
 @FUZZ

@@ -54,6 +54,28 @@ class Intervention:
     start: int = 0
     stop: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("obj", "module", "start", "stop"):
+            value = getattr(self, name)
+            if value is None and name == "stop":
+                continue
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Intervention.{name} must be an int, got {type(value).__name__} {value!r}")
+        if self.obj < 0:
+            raise ValueError(f"Intervention.obj must be an object index >= 0, got {self.obj}")
+        if self.module < 0 and self.module != HOLD:
+            raise ValueError(f"Intervention.module must be a module index >= 0 or HOLD ({HOLD}), got {self.module}")
+        if self.start < 0 or (self.stop is not None and self.stop < self.start):
+            raise ValueError(f"Intervention steps must satisfy 0 <= start <= stop, got [{self.start}, {self.stop})")
+
+
+def _check_finite(name: str, x: Tensor | None) -> None:
+    """ValueError naming ``name`` when a float tensor holds NaN or infinity (which would
+    otherwise silently change inferred modules or fail inside ``multinomial``)."""
+    if x is not None and torch.is_tensor(x) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or infinity); expected finite numbers")
+
 
 @dataclass(frozen=True)
 class LatentState:
@@ -121,6 +143,8 @@ def intervention_plan(interventions: Sequence[Intervention], horizon: int, num_s
     """
     plan = torch.full((horizon, num_slots), _SAMPLE, dtype=torch.long, device=device)
     for iv in interventions:
+        if not isinstance(iv, Intervention):
+            raise TypeError(f"interventions must be Intervention objects, got {type(iv).__name__} {iv!r}")
         if not 0 <= iv.obj < num_slots:
             raise ValueError(f"intervention object {iv.obj} out of range [0, {num_slots})")
         if iv.module != HOLD and not 0 <= iv.module < num_modules:
@@ -179,7 +203,15 @@ class Imagination:
             actions: ``(B, Tc - 1, A)`` (or ``(B, Tc, A)``, the last one unused) actions taken
                 between the context steps; may be None when ``Tc == 1``.
         """
+        if not torch.is_tensor(obs):
+            raise TypeError(f"obs must be a torch.Tensor (B, Tc, ...), got {type(obs).__name__}")
+        if actions is not None and not torch.is_tensor(actions):
+            raise TypeError(f"context actions must be a torch.Tensor (B, Tc - 1, A), got {type(actions).__name__}")
+        _check_finite("context observations", obs)
+        _check_finite("context actions", actions)
         a = self.config.action_dim
+        if obs.dim() < 2:
+            raise ValueError(f"obs must be (B, Tc, ...), got shape {tuple(obs.shape)}")
         b, tc = obs.shape[:2]
         if a == 0:
             actions = None
@@ -331,6 +363,10 @@ class Imagination:
                        n_samples: int) -> tuple[int, Tensor | None, tuple[int, ...]]:
         """Validate; return the horizon, actions flattened to ``(B * C * N, T, A)`` and ``L``."""
         a, b = self.config.action_dim, state.batch_size
+        _check_finite("context latents", state.z)
+        for name, value in (("n_samples", n_samples), ("horizon", horizon)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if actions is None:
@@ -341,6 +377,9 @@ class Imagination:
             return horizon, None, (b, n_samples)
         if a == 0:
             raise ValueError("this model takes no actions (action_dim=0); pass actions=None")
+        if not torch.is_tensor(actions):
+            raise TypeError(f"actions must be a torch.Tensor (B, [C,] T, A), got {type(actions).__name__}")
+        _check_finite("actions", actions)
         if actions.dim() not in (3, 4) or actions.shape[0] != b or actions.shape[-1] != a:
             raise ValueError(f"actions must be (B={b}, [C,] T, A={a}), got {tuple(actions.shape)}")
         t = actions.shape[-2]

@@ -80,6 +80,14 @@ class VIMConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_features", tuple(int(i) for i in self.static_features))
         problems = []
+        for f in fields(self):  # types first, so that the range checks below compare numbers
+            value, kind = getattr(self, f.name), type(f.default)
+            if kind in (int, float):
+                ok = not isinstance(value, bool) and hasattr(value, "__index__" if kind is int else "__float__")
+                if not ok:
+                    raise TypeError(f"invalid VIMConfig: {f.name} must be a {kind.__name__}, got {type(value).__name__} {value!r}")
+                if not -float("inf") < float(value) < float("inf"):
+                    problems.append(f"{f.name}={value} (expected a finite number)")
         if self.input_mode not in INPUT_MODES:
             problems.append(f"input_mode={self.input_mode!r} (expected one of {INPUT_MODES})")
         if not (32 <= self.image_size <= 256 and self.image_size % 8 == 0):
