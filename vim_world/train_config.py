@@ -71,8 +71,8 @@ class TrainConfig:
                                           f"(comma-separated, from {sorted(ALLOWABLE_CHANGES)})")
 
     def __post_init__(self) -> None:
-        if isinstance(self.allow_changed, (list, str)):
-            names = self.allow_changed.split(",") if isinstance(self.allow_changed, str) else self.allow_changed
+        names = self.allow_changed.split(",") if isinstance(self.allow_changed, str) else self.allow_changed
+        if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):  # "grad-clip" -> "grad_clip"
             self.allow_changed = tuple(n.strip().replace("-", "_") for n in names if n.strip())
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), _TYPES[f.name])
