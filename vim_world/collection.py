@@ -128,7 +128,6 @@ class _ShardWriter:
     def __init__(self, job: _CollectJob) -> None:
         self.job = job
         self.env = gym.make_vec(job.env_id, num_envs=job.num_envs, **job.env_kwargs)
-        self.obs_mode = job.env_kwargs["obs_mode"]
         task = self.env.unwrapped.config.task if hasattr(self.env.unwrapped, "config") else "passive"
         self.policy = job.policy or ("random" if task == "steer" else "noop")
         self.space = self.env.single_action_space
@@ -138,8 +137,6 @@ class _ShardWriter:
         job = self.job
         rng = np.random.default_rng([job.seed, j])
         arrays = _rollout(self.env, self.space, self.policy, job.seed + j * job.num_envs, rng, job.episode_len, job.masks)
-        if self.obs_mode == "state":
-            del arrays["pixels"]
         keep = min(job.num_envs, job.episodes - j * job.num_envs)
         shard = Path(job.root) / f"shard_{j:05d}"
         shard.mkdir()
