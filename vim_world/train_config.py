@@ -81,6 +81,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.seq_len < 2:
+            raise ValueError(f"seq_len must be >= 2 (a window needs a step to predict), got {self.seq_len!r}")
         if self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
         for name in ("lr", "grad_clip"):
