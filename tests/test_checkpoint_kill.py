@@ -14,9 +14,8 @@ import pytest
 import torch
 
 import vim_world  # noqa: F401
-from vim_world.checkpoint import list_checkpoints
+from vim_world.checkpoint import list_checkpoints, load_model
 from vim_world.data import collect
-from vim_world.train import load_model
 
 STEPS = 200
 FLAGS = ["--steps", str(STEPS), "--batch-size", "4", "--seq-len", "4", "--device", "cpu", "--holdout", "0",

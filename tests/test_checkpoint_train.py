@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import vim_world  # noqa: F401
-from vim_world.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_weights, save_checkpoint
+from vim_world.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_model, load_weights, save_checkpoint
 from vim_world.data import collect
 from vim_world.model.config import tiny_state
 from vim_world.model.vim import VIM
-from vim_world.train import TrainConfig, TrainingDiverged, load_model, train
+from vim_world.train import TrainConfig, TrainingDiverged, train
 
 
 def _model(**kw) -> VIM:

@@ -98,14 +98,16 @@ def test_output_files_are_checked_before_the_work(tmp_path, capsys):
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     dead = tmp_path / f".tmp_{_dead_pid()}_abc"
     alive = tmp_path / f".tmp_{os.getppid()}_abc"  # the test runner's parent: running
+    reused = tmp_path / f".tmp_{os.getppid()}_old"  # a running PID, but untouched for days: PID reuse
     mine = tmp_path / f"{temp_prefix('.tmp_')}abc"
-    old_unknown = tmp_path / ".tmp_legacy"
-    for d in (dead, alive, mine, old_unknown):
+    foreign = tmp_path / ".tmp_notes"  # no PID: not ours, never touched
+    for d in (dead, alive, reused, mine, foreign):
         d.mkdir()
-    os.utime(old_unknown, (0, 0))
+    os.utime(reused, (0, 0))
+    os.utime(foreign, (0, 0))
     removed = remove_stale_temporaries(tmp_path, ".tmp_")
-    assert sorted(removed) == sorted([dead, old_unknown])
-    assert alive.exists() and mine.exists()
+    assert sorted(removed) == sorted([dead, reused])
+    assert alive.exists() and mine.exists() and foreign.exists()
 
 
 def test_killed_collection_leaves_nothing_after_the_next_one(tmp_path):

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 STALE_AFTER_S = 24 * 3600
-"""A temporary directory whose owner cannot be told (no PID in its name) counts as stale after
-this many seconds; one whose owner PID is dead is stale at once."""
+"""A temporary directory ``{prefix}{pid}_*`` is stale when its PID no longer runs, or when it
+was last modified more than this many seconds ago (its PID may have been reused by another
+process). Names without a PID are never touched: they are not ours."""
 
 
 def sha256(path: Path) -> str:
@@ -73,19 +74,17 @@ def temp_prefix(prefix: str) -> str:
 
 
 def remove_stale_temporaries(directory: Path, prefix: str, max_age_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove ``directory/{prefix}{pid}_*`` left by killed processes: those whose PID is not
-    running, and those without a PID older than ``max_age_s``. Returns what was removed."""
-    removed = []
+    """Remove ``directory/{prefix}{pid}_*`` left by killed processes: those whose PID no longer
+    runs, and those unmodified for ``max_age_s`` (a reused PID). Returns what was removed."""
+    removed: list[Path] = []
     if not directory.is_dir():
         return removed
     pattern = re.compile(re.escape(prefix) + r"(\d+)_")
     for p in directory.glob(f"{glob_escape(prefix)}*"):
         m = pattern.match(p.name)
-        if m:
-            stale = int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1)))
-        else:
-            stale = time.time() - p.stat().st_mtime > max_age_s
-        if stale:
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        if not _pid_alive(int(m.group(1))) or time.time() - p.stat().st_mtime > max_age_s:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             removed.append(p)
     return removed

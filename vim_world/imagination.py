@@ -69,10 +69,12 @@ class Intervention:
             raise ValueError(f"Intervention steps must satisfy 0 <= start <= stop, got [{self.start}, {self.stop})")
 
 
-def _check_finite(name: str, x: Tensor | None) -> None:
+def _check_finite(name: str, x: Tensor | np.ndarray | None) -> None:
     """ValueError naming ``name`` when a float tensor holds NaN or infinity (which would
     otherwise silently change inferred modules or fail inside ``multinomial``)."""
-    if x is not None and torch.is_tensor(x) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        x = torch.from_numpy(x)
+    if torch.is_tensor(x) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or infinity); expected finite numbers")
 
@@ -203,14 +205,10 @@ class Imagination:
             actions: ``(B, Tc - 1, A)`` (or ``(B, Tc, A)``, the last one unused) actions taken
                 between the context steps; may be None when ``Tc == 1``.
         """
-        if not torch.is_tensor(obs):
-            raise TypeError(f"obs must be a torch.Tensor (B, Tc, ...), got {type(obs).__name__}")
-        if actions is not None and not torch.is_tensor(actions):
-            raise TypeError(f"context actions must be a torch.Tensor (B, Tc - 1, A), got {type(actions).__name__}")
         _check_finite("context observations", obs)
         _check_finite("context actions", actions)
         a = self.config.action_dim
-        if obs.dim() < 2:
+        if len(obs.shape) < 2:
             raise ValueError(f"obs must be (B, Tc, ...), got shape {tuple(obs.shape)}")
         b, tc = obs.shape[:2]
         if a == 0:
