@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import vim_world
 from vim_world.envs import ENV_SPECS, env_ids
-from vim_world.train_config import _TYPES, PRESET_SIZES, TrainConfig
+from vim_world.train_config import FIELD_TYPES, PRESET_SIZES, TrainConfig
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -77,7 +77,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
             f.default_factory() if f.default_factory is not MISSING else None)  # fmt: skip
         text = f.metadata["help"] + ("" if default is None else f" (default: {json.dumps(default)})")
         flag = "--" + f.name.replace("_", "-")
-        kinds = _TYPES[f.name]
+        kinds = FIELD_TYPES[f.name]
         if bool in kinds:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
             continue

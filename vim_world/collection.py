@@ -220,8 +220,9 @@ def collect(
     # States are always stored; frames unless the caller asked for obs_mode="state".
     kwargs.update(obs_mode="state" if kwargs.get("obs_mode") == "state" else "both", masks=bool(masks))
     n_shards = -(-episodes // num_envs)
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
     check_collection_size(env_id, kwargs, int(episodes), int(episode_len), int(num_envs), min(int(workers), n_shards),
-                          path.parent if path.parent.exists() else Path("."))
+                          existing)
     writer = None
     try:
         with staged_directory(path, f".{path.name}.") as tmp:

@@ -75,7 +75,7 @@ class TrainConfig:
         if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):  # "grad-clip" -> "grad_clip"
             self.allow_changed = tuple(n.strip().replace("-", "_") for n in names if n.strip())
         for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), _TYPES[f.name])
+            _check_type(f.name, getattr(self, f.name), FIELD_TYPES[f.name])
             if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
                 raise ValueError(f"{f.name} must be one of {list(f.metadata['choices'])}, got {getattr(self, f.name)!r}")
         for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "log_every"):
@@ -130,7 +130,7 @@ def _accepted_types(annotation: Any) -> tuple[type, ...]:
     return (int, float) if origin is float else (origin,)
 
 
-_TYPES = {name: _accepted_types(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
+FIELD_TYPES = {name: _accepted_types(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
 """Accepted types of each field, derived from the annotations."""
 
 
