@@ -132,6 +132,22 @@ def test_a_lock_stops_a_second_trainer(tmp_path, dataset, capsys):
         pass
 
 
+def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path):
+    run = tmp_path / "run"
+    code = "import sys, time; from vim_world.files import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+            with run_lock(run):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(run):  # a killed holder leaves no stale lock
+        pass
+
+
 def test_retention_and_latest_order_by_integer_step(tmp_path):
     model = VIM(VIMConfig(state_dim=4, num_slots=2, latent_dim=2, num_modules=2, hidden=4))
     for step in (99_999_999, 100_000_000, 100_000_001):
