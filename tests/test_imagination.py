@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from gymnasium import spaces
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vim_world.imagination import (HOLD, Imagination, Intervention, LatentState, action_vectors,
                                    intervention_plan)
@@ -142,6 +144,35 @@ def test_gradients_flow_to_actions_and_context_without_sampling_noise(im, contex
     (r.rewards.sum() + r.obs.sum()).backward()
     for grad in (obs.grad, actions.grad):
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@st.composite
+def valid_calls(draw: st.DrawFn) -> dict:
+    """Arguments of a valid ``rollout``: any batch, context length, horizon, sample count and a
+    few interventions inside the horizon (``module`` a module id or ``HOLD``)."""
+    b, tc, h = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    starts = st.integers(0, h - 1)
+    interventions = draw(st.lists(starts.flatmap(lambda t0: st.builds(
+        Intervention, st.integers(0, K - 1), st.sampled_from([*range(M), HOLD]), st.just(t0),
+        st.one_of(st.none(), st.integers(t0 + 1, h)))), max_size=3))  # fmt: skip
+    return {"context": torch.randn(b, tc, K, S, generator=g), "actions": torch.randn(b, h, A, generator=g),
+            "context_actions": torch.randn(b, tc - 1, A, generator=g) if tc > 1 else None,
+            "n_samples": draw(st.integers(1, 3)), "interventions": interventions, "seed": draw(st.integers(0, 9))}  # fmt: skip
+
+
+@settings(max_examples=30)
+@given(call=valid_calls())
+def test_valid_rollouts_never_raise(im, call):
+    """The reverse of the fuzz tests: every valid call runs and keeps its contracts."""
+    r = im.rollout(**call)
+    b, h = call["actions"].shape[:2]
+    lead = (b, call["n_samples"], h)
+    assert r.z.shape == (*lead, K, D) and torch.isfinite(r.z).all() and r.rewards.shape == lead
+    torch.testing.assert_close(r.probs.sum(-1), torch.ones(*lead, K))
+    for iv in call["interventions"][-1:]:  # the last one wins where they overlap
+        if iv.module != HOLD:
+            assert (r.selections[:, :, iv.start:iv.stop, iv.obj] == iv.module).all()
 
 
 def test_invalid_arguments_are_named(im, context):
