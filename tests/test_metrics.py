@@ -129,3 +129,30 @@ def test_ssim_of_identical_images_is_one_and_of_a_negative_is_below_zero() -> No
     x = torch.rand(2, 3, 16, 16, generator=g)
     torch.testing.assert_close(ssim(x, x), torch.ones(2))
     assert (ssim(x, 1.0 - x) < 0).all()  # anti-correlated structure
+
+
+def _ssim_reference(x: np.ndarray, y: np.ndarray, window: int = 7, sigma: float = 1.5) -> float:
+    """SSIM of two ``(H, W)`` images written out window by window (Wang et al. 2004): Gaussian
+    weights, "valid" windows, C1 = 0.01^2, C2 = 0.03^2 (data range 1), mean over windows."""
+    r = np.arange(window) - (window - 1) / 2
+    w = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    w /= w.sum()
+    values = []
+    for i in range(x.shape[0] - window + 1):
+        for j in range(x.shape[1] - window + 1):
+            a, b = x[i : i + window, j : j + window], y[i : i + window, j : j + window]
+            ma, mb = (w * a).sum(), (w * b).sum()
+            va, vb, cov = (w * (a - ma) ** 2).sum(), (w * (b - mb) ** 2).sum(), (w * (a - ma) * (b - mb)).sum()
+            values.append((2 * ma * mb + 1e-4) * (2 * cov + 9e-4) / ((ma**2 + mb**2 + 1e-4) * (va + vb + 9e-4)))
+    return float(np.mean(values))
+
+
+def test_ssim_matches_a_window_by_window_reference() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 1, 11, 12, generator=g)
+    y = (x + 0.3 * torch.rand(2, 1, 11, 12, generator=g)).clamp(0, 1)
+    expected = [_ssim_reference(x[i, 0].double().numpy(), y[i, 0].double().numpy()) for i in range(2)]
+    assert ssim(x, y).tolist() == pytest.approx(expected, abs=1e-5)
+    # Channels are averaged like pixels: a second, identical-pair channel pulls the mean towards 1.
+    two = ssim(torch.cat([x[:1], x[:1]], 1), torch.cat([y[:1], x[:1]], 1)).item()
+    assert two == pytest.approx((expected[0] + 1.0) / 2, abs=1e-5)
