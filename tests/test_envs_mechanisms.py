@@ -1,4 +1,8 @@
-"""Property tests of each mechanism in ``envs/mechanisms.py`` as a unit, and of switching."""
+"""Property tests of each mechanism in ``envs/mechanisms.py`` as a unit, and of switching.
+
+Constants are the documented ones (docs/environments.md), written out, never read from
+``MECHANISMS[...].params``; hand-computed single steps are in ``test_mechanism_constants.py``.
+"""
 
 from __future__ import annotations
 
@@ -83,12 +87,14 @@ def test_still_keeps_everything(sc: tuple[Objects, Noise]) -> None:
     assert not out.vel.any() and not out.dsize.any()
 
 
-@pytest.mark.parametrize("name", ["drift_right", "drift_left", "drift_up", "drift_down"])
+@pytest.mark.parametrize(
+    "name, step",
+    [("drift_right", (0.03, 0.0)), ("drift_left", (-0.03, 0.0)), ("drift_up", (0.0, -0.03)), ("drift_down", (0.0, 0.03))],
+)  # y grows downwards: up is -y
 @given(sc=scene())
-def test_drift_moves_by_speed_times_direction(name: str, sc: tuple[Objects, Noise]) -> None:
+def test_drift_moves_by_speed_times_direction(name: str, step: tuple[float, float], sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    params = MECHANISMS[name].params
-    step = params["speed"] * np.asarray(params["direction"])
+    step = np.asarray(step)
     out = run(name, objects, noise)
     np.testing.assert_allclose(out.pos, objects.pos + step)
     # In the world, an object against a wall stops there.
@@ -105,7 +111,7 @@ def test_drift_moves_by_speed_times_direction(name: str, sc: tuple[Objects, Nois
 @given(scene())
 def test_bounce_preserves_speed_and_stays_inside(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    speed = MECHANISMS["bounce"].params["speed"]
+    speed = 0.04
     out = run("bounce", objects, noise)
     np.testing.assert_allclose(np.linalg.norm(out.vel, axis=-1), speed)
     again = run("bounce", out, noise)  # speed stays the same over steps
@@ -121,7 +127,7 @@ def test_bounce_preserves_speed_and_stays_inside(sc: tuple[Objects, Noise]) -> N
 @given(scene())
 def test_gravity_accelerates_downwards(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    g = MECHANISMS["gravity"].params["g"]
+    g = 0.004  # downwards: +y
     out = run("gravity", objects, noise)
     vt.check_objects_in_bounds(out._replace(vel=np.clip(out.vel, -0.2, 0.2)))
     free = inner(objects, objects.pos + objects.vel + [0.0, g])
@@ -133,7 +139,7 @@ def test_gravity_accelerates_downwards(sc: tuple[Objects, Noise]) -> None:
 @given(scene())
 def test_orbit_preserves_distance_to_centre(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    centre = np.asarray(MECHANISMS["orbit"].params["center"])
+    centre = np.array([0.5, 0.5])
     out = run("orbit", objects, noise)
     np.testing.assert_allclose(
         np.linalg.norm(out.pos - centre, axis=-1), np.linalg.norm(objects.pos - centre, axis=-1), atol=1e-12
@@ -145,7 +151,7 @@ def test_orbit_preserves_distance_to_centre(sc: tuple[Objects, Noise]) -> None:
 @given(scene())
 def test_random_walk_steps_by_sigma_noise(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    sigma = MECHANISMS["random_walk"].params["sigma"]
+    sigma = 0.02
     out = run("random_walk", objects, noise)
     free = inner(objects, objects.pos + sigma * noise.normal)
     np.testing.assert_allclose(out.pos[free], (objects.pos + sigma * noise.normal)[free])
@@ -158,7 +164,7 @@ def test_random_walk_steps_by_sigma_noise(sc: tuple[Objects, Noise]) -> None:
 @given(scene())
 def test_color_cycle_only_changes_hue(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    rate = MECHANISMS["color_cycle"].params["rate"]
+    rate = 0.06
     out = run("color_cycle", objects, noise)
     np.testing.assert_allclose(out.hue, np.mod(objects.hue + rate, 1.0))
     assert np.all((out.hue >= 0) & (out.hue < 1))
@@ -169,7 +175,7 @@ def test_color_cycle_only_changes_hue(sc: tuple[Objects, Noise]) -> None:
 @given(scene(min_size=0.04, max_size=0.11))
 def test_size_pulse_stays_in_range(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    p = MECHANISMS["size_pulse"].params
+    p = {"rate": 0.006, "low": 0.04, "high": 0.11}
     out = objects
     for _ in range(12):
         prev = out
@@ -204,7 +210,7 @@ def _distance_to(pos: np.ndarray, objects: Objects, j: np.ndarray) -> np.ndarray
 @given(scene(k=3, max_size=0.08))
 def test_follow_reduces_distance_to_nearest(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    speed = MECHANISMS["follow"].params["speed"]
+    speed = 0.025
     out = run("follow", objects, noise)
     j = _nearest(objects)
     before, after = _distance_to(objects.pos, objects, j), _distance_to(out.pos, objects, j)
@@ -219,7 +225,7 @@ def test_follow_reduces_distance_to_nearest(sc: tuple[Objects, Noise]) -> None:
 @given(scene(k=3, max_size=0.08))
 def test_flee_increases_distance_to_nearest(sc: tuple[Objects, Noise]) -> None:
     objects, noise = sc
-    speed = MECHANISMS["flee"].params["speed"]
+    speed = 0.025
     out = run("flee", objects, noise)
     j = _nearest(objects)
     before, after = _distance_to(objects.pos, objects, j), _distance_to(out.pos, objects, j)
@@ -247,7 +253,7 @@ def test_follow_and_flee_without_others_stay() -> None:
 )  # fmt: skip
 def test_swap_takes_the_others_heading(x: float, y: float, a: float, d: float, ha: float, hb: float) -> None:
     """Two touching objects (radius 0.05, centres ``d`` < 0.1 apart) swap headings."""
-    speed = MECHANISMS["swap_on_collision"].params["speed"]
+    speed = 0.04
     pos = np.array([[[x, y], [x + d * np.cos(a), y + d * np.sin(a)]]])
     vel = 0.03 * np.array([[[np.cos(ha), np.sin(ha)], [np.cos(hb), np.sin(hb)]]])
     objects = Objects(pos, vel, np.full((1, 2), 0.05), np.zeros((1, 2)), np.zeros((1, 2)), np.ones((1, 2), bool))

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch.distributions import Categorical, Normal
 
 from vim_world.batch import Batch
 from vim_world.model.config import VIMConfig, tiny_pixels, tiny_state
@@ -20,8 +21,11 @@ def test_gaussian_kl_matches_hand_computed_value():
     # KL(N(0, 1) || N(2, 2^2)) = log 2 + (1 + 4) / 8 - 1/2
     kl = gaussian_kl(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(2.0), torch.tensor(math.log(2.0)))
     assert kl.item() == pytest.approx(math.log(2.0) + 5 / 8 - 0.5, abs=1e-6)
-    same = gaussian_kl(torch.randn(5), torch.randn(5), *[torch.zeros(5)] * 2)
-    assert torch.all(same >= 0)
+    # Against torch.distributions (an independent implementation), broadcasting included.
+    g = torch.Generator().manual_seed(0)
+    mq, sq, mp, sp = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(4))
+    expected = torch.distributions.kl_divergence(Normal(mq, sq.exp()), Normal(mp[:1], sp[:1].exp()))
+    torch.testing.assert_close(gaussian_kl(mq, sq, mp[:1], sp[:1]), expected)
 
 
 def test_categorical_kl_matches_hand_computed_value():
@@ -30,6 +34,10 @@ def test_categorical_kl_matches_hand_computed_value():
     expected = 0.5 * math.log(2.0) + 0.25 * math.log(0.5)
     assert categorical_kl(q.log(), p.log()).item() == pytest.approx(expected, abs=1e-6)
     assert categorical_kl(q.log(), q.log() + 3.0).item() == pytest.approx(0.0, abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    lq, lp = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
+    expected = torch.distributions.kl_divergence(Categorical(logits=lq), Categorical(logits=lp))
+    torch.testing.assert_close(categorical_kl(lq, lp), expected)
 
 
 def test_kl_warmup_is_linear_then_one():

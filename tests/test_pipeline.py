@@ -11,7 +11,7 @@ import pytest
 import vim_world  # noqa: F401
 from vim_world.data import collect
 from vim_world.evaluate import EvalConfig, evaluate
-from vim_world.train import TrainConfig, train
+from vim_world.train import TrainConfig, load_model, train
 
 
 @pytest.mark.slow
@@ -34,8 +34,16 @@ def test_pixel_vim_collect_train_evaluate(tmp_path):
         assert all(b <= m * (1 + 1e-6) for b, m in zip(pred[name]["mse_best"], pred[name]["mse_mean"]))
         assert all(math.isfinite(v) for v in pred[name]["psnr_mean"])
     disc = metrics["splits"]["in"]["discovery"]["vim"]
-    assert disc["object_steps"] == 4 * (2 + 3 - 1) * 2 and 0.0 <= disc["accuracy"] <= 1.0  # B x (T-1) x objects
+    n = disc["object_steps"]
+    assert n == 4 * (2 + 3 - 1) * 2  # B x (T-1) x objects
+    # A one-to-one matching counts whole object-steps, and the best of the max(M, 6) disjoint
+    # "diagonal" matchings of the confusion matrix gets at least n / max(M, 6) of them.
+    hits = disc["accuracy"] * n
+    assert hits == pytest.approx(round(hits), abs=1e-9)
+    assert hits >= n / max(load_model(runs["vim"])[0].config.num_modules, 6) - 1e-9
     assert set(metrics["ratios"]["again"]) == set(runs)
+    again = metrics["splits"]["again"]["discovery"]["vim"]["accuracy"]
+    assert metrics["ratios"]["again"]["vim"]["accuracy"] == pytest.approx(again / disc["accuracy"])
     assert result.report.is_file() and "module selections" in result.report.read_text()
 
 
