@@ -149,6 +149,16 @@ class MechanismWorldVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, bool)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Reset every world, or with ``options={"reset_mask": mask}`` (``(N,)`` bool; Gymnasium's
+        partial reset, used by SB3 through :func:`vim_world.sb3.as_sb3_vec_env`) only the masked ones."""
+        if options is not None and options.get("reset_mask") is not None and self._sim is not None:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != bool:
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+            self._sim.reset(mask)
+            self._elapsed[mask] = 0
+            self._autoreset[mask] = False
+            return self._sim.observation(), self._infos()
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
             if len(seeds) != self.num_envs:

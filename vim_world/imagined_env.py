@@ -88,7 +88,12 @@ class ImaginedVectorEnv(VectorEnv):
         self._generator = torch.Generator(device=device).manual_seed(int(self._rng.integers(2**62)))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Draw N start states from the pool; ``seed`` also reseeds the model's samples."""
+        """Draw N start states from the pool; ``seed`` also reseeds the model's samples.
+
+        ``options={"reset_mask": mask}`` (``(N,)`` bool; Gymnasium's partial reset, used by
+        :func:`vim_world.sb3.as_sb3_vec_env`) redraws only the masked envs."""
+        if options is not None and options.get("reset_mask") is not None and self._state is not None:
+            return self._reset_rows(np.asarray(options["reset_mask"])), {}
         if seed is not None:
             self._rng = np.random.default_rng(seed)
             self._generator.manual_seed(seed)
@@ -97,6 +102,23 @@ class ImaginedVectorEnv(VectorEnv):
         self._elapsed[:] = 0
         self._autoreset[:] = False
         return self._start_obs[rows].copy(), {}
+
+    @torch.no_grad()
+    def _reset_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Redraw the envs where ``mask`` (``(N,)`` bool) from the pool; all N observations."""
+        if mask.shape != (self.num_envs,) or mask.dtype != bool:
+            raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        obs = self._observations(self._state.z)
+        rows = self._rng.integers(len(self._start_obs), size=int(mask.sum()))
+        fresh = self._starts.index(torch.as_tensor(rows, device=self.imagination.device))
+        where = torch.as_tensor(mask, device=self.imagination.device)
+        z, c = self._state.z.clone(), self._state.c.clone()
+        z[where], c[where] = fresh.z, fresh.c
+        self._state = LatentState(z, c)
+        obs[mask] = self._start_obs[rows]
+        self._elapsed[mask] = 0
+        self._autoreset[mask] = False
+        return obs
 
     @torch.no_grad()
     def step(self, actions):
