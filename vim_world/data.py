@@ -459,3 +459,13 @@ def split_shards(dataset: Dataset, holdout: float) -> tuple[list[int], list[int]
     n = len(dataset.shard_dirs)
     k = min(int(np.ceil(holdout * n)), n - 1) if holdout > 0 else 0
     return list(range(n - k)), list(range(n - k, n))
+
+
+def __getattr__(name: str) -> Any:
+    """``to_minari`` and ``from_minari`` live in :mod:`vim_world.minari_io` (which imports this
+    module), so they are looked up on first use."""
+    if name in ("to_minari", "from_minari"):
+        from vim_world import minari_io
+
+        return getattr(minari_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
