@@ -118,6 +118,25 @@ class MechanismWorldEnv(gym.Env):
             self._viewer.close()
             self._viewer = None
 
+    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
+        """Keyboard -> action for ``gymnasium.utils.play`` (pygame key codes, sorted tuples).
+
+        Steer: the arrow keys pick ``drift_up/down/left/right`` and space ``still``. Other tasks:
+        hold a digit ``1..K`` (object) and a letter ``a, b, ...`` (``mechanisms[0], [1], ...``) to
+        set that object's mechanism; pass ``noop=np.array([K, 0])`` (no intervention) to ``play``.
+        """
+        import pygame  # already loaded by the viewer; imported here to keep this method self-contained
+
+        if self.config.task == "steer":
+            keys = {pygame.K_UP: "drift_up", pygame.K_DOWN: "drift_down", pygame.K_LEFT: "drift_left",
+                    pygame.K_RIGHT: "drift_right", pygame.K_SPACE: "still"}  # fmt: skip
+            return {(key,): STEER_ACTIONS.index(name) for key, name in keys.items()}
+        return {
+            tuple(sorted((ord(str(i + 1)), ord("a") + m))): np.array([i, m])
+            for i in range(min(self.config.num_objects, 9))
+            for m in range(min(len(self.config.mechanisms), 26))
+        }
+
 
 class MechanismWorldVectorEnv(VectorEnv):
     """N mechanism worlds stepped together with batched dynamics and batched rendering.
