@@ -23,13 +23,23 @@ def _compare(a, b, what):
         np.testing.assert_array_equal(a, b, err_msg=what)
 
 
+def _vector_env(kind: str, env_id: str, n: int, kwargs: dict) -> gym.vector.VectorEnv:
+    """The native vector env, or Gymnasium's SyncVectorEnv in one of its three autoreset modes."""
+    if kind == "native":
+        return gym.make_vec(env_id, num_envs=n, **kwargs)
+    mode = gym.vector.AutoresetMode[kind]
+    return gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **kwargs) for _ in range(n)], autoreset_mode=mode)
+
+
+@pytest.mark.parametrize("kind", ["native", "NEXT_STEP", "SAME_STEP", "DISABLED"])
 @pytest.mark.parametrize("env_id, obs_mode", [("VimWorld/Steer-v0", "state"), ("VimWorld/Passive-v0", "both")])
-def test_matches_dummy_vec_env_step_for_step(env_id, obs_mode):
-    """Same seeds and actions: the wrapped native vector env returns what DummyVecEnv of N single
-    envs returns, through episode ends (terminal_observation, TimeLimit.truncated, reset in place)."""
+def test_matches_dummy_vec_env_step_for_step(kind, env_id, obs_mode):
+    """Same seeds and actions: the wrapped vector env returns what DummyVecEnv of N single envs
+    returns, through episode ends (terminal_observation, TimeLimit.truncated, reset in place),
+    whatever the vector env's autoreset mode."""
     n = 4
     kwargs = {"obs_mode": obs_mode, "obs_size": 32}
-    venv = as_sb3_vec_env(gym.make_vec(env_id, num_envs=n, **kwargs))
+    venv = as_sb3_vec_env(_vector_env(kind, env_id, n, kwargs))
     dummy = DummyVecEnv([lambda: gym.make(env_id, **kwargs) for _ in range(n)])
     venv.seed(3)
     dummy.seed(3)

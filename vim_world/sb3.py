@@ -67,8 +67,9 @@ def _split_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
         if key.startswith("_"):
             continue
         mask = infos.get(f"_{key}", np.ones(n, bool))
+        per_env = _split_infos(value, n) if isinstance(value, dict) else value
         for i in np.flatnonzero(mask):
-            out[i][key] = _split_infos(value, n)[i] if isinstance(value, dict) else value[i]
+            out[i][key] = per_env[i]
     return out
 
 
