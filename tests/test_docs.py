@@ -115,7 +115,6 @@ def run_block(block: Block, code: str, namespace: dict) -> None:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch directory holding what the inputs blocks make (once for all files)."""
     work = tmp_path_factory.mktemp("docs")
-    os.environ.setdefault("MINARI_DATASETS_PATH", str(work / "minari"))
     cwd = os.getcwd()
     os.chdir(work)
     try:
@@ -144,6 +143,7 @@ def test_every_doc_has_its_blocks_classified():
 def test_doc_blocks_run(path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("VIM_WORLD_DOCS_BUDGET", BUDGET)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(workdir / "minari"))  # never ~/.minari
     namespace: dict = {"__name__": "__docs__"}
     used: set[tuple[str, str]] = set()
     for block in blocks(path):
