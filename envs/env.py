@@ -125,6 +125,25 @@ class MechanismWorldEnv(gym.Env):
             self._viewer.close()
             self._viewer = None
 
+    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
+        """Keyboard -> action for ``gymnasium.utils.play`` (pygame key codes, sorted tuples).
+
+        Steer: the arrow keys pick ``drift_up/down/left/right`` and space ``still``. Other tasks:
+        hold a digit ``1..K`` (object) and a letter ``a, b, ...`` (``mechanisms[0], [1], ...``) to
+        set that object's mechanism; pass ``noop=np.array([K, 0])`` (no intervention) to ``play``.
+        """
+        import pygame  # already loaded by the viewer; imported here to keep this method self-contained
+
+        if self.config.task == "steer":
+            keys = {pygame.K_UP: "drift_up", pygame.K_DOWN: "drift_down", pygame.K_LEFT: "drift_left",
+                    pygame.K_RIGHT: "drift_right", pygame.K_SPACE: "still"}  # fmt: skip
+            return {(key,): STEER_ACTIONS.index(name) for key, name in keys.items()}
+        return {
+            tuple(sorted((ord(str(i + 1)), ord("a") + m))): np.array([i, m])
+            for i in range(min(self.config.num_objects, 9))
+            for m in range(min(len(self.config.mechanisms), 26))
+        }
+
 
 class MechanismWorldVectorEnv(VectorEnv):
     """N mechanism worlds stepped together with batched dynamics and batched rendering.
@@ -157,6 +176,16 @@ class MechanismWorldVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, bool)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Reset every world, or with ``options={"reset_mask": mask}`` (``(N,)`` bool; Gymnasium's
+        partial reset, used by SB3 through :func:`vim_world.sb3.as_sb3_vec_env`) only the masked ones."""
+        if options is not None and options.get("reset_mask") is not None and self._sim is not None:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != bool:
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+            self._sim.reset(mask)
+            self._elapsed[mask] = 0
+            self._autoreset[mask] = False
+            return self._sim.observation(), self._infos()
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
             if len(seeds) != self.num_envs:

@@ -1,13 +1,19 @@
 """Watch or play an env in a pygame window.
 
 Passive envs play themselves (no intervention, or random ones with ``random_actions=True``); the
-steer task is driven from the keyboard: the arrow keys pick ``drift_up/down/left/right`` (see
-``STEER_ACTIONS``) and space picks ``still``. The last choice holds until another key is pressed.
-Esc or closing the window quits. Headless under ``SDL_VIDEODRIVER=dummy`` with ``max_steps``.
+steer task is driven from the keyboard with the env's ``get_keys_to_action()`` (the arrow keys pick
+``drift_up/down/left/right``, space picks ``still``). The last choice holds until another key is
+pressed. Esc or closing the window quits. Headless under ``SDL_VIDEODRIVER=dummy`` with ``max_steps``.
 
-Example::
+One set of flags (:func:`add_arguments`) for both command lines::
 
-    python -m vim_world.envs.play VimWorld/Steer-v0
+    python -m vim_world.envs.play VimWorld/Steer-v0 --seed 0
+    vim-world play VimWorld/Steer-v0 --seed 0
+
+Gymnasium's own player works too (keys from ``get_keys_to_action``)::
+
+    from gymnasium.utils.play import play
+    play(gym.make("VimWorld/Steer-v0", render_mode="rgb_array"), zoom=2)
 """
 
 from __future__ import annotations
@@ -24,16 +30,9 @@ import pygame
 
 from .config import STEER_ACTIONS
 from .env import RENDER_FPS
+from .registration import env_ids
 from .viewer import Viewer
 
-KEY_ACTIONS: dict[int, int] = {
-    pygame.K_UP: STEER_ACTIONS.index("drift_up"),
-    pygame.K_DOWN: STEER_ACTIONS.index("drift_down"),
-    pygame.K_LEFT: STEER_ACTIONS.index("drift_left"),
-    pygame.K_RIGHT: STEER_ACTIONS.index("drift_right"),
-    pygame.K_SPACE: STEER_ACTIONS.index("still"),
-}
-"""Keyboard -> steer action."""
 QUIT = -1
 """What :meth:`Viewer.pressed` reports for a window close."""
 
@@ -70,11 +69,12 @@ def play(
         raise ValueError(f"max_steps must be >= 0 or None, got {max_steps!r}")
     env = gym.make(env_id, render_mode="rgb_array", render_size=window_size, **kwargs)
     steer = isinstance(env.action_space, gym.spaces.Discrete)
+    key_actions = {keys[0]: a for keys, a in env.unwrapped.get_keys_to_action().items() if len(keys) == 1}
     env.action_space.seed(seed)
     viewer = Viewer(window_size, f"vim_world: {env_id}")
     steps = episodes = 0
     total = 0.0
-    action = KEY_ACTIONS[pygame.K_SPACE]
+    action = STEER_ACTIONS.index("still")
     try:
         env.reset(seed=seed)
         while max_steps is None or steps < max_steps:
@@ -82,7 +82,7 @@ def play(
             if QUIT in keys or pygame.K_ESCAPE in keys:
                 break
             for key in keys:
-                action = KEY_ACTIONS.get(key, action)
+                action = key_actions.get(key, action)
             _, reward, terminated, truncated, _ = env.step(action if steer else _passive_action(env, random_actions))
             steps += 1
             total += reward
@@ -96,21 +96,34 @@ def play(
     return {"steps": steps, "episodes": episodes, "return": total}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m vim_world.envs.play ENV_ID [--seed S] [--max-steps T] ...``."""
-    import vim_world  # noqa: F401  (registers the ids)
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags of ``play``, shared by ``python -m vim_world.envs.play`` and ``vim-world play``;
+    pair with ``parser.set_defaults(fn=run)``."""
+    parser.add_argument("env_id", nargs="?", default="VimWorld/Steer-v0", choices=env_ids(), metavar="ENV_ID",
+                        help=f"registered env id, one of {', '.join(env_ids())}")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the first reset (None: random)")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (None: until Esc)")
+    parser.add_argument("--fps", type=int, default=RENDER_FPS, help="steps per second")
+    parser.add_argument("--window-size", type=int, default=512, help="side of the window in pixels")
+    parser.add_argument("--random-actions", action="store_true", help="passive envs take random interventions")
+    return parser  # fmt: skip
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("env_id", nargs="?", default="VimWorld/Steer-v0")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--fps", type=int, default=RENDER_FPS)
-    parser.add_argument("--window-size", type=int, default=512)
-    parser.add_argument("--random-actions", action="store_true", help="passive envs: random interventions")
-    args = parser.parse_args(argv)
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """Play with parsed :func:`add_arguments` flags and print the summary line."""
     result = play(args.env_id, seed=args.seed, max_steps=args.max_steps, fps=args.fps,
                   window_size=args.window_size, random_actions=args.random_actions)  # fmt: skip
     print(f"{result['steps']} steps, {result['episodes']} episodes, return {result['return']:.3f}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m vim_world.envs.play [ENV_ID] [--seed S] [--max-steps T] ...``."""
+    import vim_world  # noqa: F401  (registers the ids)
+
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = add_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=formatter))
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

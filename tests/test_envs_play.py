@@ -74,3 +74,50 @@ def test_bad_max_steps() -> None:
 def test_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     play_module.main(["VimWorld/Passive-v0", "--max-steps", "3", "--fps", "1000", "--window-size", "64"])
     assert "3 steps" in capsys.readouterr().out
+
+
+def test_one_set_of_flags_for_both_command_lines() -> None:
+    """``vim-world play`` builds its sub-parser with ``add_arguments``: the same flags and defaults."""
+    import argparse
+
+    parser = play_module.add_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["VimWorld/Steer-v0", "--seed", "3", "--max-steps", "2", "--random-actions"])
+    assert (args.env_id, args.seed, args.max_steps, args.random_actions) == ("VimWorld/Steer-v0", 3, 2, True)
+    assert parser.parse_args([]).env_id == "VimWorld/Steer-v0"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["VimWorld/Nope-v0"])
+
+
+@pytest.mark.parametrize("env_id", ["VimWorld/Steer-v0", "VimWorld/Passive-v0"])
+def test_keys_to_action_are_valid_actions(env_id: str) -> None:
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    mapping = env.unwrapped.get_keys_to_action()
+    assert mapping and all(keys == tuple(sorted(keys)) for keys in mapping)
+    assert all(env.action_space.contains(a) for a in mapping.values())
+    assert len({tuple(np.atleast_1d(a)) for a in mapping.values()}) == len(mapping)  # one action per key set
+
+
+def test_gymnasium_play_drives_steer_with_its_keys(monkeypatch: pytest.MonkeyPatch, actions_taken: list[Any]) -> None:
+    """``gymnasium.utils.play.play`` finds ``get_keys_to_action``; a held arrow key steers."""
+    import gymnasium as gym
+    from gymnasium.utils.play import PlayableGame, play
+
+    original_init = PlayableGame.__init__
+
+    def init(self, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.pressed_keys = [pygame.K_RIGHT]  # as if the right arrow were held
+
+    monkeypatch.setattr(PlayableGame, "__init__", init)
+    steps = []
+
+    def callback(*transition: Any) -> None:
+        steps.append(transition)
+        if len(steps) == 3:
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    play(gym.make("VimWorld/Steer-v0", render_mode="rgb_array", render_size=64), fps=1000, callback=callback, seed=0)
+    assert len(steps) == 3
+    assert [STEER_ACTIONS[int(a)] for a in actions_taken] == ["drift_right"] * 3

@@ -3,14 +3,61 @@
 - environments: :mod:`vim_world.envs` (registered on import as ``VimWorld/<Name>-v0``);
 - the model: :mod:`vim_world.model` (VIM; its ELBO in ``vim_world/model/elbo.py``);
 - agents and planners: :mod:`vim_world.agents`.
+
+The main entry points are importable from here (``from vim_world import VIM, Imagination, CEM``);
+they load on first use (PEP 562), so ``import vim_world`` imports neither torch nor the agents.
+``vim_world.train`` and ``vim_world.evaluate`` are the functions; their modules are read with
+``from vim_world.train import ...`` and ``from vim_world.evaluate import ...``.
 """
 
+import importlib
 import os
+import sys
+import types
+from typing import Any
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from vim_world.envs import register_envs
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "VIM": "vim_world.model", "VIMConfig": "vim_world.model",
+    "Imagination": "vim_world.imagination", "Intervention": "vim_world.imagination",
+    "CEM": "vim_world.agents", "MPPI": "vim_world.agents", "RandomShooting": "vim_world.agents",
+    "MPCAgent": "vim_world.agents",
+    "collect": "vim_world.data", "open_dataset": "vim_world.data",
+    "TrainConfig": "vim_world.train", "train": "vim_world.train",
+    "evaluate": "vim_world.evaluate",
+}  # fmt: skip
+"""Public name -> the module that defines it (imported when the name is first used)."""
+
+__all__ = sorted([*_EXPORTS, "__version__", "envs", "register_envs"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """Keeps ``vim_world.train`` and ``vim_world.evaluate`` bound to the functions: importing a
+    submodule of the same name would otherwise rebind the package attribute to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 register_envs()

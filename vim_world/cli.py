@@ -11,19 +11,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import vim_world
+from vim_world import minari_io
 from vim_world.envs import ENV_SPECS, env_ids
+from vim_world.envs import play as play_args
 from vim_world.train_config import FIELD_TYPES, PRESET_SIZES, TrainConfig
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
     for name, spec in ENV_SPECS.items():
         print(f"VimWorld/{name}  (max_episode_steps={spec['max_episode_steps']})\n    {spec['doc']}")
-
-
-def _cmd_play(args: argparse.Namespace) -> None:
-    from vim_world.envs.play import play
-
-    play(args.env, max_steps=args.max_steps)
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
@@ -176,9 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("envs", "list the registered env ids", _cmd_envs)
 
-    play = command("play", "watch or play an env in a window (arrow keys steer)", _cmd_play)
-    play.add_argument("env", choices=env_ids(), help="env id")
-    play.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (None: until closed)")
+    # the same flags as `python -m vim_world.envs.play` (one parser, owned by envs/play.py)
+    play_args.add_arguments(command("play", "watch or play an env in a window (arrow keys steer)", play_args.run))
 
     c = command("collect", "roll out an env into a data set", _cmd_collect)
     c.add_argument("env", choices=env_ids(), help="env id")
@@ -231,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--budget", default="tiny", choices=["tiny", "small"], help="real-env step budget")
     pl.add_argument("--device", default="auto", help=DEVICE_HELP)
     pl.add_argument("--seed", type=int, default=0, help="seed of training and evaluation")
+
+    minari_io.add_cli(sub)  # to-minari, from-minari
 
     d = command("demo", "the main job: collect, train, evaluate, imagine, plan, report", _cmd_demo)
     d.add_argument("--out", default="runs/demo", help="demo directory (data, runs, eval, report.html)")

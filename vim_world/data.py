@@ -32,9 +32,11 @@ from vim_world.data_format import (
     ARRAYS, FORMAT_VERSION, DatasetError, dataset_identity, has_frames, is_dataset, require_frames,
 )  # fmt: skip
 from vim_world.loading import Dataset, SequenceLoader, open_dataset, rank_rows, split_shards, uses_actions
+from vim_world.minari_io import from_minari, to_minari
 
 __all__ = [
     "ARRAYS", "FORMAT_VERSION", "MAX_COLLECT_MEMORY", "Dataset", "DatasetError", "SequenceLoader", "action_dim",
-    "check_collection_size", "collect", "dataset_identity", "has_frames", "is_dataset", "open_dataset", "rank_rows",
-    "require_frames", "split_shards", "uses_actions",
+    "check_collection_size", "collect", "dataset_identity", "from_minari", "has_frames", "is_dataset", "open_dataset", "rank_rows",
+    "require_frames", "split_shards", "to_minari", "uses_actions",
 ]  # fmt: skip
+

@@ -197,14 +197,16 @@ class Imagination:
 
     # ------------------------------------------------------------------------------- encoding
 
-    def encode(self, obs: Tensor, actions: Tensor | None = None) -> LatentState:
+    def encode(self, obs: Tensor | np.ndarray, actions: Tensor | np.ndarray | None = None) -> LatentState:
         """Encode observed steps into the state to imagine from.
 
         Args:
-            obs: ``(B, Tc, K, S)`` states or ``(B, Tc, C, H, W)`` frames, ``Tc >= 1``.
+            obs: ``(B, Tc, K, S)`` states or ``(B, Tc, C, H, W)`` frames, ``Tc >= 1``; or numpy
+                observations as the env returns them (frames ``(B, Tc, H, W, 3)`` uint8).
             actions: ``(B, Tc - 1, A)`` (or ``(B, Tc, A)``, the last one unused) actions taken
                 between the context steps; may be None when ``Tc == 1``.
         """
+        obs, actions = _as_tensor(obs, self, observation=True), _as_tensor(actions, self)
         _check_finite("context observations", obs)
         _check_finite("context actions", actions)
         a = self.config.action_dim
@@ -263,8 +265,8 @@ class Imagination:
 
     def rollout(
         self,
-        context: LatentState | Tensor,
-        actions: Tensor | None = None,
+        context: LatentState | Tensor | np.ndarray,
+        actions: Tensor | np.ndarray | None = None,
         horizon: int | None = None,
         n_samples: int = 1,
         *,
@@ -299,6 +301,7 @@ class Imagination:
             a :class:`Rollout` with leading dims ``(B, N)`` or ``(B, C, N)``.
         """
         state = context if isinstance(context, LatentState) else self.encode(context, context_actions)
+        actions = _as_tensor(actions, self)
         horizon, actions, lead = self._check_actions(state, actions, horizon, n_samples)
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -410,9 +413,19 @@ def action_vectors(actions: Tensor, space: spaces.Space) -> Tensor:
 
 def observations_to_tensor(observations: np.ndarray, config: VIMConfig,
                            device: torch.device | str = "cpu") -> Tensor:
-    """Env observations -> model inputs: states ``(B, K, S)`` float32 as they are, frames
-    ``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float32 in [0, 1]."""
+    """Env observations -> model inputs: states ``(*L, K, S)`` float32 as they are, frames
+    ``(*L, H, W, 3)`` uint8 -> ``(*L, 3, H, W)`` float32 in [0, 1]."""
     x = torch.as_tensor(np.asarray(observations), device=device)
     if config.input_mode == "pixels":
-        return x.permute(0, 3, 1, 2).float().div_(255.0)
+        return x.movedim(-1, -3).float().div_(255.0)
     return x.float()
+
+
+def _as_tensor(x: Tensor | np.ndarray | None, im: Imagination, observation: bool = False) -> Tensor | None:
+    """numpy inputs -> tensors on the model's device (observations as :func:`observations_to_tensor`
+    converts them, on any leading dims); tensors and None pass through."""
+    if not isinstance(x, np.ndarray):
+        return x
+    if observation:
+        return observations_to_tensor(x, im.config, im.device)
+    return torch.as_tensor(x, dtype=torch.float32, device=im.device)

@@ -20,7 +20,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vim_world.envs.world import AGENT, ZONE, ZONE_SIZE
+from vim_world.envs import raster
+from vim_world.envs.config import KINDS
+from vim_world.envs.env import RENDER_FPS
+from vim_world.envs.world import AGENT, STATE_FEATURES, ZONE, ZONE_SIZE
 from vim_world.imagination import Imagination, LatentState, action_vectors, observations_to_tensor
 
 SuccessRule = Callable[[np.ndarray], np.ndarray]
@@ -31,6 +34,16 @@ def steer_success(states: np.ndarray) -> np.ndarray:
     """The steer task's rule on state observations ``(N, K, S)``: the agent's centre is within
     ``ZONE_SIZE`` of the goal zone's."""
     return np.linalg.norm(states[:, AGENT, :2] - states[:, ZONE, :2], axis=-1) < ZONE_SIZE
+
+
+def frames_from_states(states: np.ndarray, res: int) -> np.ndarray:
+    """Draw decoded state observations ``(N, K, S)`` (columns ``STATE_FEATURES``) as the real env
+    draws its worlds: ``(N, res, res, 3)`` uint8 frames (kind: the largest ``is_<kind>`` column)."""
+    col = {name: i for i, name in enumerate(STATE_FEATURES)}
+    kinds = [col[f"is_{k}"] for k in KINDS]
+    hue = np.arctan2(states[..., col["hue_sin"]], states[..., col["hue_cos"]]) / (2 * np.pi) % 1.0
+    pos = states[..., [col["x"], col["y"]]]
+    return raster.render(pos, states[..., col["size"]], hue, states[..., kinds].argmax(-1), res)
 
 
 class ImaginedVectorEnv(VectorEnv):
@@ -47,14 +60,20 @@ class ImaginedVectorEnv(VectorEnv):
         start_states: size of the pool of encoded real resets episodes start from.
         sample_z: sample module noise (False: each module's mean).
         seed: seeds the real resets of the pool.
+        render_mode: ``"rgb_array"``: :meth:`render` returns the N current decoded frames
+            (pixel models), or the decoded states drawn by the real env's rasterizer at its
+            ``render_size`` (state models).
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, imagination: Imagination, env_id: str = "VimWorld/Steer-v0", num_envs: int = 1, *,
                  env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None,
                  success: SuccessRule | None = None, start_states: int = 256, sample_z: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, render_mode: str | None = None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        self.render_mode = render_mode
         cfg = imagination.config
         if cfg.action_dim == 0 or not cfg.reward_head:
             raise ValueError("an imagined env needs a VIM trained with actions and a reward head")
@@ -66,6 +85,7 @@ class ImaginedVectorEnv(VectorEnv):
         task = real.unwrapped.config.task if hasattr(real.unwrapped, "config") else None
         self.single_observation_space = real.single_observation_space
         self.single_action_space = real.single_action_space
+        self.render_size = real.unwrapped.config.render_size if hasattr(real.unwrapped, "config") else 256
         real.close()
         if cfg.input_mode == "state" and start_obs.shape[1] != cfg.num_slots:
             imagination = imagination.for_num_objects(start_obs.shape[1])
@@ -82,13 +102,19 @@ class ImaginedVectorEnv(VectorEnv):
             self._start_obs = start_obs
             self._starts = imagination.encode(observations_to_tensor(start_obs, cfg, device)[:, None])
         self._state: LatentState | None = None
+        self._obs: np.ndarray | None = None  # current observations (N, ...), for render()
         self._elapsed = np.zeros(num_envs, np.int64)
         self._autoreset = np.zeros(num_envs, bool)
         self._rng = np.random.default_rng()
         self._generator = torch.Generator(device=device).manual_seed(int(self._rng.integers(2**62)))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Draw N start states from the pool; ``seed`` also reseeds the model's samples."""
+        """Draw N start states from the pool; ``seed`` also reseeds the model's samples.
+
+        ``options={"reset_mask": mask}`` (``(N,)`` bool; Gymnasium's partial reset, used by
+        :func:`vim_world.sb3.as_sb3_vec_env`) redraws only the masked envs."""
+        if options is not None and options.get("reset_mask") is not None and self._state is not None:
+            return self._reset_rows(np.asarray(options["reset_mask"])), {}
         if seed is not None:
             self._rng = np.random.default_rng(seed)
             self._generator.manual_seed(seed)
@@ -96,7 +122,26 @@ class ImaginedVectorEnv(VectorEnv):
         self._state = self._starts.index(torch.as_tensor(rows, device=self.imagination.device))
         self._elapsed[:] = 0
         self._autoreset[:] = False
-        return self._start_obs[rows].copy(), {}
+        self._obs = self._start_obs[rows].copy()
+        return self._obs.copy(), {}
+
+    @torch.no_grad()
+    def _reset_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Redraw the envs where ``mask`` (``(N,)`` bool) from the pool; all N observations."""
+        if mask.shape != (self.num_envs,) or mask.dtype != bool:
+            raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        obs = self._observations(self._state.z)
+        rows = self._rng.integers(len(self._start_obs), size=int(mask.sum()))
+        fresh = self._starts.index(torch.as_tensor(rows, device=self.imagination.device))
+        where = torch.as_tensor(mask, device=self.imagination.device)
+        z, c = self._state.z.clone(), self._state.c.clone()
+        z[where], c[where] = fresh.z, fresh.c
+        self._state = LatentState(z, c)
+        obs[mask] = self._start_obs[rows]
+        self._elapsed[mask] = 0
+        self._autoreset[mask] = False
+        self._obs = obs.copy()
+        return obs
 
     @torch.no_grad()
     def step(self, actions):
@@ -128,7 +173,19 @@ class ImaginedVectorEnv(VectorEnv):
             self._elapsed[resetting] = 0
         self._state = LatentState(z, c)
         self._autoreset = terminated | truncated
+        self._obs = obs.copy()
         return obs, rewards, terminated, truncated, {}
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """The N current frames ``(H, W, 3)`` uint8 (see ``render_mode``), or None without one."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        if self._obs is None:
+            raise RuntimeError("call reset() before render()")
+        if self.imagination.config.input_mode == "pixels":
+            return tuple(self._obs.copy())
+        return tuple(frames_from_states(self._obs, self.render_size))
 
     def _observations(self, z: torch.Tensor) -> np.ndarray:
         """Decoded observations ``(N, ...)`` clipped into the real observation space."""
@@ -141,12 +198,14 @@ class ImaginedVectorEnv(VectorEnv):
 
 
 class ImaginedEnv(gym.Env):
-    """A single imagined env: :class:`ImaginedVectorEnv` with N = 1 (same arguments)."""
+    """A single imagined env: :class:`ImaginedVectorEnv` with N = 1 (same arguments, including
+    ``render_mode="rgb_array"``: :meth:`render` returns the decoded frame ``(H, W, 3)`` uint8)."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS}
 
     def __init__(self, imagination: Imagination, env_id: str = "VimWorld/Steer-v0", **kwargs: Any) -> None:
         self._vec = ImaginedVectorEnv(imagination, env_id, num_envs=1, **kwargs)
+        self.render_mode = self._vec.render_mode
         self.observation_space: spaces.Space = self._vec.single_observation_space
         self.action_space: spaces.Space = self._vec.single_action_space
 
@@ -158,3 +217,7 @@ class ImaginedEnv(gym.Env):
     def step(self, action):
         obs, reward, terminated, truncated, info = self._vec.step(np.asarray(action)[None])
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self) -> np.ndarray | None:
+        frames = self._vec.render()
+        return None if frames is None else frames[0]

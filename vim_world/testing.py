@@ -1,6 +1,8 @@
 """Hypothesis strategies and invariant checks for mechanism worlds.
 
 For users who add mechanisms, worlds or envs and want the same guarantees our own tests give.
+Hypothesis is a dependency of ``vim-world`` (not only of its tests), so this module imports on
+a plain install.
 
 Strategies (all return ``hypothesis`` search strategies):
 
