@@ -6,14 +6,13 @@
 
 The main entry points are importable from here (``from vim_world import VIM, Imagination, CEM``);
 they load on first use (PEP 562), so ``import vim_world`` imports neither torch nor the agents.
-``vim_world.train`` and ``vim_world.evaluate`` are the functions; their modules are read with
-``from vim_world.train import ...`` and ``from vim_world.evaluate import ...``.
+Training and evaluation are their modules' functions: ``from vim_world.train import train`` and
+``from vim_world.evaluate import evaluate`` (a package attribute of the same name as a submodule
+would be rebound to the module on its import).
 """
 
 import importlib
 import os
-import sys
-import types
 from typing import Any
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -28,8 +27,7 @@ _EXPORTS: dict[str, str] = {
     "CEM": "vim_world.agents", "MPPI": "vim_world.agents", "RandomShooting": "vim_world.agents",
     "MPCAgent": "vim_world.agents",
     "collect": "vim_world.data", "open_dataset": "vim_world.data",
-    "TrainConfig": "vim_world.train", "train": "vim_world.train",
-    "evaluate": "vim_world.evaluate",
+    "TrainConfig": "vim_world.train_config", "EvalConfig": "vim_world.evaluate",
 }  # fmt: skip
 """Public name -> the module that defines it (imported when the name is first used)."""
 
@@ -47,17 +45,5 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
-
-class _Package(types.ModuleType):
-    """Keeps ``vim_world.train`` and ``vim_world.evaluate`` bound to the functions: importing a
-    submodule of the same name would otherwise rebind the package attribute to the module."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 register_envs()
