@@ -7,14 +7,23 @@ Batches are synthetic tensors of the data's shapes, so the loader is not measure
     python benchmarks/train_speed.py            # tiny presets
     python benchmarks/train_speed.py --preset default --batch-size 64
 
-Peak memory is the CUDA allocator's peak on a GPU and the process's peak RSS growth on the CPU.
+    python benchmarks/train_speed.py --modes pixels --levers   # + one row per pixel-speed lever
+
+Every row runs in a fresh process, so that its peak memory is its own: the CUDA allocator's peak
+on a GPU, and on the CPU the peak RSS growth over the process's state before the model is built.
+Levers (``--levers``): the tiny pixel VIM with each of its speed settings undone in turn
+(``decode_steps=0`` decodes every step, ``decoder_hidden=0`` the full decoder width), and with
+channels-last memory format.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import time
+from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -31,12 +40,15 @@ def batch_for(config, batch_size: int, seq_len: int, device: torch.device) -> Ba
     return Batch(obs=obs)
 
 
-def measure(name: str, config, batch_size: int, seq_len: int, steps: int, device: torch.device) -> dict:
+def measure(name: str, config, batch_size: int, seq_len: int, steps: int, device: torch.device,
+            channels_last: bool = False) -> dict:
     torch.manual_seed(0)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = build_model(name, config).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = batch_for(config, batch_size, seq_len, device)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -64,6 +76,17 @@ def measure(name: str, config, batch_size: int, seq_len: int, steps: int, device
             "peak_mb": peak_mb}
 
 
+def _measure_in_child(args: tuple) -> dict:
+    torch.set_num_threads(args[-1])
+    return measure(*args[:-1])
+
+
+def measure_fresh(*args: Any) -> dict:
+    """:func:`measure` in a fresh (spawned) process, so that peak memory is this row's alone."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measure_in_child, (args + (torch.get_num_threads(),),))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny", choices=["tiny", "default"])
@@ -72,23 +95,36 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--devices", default="cpu,cuda",
                         help="comma-separated; cuda rows are skipped when no GPU is present")
+    parser.add_argument("--modes", default="state,pixels", help="comma-separated subset of state,pixels")
+    parser.add_argument("--levers", action="store_true", help="add pixel VIM rows with each speed lever undone")
     args = parser.parse_args()
     wanted = args.devices.split(",")
     unknown = sorted(set(wanted) - {"cpu", "cuda"})
     if unknown:
         parser.error(f"--devices: unknown {unknown}; expected a comma-separated subset of cpu,cuda")
+    modes = args.modes.split(",")
+    if not modes or set(modes) - {"state", "pixels"}:
+        parser.error(f"--modes: {args.modes!r}; expected a comma-separated subset of state,pixels")
     devices = [torch.device(d) for d in wanted if d == "cpu" or torch.cuda.is_available()]
     print(f"# preset {args.preset}, batch {args.batch_size} x {args.seq_len} steps; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
     print("| device | mode | model | parameters | steps/s | samples/s | peak memory (MB) |")
     print("|---|---|---|---:|---:|---:|---:|")
     for device in devices:
-        for mode in ("state", "pixels"):
+        for mode in modes:
             config = preset(f"{args.preset}-{mode}", state_dim=len(STATE_FEATURES), num_slots=5)
-            for name in ("vim", "vrnn"):
-                r = measure(name, config, args.batch_size, args.seq_len, args.steps, device)
-                print(f"| {device.type} | {mode} | {name} | {r['params']:,} | {r['steps_s']:.1f} | "
-                      f"{r['samples_s']:.0f} | {r['peak_mb']:.0f} |", flush=True)
+            rows = [("vim", "vim", config, False), ("vrnn", "vrnn", config, False)]
+            if args.levers and mode == "pixels":
+                rows += [
+                    ("vim, all steps decoded", "vim", replace(config, decode_steps=0), False),
+                    ("vim, full-width decoder", "vim", replace(config, decoder_hidden=0), False),
+                    ("vim, both undone", "vim", replace(config, decode_steps=0, decoder_hidden=0), False),
+                    ("vim, channels-last", "vim", config, True),
+                ]
+            for label, name, cfg, channels_last in rows:
+                r = measure_fresh(name, cfg, args.batch_size, args.seq_len, args.steps, device, channels_last)
+                print(f"| {device.type} | {mode} | {label} | {r['params']:,} | {r['steps_s']:.2f} | "
+                      f"{r['samples_s']:.1f} | {r['peak_mb']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

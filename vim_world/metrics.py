@@ -80,3 +80,66 @@ def match_slots(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> torch.Ten
         rows, cols = linear_sum_assignment(-iou[b])
         out[b, cols] = rows
     return torch.from_numpy(out)
+
+
+def fg_ari(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
+    """Foreground adjusted Rand index per frame (as in MONet and Slot Attention).
+
+    Each pixel gets the label of its most likely slot and of the object that covers it; the ARI
+    (scikit-learn's ``adjusted_rand_score``) is taken over the pixels that some object covers, so
+    the background, however the model splits it, does not count.
+
+    Args:
+        slot_masks: ``(N, Ks, H, W)`` slot masks (soft or hard).
+        true_masks: ``(N, K, H, W)`` bool visible-object masks.
+    Returns: ``(N,)`` float64 scores in [-1, 1]; NaN for frames without any foreground pixel.
+    """
+    if slot_masks.dim() != 4 or true_masks.dim() != 4 or slot_masks.shape[0] != true_masks.shape[0] \
+            or slot_masks.shape[2:] != true_masks.shape[2:]:
+        raise ValueError(f"slot_masks (N, Ks, H, W) and true_masks (N, K, H, W) must agree on N, H, W; "
+                         f"got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}")
+    pred = slot_masks.float().argmax(1).flatten(1).cpu().numpy()  # (N, P)
+    true_masks = true_masks.bool()
+    truth = true_masks.float().argmax(1).flatten(1).cpu().numpy()
+    foreground = true_masks.any(1).flatten(1).cpu().numpy()
+    scores = np.full(pred.shape[0], np.nan)
+    for i in np.flatnonzero(foreground.any(1)):
+        fg = foreground[i]
+        scores[i] = adjusted_rand_score(truth[i, fg], pred[i, fg])
+    return scores
+
+
+def binding_unchanged(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
+    """Whether each window keeps every object in one slot throughout.
+
+    Frame by frame, the visible objects are matched to slots (Hungarian on mask IoU); a window's
+    binding is unchanged when each object gets the same slot at every step where it is visible.
+
+    Args:
+        slot_masks: ``(B, T, Ks, H, W)`` slot masks; true_masks: ``(B, T, K, H, W)`` bool, Ks >= K.
+    Returns: ``(B,)`` bool.
+    """
+    if slot_masks.dim() != 5 or true_masks.dim() != 5 or slot_masks.shape[:2] != true_masks.shape[:2] \
+            or slot_masks.shape[3:] != true_masks.shape[3:] or slot_masks.shape[2] < true_masks.shape[2]:
+        raise ValueError(f"slot_masks (B, T, Ks, H, W) and true_masks (B, T, K <= Ks, H, W) must agree on "
+                         f"B, T, H, W; got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}")
+    s = slot_masks.float().flatten(3)
+    t = true_masks.float().flatten(3)
+    inter = torch.einsum("btsp,btkp->btsk", s, t)
+    union = s.sum(-1)[..., :, None] + t.sum(-1)[..., None, :] - inter
+    iou = (inter / union.clamp(min=1e-6)).cpu().numpy()
+    visible = (t.sum(-1) > 0).cpu().numpy()  # (B, T, K)
+    out = np.ones(iou.shape[0], bool)
+    for b in range(iou.shape[0]):
+        first = np.full(iou.shape[3], -1)
+        for step in range(iou.shape[1]):
+            objects = np.flatnonzero(visible[b, step])
+            rows, cols = linear_sum_assignment(-iou[b, step][:, objects])
+            slots = np.full(iou.shape[3], -1)
+            slots[objects[cols]] = rows
+            seen = (first >= 0) & (slots >= 0)
+            if (first[seen] != slots[seen]).any():
+                out[b] = False
+                break
+            first = np.where(first >= 0, first, slots)
+    return out

@@ -38,6 +38,11 @@ class VIMConfig:
         pixel_sigma: std of the Gaussian pixel likelihood.
         state_sigma: std of the Gaussian state likelihood.
         slot_iters: slot-attention iterations per frame.
+        decoder_hidden: channels of the pixel decoder's upsampling stack; 0 means ``hidden``.
+        decode_steps: pixel reconstruction term from ``decode_steps`` time steps per sequence,
+            drawn uniformly without replacement and reweighted by ``T / decode_steps`` (an
+            unbiased estimate of the ELBO, whose decoding cost falls by that factor); 0, or
+            ``decode_steps >= T``, decodes every step (the exact ELBO).
         min_log_std: floor on every predicted log-std (prior, posterior, modules).
         static_features: state mode: indices of the object attributes that never change (an
             object's kind). They ride along in the latent, after its ``latent_dim`` dynamic
@@ -71,6 +76,8 @@ class VIMConfig:
     pixel_sigma: float = 0.1
     state_sigma: float = 0.05
     slot_iters: int = 3
+    decoder_hidden: int = 0
+    decode_steps: int = 0
     min_log_std: float = -6.0
     selection_inference: str = "exact"
     anneal_temperature: float = 1.0
@@ -96,7 +103,8 @@ class VIMConfig:
                     "slot_iters")
         problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive
                      if getattr(self, n) < 1]
-        non_negative = ("action_dim", "kl_warmup_steps", "free_bits", "module_layers", "anneal_steps")
+        non_negative = ("action_dim", "kl_warmup_steps", "free_bits", "module_layers", "anneal_steps",
+                        "decoder_hidden", "decode_steps")
         problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative
                      if getattr(self, n) < 0]
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
@@ -156,9 +164,11 @@ def tiny_state(**overrides: Any) -> VIMConfig:
 
 
 def tiny_pixels(**overrides: Any) -> VIMConfig:
-    """32x32 frames, small enough for CPU smoke runs."""
+    """32x32 frames, small enough for CPU runs; the reconstruction term decodes 2 random steps
+    per sequence (an unbiased ELBO estimate; see ``decode_steps``)."""
     return VIMConfig(**{**dict(input_mode="pixels", image_size=32, num_slots=4, latent_dim=16,
-                               num_modules=4, hidden=32, kl_warmup_steps=500), **overrides})
+                               num_modules=4, hidden=32, kl_warmup_steps=500, decode_steps=2,
+                               decoder_hidden=24), **overrides})
 
 
 def default_state(**overrides: Any) -> VIMConfig:
@@ -168,9 +178,10 @@ def default_state(**overrides: Any) -> VIMConfig:
 
 
 def default_pixels(**overrides: Any) -> VIMConfig:
-    """64x64 frames, GPU-sized."""
+    """64x64 frames, GPU-sized; decodes 4 random steps per sequence (see ``decode_steps``)."""
     return VIMConfig(**{**dict(input_mode="pixels", image_size=64, num_slots=6, latent_dim=32,
-                               num_modules=6, hidden=64, kl_warmup_steps=5000), **overrides})
+                               num_modules=6, hidden=64, kl_warmup_steps=5000, decode_steps=4,
+                               decoder_hidden=48), **overrides})
 
 
 PRESETS: dict[str, Callable[..., VIMConfig]] = {

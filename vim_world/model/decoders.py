@@ -48,9 +48,11 @@ class StateDecoder(nn.Module):
 class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 
-    Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, upsampled twice by
-    transposed convolutions to ``(H, W)``, and read out as RGB (sigmoid) plus an alpha logit.
-    Alpha is normalised by a softmax over slots and the frame is the alpha-weighted sum.
+    Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, mixed by a 3x3
+    convolution of width ``hidden``, and upsampled twice by transposed convolutions to ``(H, W)``;
+    the last one reads out RGB (sigmoid) plus an alpha logit directly, so that no hidden-width
+    layer runs at full resolution, where K slots x T steps of images make it the bulk of a pixel
+    model's cost. Alpha is normalised by a softmax over slots and the frame is the alpha-weighted sum.
     """
 
     def __init__(self, latent_dim: int, hidden: int, channels: int, image_size: int,
@@ -61,8 +63,7 @@ class SpatialBroadcastDecoder(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(latent_dim + 4, hidden, 3, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, channels + 1, 3, padding=1),
+            nn.ConvTranspose2d(hidden, channels + 1, 4, stride=2, padding=1),
         )
         self.log_sigma = math.log(sigma)
 

@@ -124,3 +124,31 @@ def collapsed_elbo_terms(
     log_lik = log_likelihood.sum(-1)
     loss = (-log_lik + kl_weight * (first.flatten(1).sum(-1) + chain_kl)).mean()
     return ELBOTerms(log_likelihood=log_lik, kl_z=kl_z, kl_c=kl_c, loss=loss), marginals
+
+
+def subsample_steps(batch_size: int, seq_len: int, num: int, device: torch.device | str = "cpu",
+                    generator: torch.Generator | None = None) -> Tensor:
+    """For each sequence, ``num`` distinct time steps drawn uniformly from ``range(seq_len)``.
+
+    Returns ``(B, num)`` int64, sorted within each row. Deterministic under ``generator`` (or the
+    global torch seed when None).
+    """
+    if not 1 <= num <= seq_len:
+        raise ValueError(f"num={num} steps must be in [1, seq_len={seq_len}]")
+    keys = torch.rand(batch_size, seq_len, generator=generator, device=device)
+    return keys.argsort(-1)[:, :num].sort(-1).values
+
+
+def reweighted_log_likelihood(log_likelihood: Tensor, steps: Tensor, seq_len: int) -> Tensor:
+    """Scatter ``log_likelihood (B, s)`` of the subsampled ``steps (B, s)`` back to ``(B, T)``,
+    scaled by ``T / s`` (zeros at the steps not drawn).
+
+    Summed over time this is an unbiased estimate of ``sum_t log p(x_t | z_t)``: each step is
+    drawn with probability ``s / T``.
+    """
+    if log_likelihood.shape != steps.shape:
+        raise ValueError(f"log_likelihood {tuple(log_likelihood.shape)} and steps {tuple(steps.shape)} "
+                         "must have the same (B, s) shape")
+    scale = seq_len / steps.shape[1]
+    out = log_likelihood.new_zeros(steps.shape[0], seq_len)
+    return out.scatter(1, steps, log_likelihood * scale)

@@ -76,8 +76,8 @@ class SlotAttention(nn.Module):
 class PixelEncoder(nn.Module):
     """Frames ``(B, T, C, H, W)`` -> ``q(z)`` mean and log-std ``(B, T, K, D)`` via slot attention.
 
-    A small CNN (stride 4) with an additive positional embedding yields ``(H/4)*(W/4)`` features
-    per frame; slot attention groups them into K slots. Slots at step t start from the slots of
+    A small CNN (two stride-2 convolutions, none at full resolution: the encoder reads every
+    frame) with an additive positional embedding yields ``(H/4)*(W/4)`` features per frame; slot attention groups them into K slots. Slots at step t start from the slots of
     step t - 1, so an object keeps its slot; the first frame starts from K learnt slot vectors
     (or from ``slots`` given by the caller, to continue a sequence).
     """
@@ -86,8 +86,7 @@ class PixelEncoder(nn.Module):
                  latent_dim: int, slot_iters: int, min_log_std: float) -> None:
         super().__init__()
         self.cnn = nn.Sequential(
-            nn.Conv2d(channels, hidden, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, hidden, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
         )
         self.register_buffer("grid", position_grid(image_size // 4).reshape(-1, 4), persistent=False)

@@ -11,7 +11,7 @@ from .config import VIMConfig
 from .decoders import Decoded, SpatialBroadcastDecoder, StateDecoder
 from .distributions import gumbel_softmax_st, kl_weight, sample_categorical, selection_temperature
 from .distributions import gaussian_kl
-from .elbo import ELBOTerms, collapsed_elbo_terms, elbo_terms
+from .elbo import ELBOTerms, collapsed_elbo_terms, elbo_terms, reweighted_log_likelihood, subsample_steps
 from .encoders import PixelEncoder, StateEncoder
 from .layers import Standardizer, mlp
 from .modules import ModuleBank
@@ -36,8 +36,8 @@ class VIM(nn.Module):
         if c.input_mode == "pixels":
             self.encoder: nn.Module = PixelEncoder(c.channels, c.image_size, c.hidden, c.num_slots,
                                                    c.latent_dim, c.slot_iters, c.min_log_std)
-            self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.hidden, c.channels,
-                                                              c.image_size, c.pixel_sigma)
+            self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.decoder_hidden or c.hidden,
+                                                              c.channels, c.image_size, c.pixel_sigma)
         else:
             self.encoder = StateEncoder(len(c.dynamic_features), c.hidden, c.latent_dim, c.min_log_std)
             self.decoder = StateDecoder(c.latent_size, c.hidden, c.state_dim, c.state_sigma)
@@ -153,6 +153,24 @@ class VIM(nn.Module):
                            kl_weight=weight, free_bits=self.config.free_bits)
         return terms, post_logits.softmax(-1)
 
+    def _reconstruction(self, z: Tensor, obs: Tensor) -> Tensor:
+        """``log p(x_t | z_t)`` per sequence and step ``(B, T)`` from latents ``z (B, T, K, D)``.
+
+        With ``config.decode_steps = s`` in ``[1, T)``, only s random steps per sequence are
+        decoded and their terms reweighted by ``T / s`` (zeros elsewhere): an unbiased estimate
+        of the sum over time, at ``s / T`` of the decoding cost.
+        """
+        b, t = obs.shape[:2]
+        target = obs if self.config.input_mode == "pixels" else self.standardizer(obs)
+        s = self.config.decode_steps
+        steps = subsample_steps(b, t, s, obs.device) if 0 < s < t else None
+        if steps is not None:
+            rows = torch.arange(b, device=obs.device)[:, None]
+            z, target = z[rows, steps], target[rows, steps]
+        decoded = self.decoder(z.flatten(0, 1))
+        log_lik = self.decoder.log_likelihood(decoded, target.flatten(0, 1)).unflatten(0, (b, -1))
+        return log_lik if steps is None else reweighted_log_likelihood(log_lik, steps, t)
+
     def loss(self, batch: Batch, step: int) -> tuple[Tensor, dict[str, float]]:
         """Negative ELBO per sequence (summed over time), plus the reward loss when trained.
 
@@ -167,9 +185,7 @@ class VIM(nn.Module):
         dyn = self.config.latent_dim  # static attributes (if any) follow and get no noise
         noise = torch.exp(log_std[..., :dyn]) * torch.randn_like(mean[..., :dyn])
         z = mean + F.pad(noise, (0, mean.shape[-1] - dyn))
-        decoded = self.decoder(z.flatten(0, 1))
-        target = obs if self.config.input_mode == "pixels" else self.standardizer(obs)
-        log_lik = self.decoder.log_likelihood(decoded, target.flatten(0, 1)).unflatten(0, (b, t))
+        log_lik = self._reconstruction(z, obs)
 
         weight = kl_weight(step, self.config.kl_warmup_steps)
         if self.config.selection_inference == "exact":
