@@ -48,7 +48,7 @@ def random_sets(count: int, seed: int, exclude: tuple[str, ...]) -> list[tuple[s
         if len(found) == count:
             return found
         size = int(rng.integers(4, 7))
-        names = tuple(sorted(rng.choice(unary, size, replace=False), key=MECHANISM_NAMES.index))
+        names = tuple(sorted((str(n) for n in rng.choice(unary, size, replace=False)), key=MECHANISM_NAMES.index))
         if names in found or set(names) == set(exclude):
             continue
         report = identifiability_report(WorldConfig(mechanisms=names, allowed=None, switch_prob=0.05), seed=seed)

@@ -44,7 +44,7 @@ def _train_and_infer(root, mechanisms: list[str], steps: int = STEPS, revive_eve
     features, and return its inferred modules and the true mechanism ids on held-out windows,
     ``(B, T - 1, K)`` each."""
     torch.manual_seed(0)
-    path = collect("VimWorld/Passive-v0", root / "d", episodes=640, episode_len=24, seed=0, num_envs=64,
+    path = collect("VimWorld/Passive-v1", root / "d", episodes=640, episode_len=24, seed=0, num_envs=64,
                    env_kwargs={"obs_size": 32, "mechanisms": mechanisms, "allowed": None, "switch_prob": 0.05})  # fmt: skip
     data = open_dataset(path)
     visible = lambda b: Batch(obs=b.obs[..., VISIBLE], mechanism=b.mechanism)  # noqa: E731
