@@ -1,110 +1,155 @@
-"""Mechanism discovery of state VIM under one training variant: accuracy, NMI, and who took what.
+"""Mechanism discovery of state VIM over mechanism sets and seeds, trained through ``vim_world.train.train``.
 
-Trains the tiny state preset (M = number of mechanisms) on rollouts of ``VimWorld/Passive-v0``
-(640 episodes x 24 steps, seed 0), then scores the inferred selections of 128 windows of fresh
-seeds (5000) and of ``PassiveHeldout-v0`` (seed 10000) after Hungarian matching, and prints the
-confusion of true mechanisms against modules. One thread, deterministic under ``--seed``.
+For each mechanism set, rollouts are collected once (640 training episodes x 24 steps, data seed 0;
+128 evaluation episodes of fresh seeds, 5000), then one run per training seed goes through the same
+``train(TrainConfig)`` as ``vim-world train`` (tiny state preset, M = number of mechanisms, static
+attributes and module revival by default). Each run's inferred selections on every object-step of
+the evaluation episodes are scored against the true mechanism ids after Hungarian matching.
 
-    python benchmarks/discovery.py                                  # plain VIM, all state features
-    python benchmarks/discovery.py --static --revive 150            # what the main job trains
-    python benchmarks/discovery.py --visible --mechanisms still,color_cycle,orbit --steps 1000 \\
-        --anneal 30 --anneal-steps 600                              # the end-to-end test's world
+Prints a table mechanism set x seed (accuracy / NMI) with the mean over seeds, the minimum and a
+95% Student-t interval over seeds (mean +- t_{0.975, n-1} s / sqrt(n)); ``--json`` also writes every
+figure, atomically. Sets: the world of ``--env`` (default ``VimWorld/Passive-v1``), ``--mechanisms``,
+and/or ``--random-sets N``: N sets of 4 to 6 unary mechanisms drawn by ``np.random.default_rng(
+--set-seed)`` from the registry, keeping only sets that pass the identifiability check
+(``vim_world.envs.identifiability``) and that differ from the named world's set.
 
-``--visible`` hides what one frame does not show (velocities, size change); ``--mechanisms`` runs
-only those mechanisms on every kind. On the passive world the script also prints the score of the
-best any law-following assignment can do: one module for the mechanisms that share the inertia law
-in the object state (still, bounce, size pulse; docs/model.md), one for each other mechanism.
+    OMP_NUM_THREADS=1 python benchmarks/discovery.py --seeds 0,1,2,3,4 --random-sets 3
+    python benchmarks/discovery.py --env VimWorld/Passive-v0 --seeds 0 --steps 3000   # the old world
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
+from scipy import stats
 
-from vim_world.batch import Batch
-from vim_world.data import SequenceLoader, collect, open_dataset
-from vim_world.envs import MECHANISM_NAMES, STATE_FEATURES, mechanism_id
+import vim_world  # noqa: F401  (registers the envs)
+from vim_world.data import collect, open_dataset
+from vim_world.envs import MECHANISMS, MECHANISM_NAMES, WorldConfig
+from vim_world.envs.identifiability import identifiability_report
 from vim_world.metrics import discovery_scores
-from vim_world.model import VIM, preset
-from vim_world.train import constant_features
+from vim_world.train import TrainConfig, load_model, train
+
+
+def random_sets(count: int, seed: int, exclude: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """``count`` identifiable sets of 4 to 6 unary mechanisms, drawn in order from ``seed``."""
+    unary = [m.name for m in MECHANISMS.values() if not m.interacts]
+    rng = np.random.default_rng(seed)
+    found: list[tuple[str, ...]] = []
+    for _ in range(200):
+        if len(found) == count:
+            return found
+        size = int(rng.integers(4, 7))
+        names = tuple(sorted((str(n) for n in rng.choice(unary, size, replace=False)), key=MECHANISM_NAMES.index))
+        if names in found or set(names) == set(exclude):
+            continue
+        report = identifiability_report(WorldConfig(mechanisms=names, allowed=None, switch_prob=0.05), seed=seed)
+        if not report.failing():
+            found.append(names)
+    raise RuntimeError(f"found only {len(found)} identifiable sets of {count} in 200 draws")
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """95% Student-t interval of the mean of ``values`` (the point itself for one value)."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size < 2:
+        return float(a.mean()), float(a.mean())
+    half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size)
+    return float(a.mean() - half), float(a.mean() + half)
+
+
+def score_run(run: Path, eval_path: Path) -> dict[str, float]:
+    """Accuracy, NMI, ARI of the run's inferred selections on every object-step t >= 1 of every episode."""
+    model, _ = load_model(run, device="cpu")
+    data = open_dataset(eval_path)
+    preds, trues = [], []
+    for i in range(len(data.shard_dirs)):
+        shard = data.load_shard(i)
+        states = torch.from_numpy(np.array(shard["states"]))
+        with torch.no_grad():
+            preds.append(model.observe(states).selections[:, 1:].numpy())
+        trues.append(np.array(shard["mechanism"])[:, 1:])
+    scores = discovery_scores(np.concatenate(preds), np.concatenate(trues))
+    return {k: float(v) for k, v in scores.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mechanisms", default="", help="comma-separated; default: Passive-v0's pairs")
-    parser.add_argument("--visible", action="store_true", help="hide vx, vy, dsize from the model")
-    parser.add_argument("--static", action="store_true", help="static attributes (the kind) reach the decoder only")
-    parser.add_argument("--revive", type=int, default=0, help="revive unused modules every N steps")
-    parser.add_argument("--anneal", type=float, default=1.0, help="start temperature of deterministic annealing")
-    parser.add_argument("--anneal-steps", type=int, default=0)
-    parser.add_argument("--module-layers", type=int, default=2)
+    parser.add_argument("--env", default="VimWorld/Passive-v1", help="the named world ('' for none)")
+    parser.add_argument("--mechanisms", action="append", default=[], help="a comma-separated set (repeatable)")
+    parser.add_argument("--random-sets", type=int, default=0)
+    parser.add_argument("--set-seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None, help="cache directory for the rollouts (default: a temporary one)")
+    parser.add_argument("--preset", default="tiny", choices=("tiny", "default"))
+    parser.add_argument("--overrides", default="{}", help="VIMConfig fields as JSON")
+    parser.add_argument("--no-static", action="store_true", help="the modules see the kind too")
+    parser.add_argument("--revive", type=int, default=150, help="revive unused modules every N steps (0: off)")
+    parser.add_argument("--episodes", type=int, default=640)
+    parser.add_argument("--work", default=None, help="directory for data and runs (default: a temporary one)")
+    parser.add_argument("--json", default=None, help="write every figure here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    root = Path(args.data or tempfile.mkdtemp(prefix="vim-discovery-"))
-    env_kwargs: dict = {"obs_size": 32}
-    if args.mechanisms:
-        env_kwargs.update(mechanisms=args.mechanisms.split(","), allowed=None, switch_prob=0.05)
+    work = Path(args.work or tempfile.mkdtemp(prefix="vim-discovery-"))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    worlds: list[tuple[str, str, dict]] = []  # (label, env id, env kwargs)
+    named: tuple[str, ...] = ()
+    if args.env:
+        named = tuple(gym.spec(args.env).kwargs["mechanisms"])
+        worlds.append((args.env.split("/")[1], args.env, {}))
+    base = args.env or "VimWorld/Passive-v1"
+    for names in [tuple(m.split(",")) for m in args.mechanisms] + random_sets(args.random_sets, args.set_seed, named):
+        worlds.append(("+".join(names), base, {"mechanisms": list(names), "allowed": None, "switch_prob": 0.05}))
 
-    def rollouts(env_id: str, episodes: int, seed: int):
-        path = root / f"{env_id.split('/')[1]}_{episodes}_{seed}_{args.mechanisms}"
-        if not path.exists():
-            collect(env_id, path, episodes=episodes, episode_len=24, seed=seed, num_envs=64, env_kwargs=env_kwargs)
-        return open_dataset(path)
+    results: dict[str, dict] = {}
+    for label, env_id, kwargs in worlds:
+        root = work / label.replace("/", "_")
+        m = len(kwargs.get("mechanisms", named))
+        paths = {}
+        for split, episodes, seed in (("train", args.episodes, 0), ("eval", 128, 5000)):
+            paths[split] = root / split
+            if not (paths[split] / "meta.json").exists():
+                collect(env_id, paths[split], episodes=episodes, episode_len=24, seed=seed, num_envs=64,
+                        env_kwargs={"obs_size": 32, **kwargs}, overwrite=True)
+        runs = {}
+        for seed in seeds:
+            start = time.perf_counter()
+            cfg = TrainConfig(data=str(paths["train"]), out=str(root / f"run_{seed}"), preset=args.preset, mode="state",
+                              overrides={"num_modules": m, **json.loads(args.overrides)}, steps=args.steps, seed=seed,
+                              device="cpu", amp=False, holdout=0.0, progress=False, checkpoint_every=args.steps,
+                              revive_every=args.revive, static_attributes=not args.no_static)
+            train(cfg)
+            runs[seed] = {**score_run(Path(cfg.out), paths["eval"]), "train_seconds": round(time.perf_counter() - start, 1)}
+            print(f"{label} seed {seed}: accuracy {runs[seed]['accuracy']:.3f} NMI {runs[seed]['nmi']:.3f} "
+                  f"({runs[seed]['train_seconds']} s)", flush=True)
+        summary = {}
+        for key in ("accuracy", "nmi"):
+            values = [runs[s][key] for s in seeds]
+            summary[key] = {"mean": float(np.mean(values)), "min": float(np.min(values)), "ci95_t": t_interval(values)}
+        results[label] = {"runs": runs, "summary": summary}
 
-    train_data = rollouts("VimWorld/Passive-v0", 640, 0)
-    hidden = ("vx", "vy", "dsize") if args.visible else ()
-    features = [i for i, name in enumerate(STATE_FEATURES) if name not in hidden]
-    view = lambda b: Batch(obs=b.obs[..., features], mechanism=b.mechanism)  # noqa: E731
-    states = np.asarray(train_data.load_shard(0)["states"])[..., features]
-    m = len(args.mechanisms.split(",")) if args.mechanisms else 6
-    config = preset("tiny-state", state_dim=len(features), num_slots=4, num_modules=m,
-                    module_layers=args.module_layers, anneal_temperature=args.anneal,
-                    anneal_steps=args.anneal_steps,
-                    static_features=constant_features(states) if args.static else ())
-    model = VIM(config)
-    model.standardizer.fit(torch.from_numpy(states))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = SequenceLoader(train_data, batch_size=32, seq_len=10, mode="state", seed=args.seed)
-    start = time.perf_counter()
-    for step in range(args.steps):
-        batch = view(loader.batch_at(step))
-        loss, _ = model.loss(batch, step)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        if args.revive and step % args.revive == 0 and 0 < step < 0.7 * args.steps:
-            model.revive_unused_modules(batch, torch.Generator().manual_seed(step))
-    result = {"args": vars(args), "train_seconds": round(time.perf_counter() - start, 1)}
-    splits = {"in_distribution": rollouts("VimWorld/Passive-v0", 128, 5000)}
-    if not args.mechanisms:
-        splits["heldout_pairs"] = rollouts("VimWorld/PassiveHeldout-v0", 128, 10000)
-    for split, data in splits.items():
-        batch = view(SequenceLoader(data, batch_size=128, seq_len=15, mode="state", seed=99).batch_at(0))
-        with torch.no_grad():
-            selections = model.observe(batch).selections[:, 1:].numpy().ravel()
-        true = batch.mechanism[:, 1:].numpy().ravel()
-        scores = discovery_scores(selections, true)
-        result[split] = {k: round(float(v), 3) for k, v in scores.items() if k != "object_steps"}
-        if not args.mechanisms and not args.visible:
-            inertia = [mechanism_id(name) for name in ("still", "bounce", "size_pulse")]
-            law = np.where(np.isin(true, inertia), -1, true)
-            cap = discovery_scores(law, true)
-            result[split]["law_following"] = {k: round(float(cap[k]), 3) for k in ("accuracy", "nmi")}
-        print(f"{split}: object-steps of each true mechanism given to modules 0..{m - 1}")
-        for t in np.unique(true):
-            print(f"  {MECHANISM_NAMES[t]:>12}: {np.bincount(selections[true == t], minlength=m).tolist()}")
-    print(json.dumps(result))
+    header = "| mechanism set | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | min | 95% t-interval |"
+    print(header)
+    print("|" + " --- |" * (len(seeds) + 4))
+    for label, r in results.items():
+        cells = [f"{r['runs'][s]['accuracy']:.2f} / {r['runs'][s]['nmi']:.2f}" for s in seeds]
+        acc, nmi = r["summary"]["accuracy"], r["summary"]["nmi"]
+        print(f"| {label} | " + " | ".join(cells) + f" | {acc['mean']:.3f} / {nmi['mean']:.3f} | "
+              f"{acc['min']:.2f} / {nmi['min']:.2f} | [{acc['ci95_t'][0]:.2f}, {acc['ci95_t'][1]:.2f}] / "
+              f"[{nmi['ci95_t'][0]:.2f}, {nmi['ci95_t'][1]:.2f}] |")
+    if args.json:
+        path = Path(args.json)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+        os.replace(tmp, path)
 
 
 if __name__ == "__main__":

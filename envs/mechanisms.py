@@ -182,6 +182,19 @@ def size_pulse(objects: Objects, noise: Noise, rate: float, low: float, high: fl
     return out._replace(size=size, dsize=size - objects.size)
 
 
+def size_oscillate(objects: Objects, noise: Noise, omega: float, mid: float) -> Objects:
+    """Radius oscillates harmonically around ``mid`` at angular frequency ``omega`` per step.
+
+    The law reads the radius and its last change (``dsize``): ``dsize' = dsize - 4 sin^2(omega / 2)
+    (size - mid)``, ``size' = size + dsize'``, the exact discretisation of a harmonic oscillator
+    (the amplitude is kept). Unlike :func:`size_pulse`, which is inertia in ``(size, dsize)`` between
+    its bounds, the change of ``dsize`` depends on the radius, so no other mechanism's law matches
+    it (``envs/identifiability.py``)."""
+    dsize = objects.dsize - 4.0 * np.sin(omega / 2) ** 2 * (objects.size - mid)
+    out = still(objects, noise)
+    return out._replace(size=objects.size + dsize, dsize=dsize)
+
+
 # --------------------------------------------------------------------------- interaction
 
 
@@ -252,6 +265,9 @@ MECHANISMS: dict[str, Mechanism] = {
             category="interaction",
             interacts=True,
         ),
+        # Added with the v1 worlds (ids above keep their values): laws that no other mechanism shares.
+        Mechanism("size_oscillate", size_oscillate, {"omega": 0.6, "mid": 0.07}, category="appearance"),
+        Mechanism("color_cycle_back", color_cycle, {"rate": -0.1}, category="appearance"),
     ]
 }
 """Every mechanism by name. Mechanism ids in observations and ``info`` index this order."""

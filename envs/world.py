@@ -148,21 +148,31 @@ def step(config: WorldConfig, state: WorldState, noise: Noise, forced: np.ndarra
         pos[sel], vel[sel], size[sel], dsize[sel], hue[sel] = (
             out.pos[sel], out.vel[sel], out.size[sel], out.dsize[sel], out.hue[sel],
         )  # fmt: skip
-    size = np.clip(size, SIZE_MIN, SIZE_MAX)
-    lo = size[..., None]
-    clipped = np.clip(pos, lo, 1.0 - lo)
-    wall = np.any((clipped <= lo + 1e-9) | (clipped >= 1.0 - lo - 1e-9), -1)
-    new = Objects(clipped, np.clip(vel, -SPEED_MAX, SPEED_MAX), size, dsize, hue, objects.solid)
+    new = settle(Objects(pos, vel, size, dsize, hue, objects.solid))
+    lo = new.size[..., None]
+    wall = np.any((new.pos <= lo + 1e-9) | (new.pos >= 1.0 - lo - 1e-9), -1)
     return replace(state, objects=new, mechanism=mech, wall=wall, collision=touching(new))
+
+
+def settle(objects: Objects) -> Objects:
+    """The bounds every object keeps after a step, whatever drove it: radius in
+    ``[SIZE_MIN, SIZE_MAX]``, centre inside the arena, ``|vx|, |vy| <= SPEED_MAX``. Arrays ``(N, K, ...)``."""
+    size = np.clip(objects.size, SIZE_MIN, SIZE_MAX)
+    lo = size[..., None]
+    return objects._replace(pos=np.clip(objects.pos, lo, 1.0 - lo), vel=np.clip(objects.vel, -SPEED_MAX, SPEED_MAX), size=size)
+
+
+def object_features(objects: Objects) -> np.ndarray:
+    """``(N, K, 8)`` float64 dynamic features: the columns of :data:`STATE_FEATURES` before the kind."""
+    angle = 2 * np.pi * objects.hue
+    cols = [objects.pos, objects.vel, objects.size[..., None], objects.dsize[..., None], np.cos(angle)[..., None], np.sin(angle)[..., None]]
+    return np.concatenate(cols, -1)
 
 
 def state_features(state: WorldState) -> np.ndarray:
     """``(N, K, S)`` float32 observation features, columns as in :data:`STATE_FEATURES`."""
-    o = state.objects
-    angle = 2 * np.pi * o.hue
     onehot = np.eye(len(KINDS))[state.kind]
-    cols = [o.pos, o.vel, o.size[..., None], o.dsize[..., None], np.cos(angle)[..., None], np.sin(angle)[..., None], onehot]
-    return np.concatenate(cols, -1).astype(np.float32)
+    return np.concatenate([object_features(state.objects), onehot], -1).astype(np.float32)
 
 
 def state_bounds(num_objects: int) -> tuple[np.ndarray, np.ndarray]:

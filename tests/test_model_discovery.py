@@ -44,7 +44,7 @@ def _train_and_infer(root, mechanisms: list[str], steps: int = STEPS, revive_eve
     features, and return its inferred modules and the true mechanism ids on held-out windows,
     ``(B, T - 1, K)`` each."""
     torch.manual_seed(0)
-    path = collect("VimWorld/Passive-v0", root / "d", episodes=640, episode_len=24, seed=0, num_envs=64,
+    path = collect("VimWorld/Passive-v1", root / "d", episodes=640, episode_len=24, seed=0, num_envs=64,
                    env_kwargs={"obs_size": 32, "mechanisms": mechanisms, "allowed": None, "switch_prob": 0.05})  # fmt: skip
     data = open_dataset(path)
     visible = lambda b: Batch(obs=b.obs[..., VISIBLE], mechanism=b.mechanism)  # noqa: E731
@@ -84,3 +84,22 @@ def test_vim_recovers_three_mechanisms_that_a_state_cannot_tell_apart(tmp_path):
     recall = _recall(selections, true)
     assert scores["accuracy"] >= 0.9 and scores["nmi"] >= 0.8, (scores, recall)
     assert all(recall[name] >= 0.9 for name in mechanisms), (scores, recall)
+
+
+def test_revival_splits_the_live_modules_of_largest_distortion_one_per_dead_module():
+    """Two dead modules are copied from the two live ones (largest distortion first), not both from
+    the busiest: a module that two mechanisms share is the one to split."""
+    model = VIM(preset("tiny-state", hidden=16))
+    bank = model.transitions
+    with torch.no_grad():
+        bank.layers[-1].bias[1] += 0.02  # module 1 explains the still data a little worse than module 0
+        for m in (2, 3):
+            bank.layers[-1].bias[m] += 50.0  # modules 2 and 3 explain nothing
+    batch = Batch(obs=torch.zeros(4, 6, 3, 4))
+    usage = model.observe(batch).probs[:, 1:].flatten(0, -2).mean(0)
+    assert usage[0] > 0.125 and usage[1] > 0.125, usage  # both live
+    revived = model.revive_unused_modules(batch, torch.Generator().manual_seed(0))
+    assert revived == [2, 3]
+    sources = [int(torch.argmin(torch.stack([(bank.layers[-1].bias[t] - bank.layers[-1].bias[s]).abs().sum()
+                                             for s in (0, 1)]))) for t in revived]
+    assert sorted(sources) == [0, 1]

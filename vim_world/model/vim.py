@@ -218,14 +218,25 @@ class VIM(nn.Module):
     def revive_unused_modules(self, batch: Batch, generator: torch.Generator, min_share: float = 0.5,
                               noise: float = 0.05) -> list[int]:
         """Module splitting against collapse: every module that explains less than
-        ``min_share / M`` of ``batch``'s object-steps becomes a perturbed copy of the busiest
-        module, so that the two copies can divide its data between them (as in LBG vector
-        quantisation). Returns the revived modules. Deterministic under ``generator``."""
+        ``min_share / M`` of ``batch``'s object-steps becomes a perturbed copy of a live module, so
+        that the two copies can divide its data between them (as in LBG vector quantisation, which
+        splits the cell of largest distortion). The sources are the live modules of largest
+        distortion, ``sum over object-steps of q(c = m) * KL_m`` (the data a module takes times how
+        badly it explains it), one per dead module, largest first: the module that two mechanisms
+        share explains at least one of them badly. Returns the revived modules. Deterministic
+        under ``generator``."""
         m = self.config.num_modules
-        usage = self.observe(batch).probs[:, 1:].flatten(0, -2).mean(0)
+        mean, log_std, _ = self._encode(batch.obs)
+        module_kl, _, _ = self._chain(mean, mean, log_std, batch.actions)  # (B, T-1, K, M)
+        probs = self.observe(batch).probs[:, 1:]
+        usage = probs.flatten(0, -2).mean(0)
         dead = (usage < min_share / m).nonzero().flatten().tolist()
-        if dead:
-            self.transitions.copy_module(int(usage.argmax()), dead, noise, generator)
+        live = [i for i in range(m) if i not in dead]
+        if dead and live:
+            distortion = (probs * module_kl).flatten(0, -2).sum(0)
+            ranked = sorted(live, key=lambda i: -float(distortion[i]))
+            for n, target in enumerate(dead):
+                self.transitions.copy_module(ranked[n % len(ranked)], [target], noise, generator)
         return dead
 
     def observe(self, batch_or_obs: Batch | Tensor, actions: Tensor | None = None) -> Posterior:

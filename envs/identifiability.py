@@ -1,0 +1,158 @@
+"""Whether a world's mechanisms can be told apart by their laws: a check on rollouts (numpy only).
+
+A model discovers mechanisms only through the transitions they explain (docs/model.md, "When
+discovery is possible at all"). For every ordered pair of mechanisms ``(A, B)`` of a world, on the
+object-steps that ``A`` drives in rollouts of that world, this module measures two fractions:
+
+- ``law_differs[A, B]``: the share of ``A``'s steps on which ``B``'s law, applied to the same state
+  with the same noise draw, gives a next state that differs from ``A``'s by more than the tolerance
+  plus the noise (the per-feature std of either law's output over noise draws) in some feature;
+- ``affine_differs[A, B]``: one minus the largest share of *both* ``A``'s and ``B``'s steps that
+  a single affine law of (state, noise) explains within the tolerance (fitted by trimmed least
+  squares to their steps together; symmetric in ``A`` and ``B``). Two mechanisms whose laws coincide on the states each visits (``still`` at
+  ``v = 0`` and ``bounce`` at ``|v| = 0.04`` are both inertia, ``x' = x + v, v' = v``) differ in
+  the first sense, since ``still`` stops a moving object, but not in this one: a single module that
+  learns inertia explains both, and no likelihood rewards splitting them.
+
+A pair is *distinguishable* on ``A``'s steps as the smaller of the two; a world is identifiable when
+every pair is distinguishable on at least :data:`MIN_FRACTION` of the first one's steps
+(docs/environments.md justifies the figure). The affine test is a necessary condition: a nonlinear
+module could still merge two mechanisms whose visited states give each away (an orbiting object
+always moves); it does catch every law shared under several names in the library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import WorldConfig
+from .mechanisms import MECHANISMS, Noise, mechanism_id
+from .world import INIT_DRAWS, initial_state, object_features, settle, step, switch
+
+TOLERANCE = 1e-3
+"""Smallest difference of a feature that counts (arena units): far above float32 rounding of the
+features (about 1e-7) and below every per-step effect of the library (the smallest: gravity's 0.004)."""
+MIN_FRACTION = 0.25
+"""A pair must be told apart on at least this share of the first mechanism's steps."""
+MIN_STEPS = 50
+"""Mechanisms driving fewer object-steps than this in the rollouts are not scored (NaN)."""
+
+
+@dataclass(frozen=True)
+class IdentifiabilityReport:
+    """Per ordered pair (row ``A``, column ``B``) of ``mechanisms``: fractions of ``A``'s steps.
+
+    Attributes:
+        mechanisms: the world's mechanism names, ``M`` of them.
+        steps: ``(M,)`` object-steps driven by each mechanism in the rollouts.
+        law_differs: ``(M, M)`` share of ``A``'s steps where ``B``'s law differs beyond tolerance and noise.
+        affine_differs: ``(M, M)`` one minus the share of both ``A``'s and ``B``'s steps that one affine law explains.
+    """
+
+    mechanisms: tuple[str, ...]
+    steps: np.ndarray
+    law_differs: np.ndarray
+    affine_differs: np.ndarray
+
+    @property
+    def distinguishable(self) -> np.ndarray:
+        """``(M, M)`` the smaller of the two fractions; 1 on the diagonal, NaN for unscored mechanisms."""
+        out = np.minimum(self.law_differs, self.affine_differs)
+        np.fill_diagonal(out, 1.0)
+        unscored = self.steps < MIN_STEPS
+        out[unscored, :] = np.nan
+        out[:, unscored] = np.nan
+        return out
+
+    def failing(self, min_fraction: float = MIN_FRACTION) -> list[tuple[str, str]]:
+        """Ordered pairs ``(A, B)`` told apart on fewer than ``min_fraction`` of ``A``'s steps."""
+        d = self.distinguishable
+        return [(a, b) for i, a in enumerate(self.mechanisms) for j, b in enumerate(self.mechanisms)
+                if d[i, j] < min_fraction]
+
+    def worst(self) -> tuple[float, tuple[str, str]]:
+        """The smallest distinguishable fraction among scored pairs and its pair."""
+        d = self.distinguishable
+        i, j = np.unravel_index(np.nanargmin(d), d.shape)
+        return float(d[i, j]), (self.mechanisms[i], self.mechanisms[j])
+
+
+def identifiability_report(config: WorldConfig, worlds: int = 64, steps: int = 50, seed: int = 0,
+                           tolerance: float = TOLERANCE) -> IdentifiabilityReport:
+    """Roll out ``worlds`` worlds of ``config`` for ``steps`` steps (seeded) and score every pair of its
+    mechanisms on the object-steps the switching process gives each (objects it does not switch,
+    such as the steer task's agent, are left out)."""
+    if worlds < 1 or steps < 1:
+        raise ValueError(f"worlds and steps must be >= 1, got worlds={worlds!r}, steps={steps!r}")
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
+    rng = np.random.default_rng(seed)
+    ids = np.array([mechanism_id(m) for m in config.mechanisms])
+    laws = [MECHANISMS[m] for m in config.mechanisms]
+    stochastic = any(law.stochastic for law in laws)
+    k = config.total_objects
+    state = initial_state(config, rng.random((worlds, k, INIT_DRAWS)))
+    rows: list[tuple[np.ndarray, ...]] = []
+    for _ in range(steps):
+        noise = Noise(rng.standard_normal((worlds, k, 2)), rng.random((worlds, k, 2)))
+        driving = switch(config, state, noise.uniform, None)
+        outputs = np.stack([object_features(settle(law(state.objects, noise))) for law in laws])  # (M, N, K, 8)
+        if stochastic:
+            other = Noise(rng.standard_normal((worlds, k, 2)), noise.uniform)
+            again = np.stack([object_features(settle(law(state.objects, other))) for law in laws])
+            spread = np.abs(outputs - again) / np.sqrt(2.0)
+        else:
+            spread = np.zeros_like(outputs)
+        keep = state.switchable
+        inputs = np.concatenate([object_features(state.objects), noise.normal], -1)
+        rows.append((driving[keep], inputs[keep], outputs[:, keep], spread[:, keep]))
+        state = step(config, state, noise)
+    driving = np.concatenate([r[0] for r in rows])  # (R,)
+    inputs = np.concatenate([r[1] for r in rows])  # (R, 10)
+    outputs = np.concatenate([r[2] for r in rows], 1)  # (M, R, 8)
+    spread = np.concatenate([r[3] for r in rows], 1)
+    m = len(ids)
+    own = np.array([np.flatnonzero(ids == d)[0] for d in driving]) if driving.size else driving
+    counts = np.bincount(own, minlength=m)
+    law_differs = np.full((m, m), np.nan)
+    affine_differs = np.full((m, m), np.nan)
+    design = np.concatenate([inputs, np.ones((len(inputs), 1))], -1)
+    for a in range(m):
+        on_a = own == a
+        if not on_a.any():
+            continue
+        for b in range(m):
+            gap = np.abs(outputs[b, on_a] - outputs[a, on_a]) - spread[a, on_a] - spread[b, on_a]
+            law_differs[a, b] = np.mean((gap > tolerance).any(-1))
+            pooled = on_a | (own == b)
+            target = outputs[own[pooled], np.flatnonzero(pooled)]  # each step's own next state
+            explained = _shared_affine_miss(design[pooled], target, on_a[pooled]) <= tolerance
+            shared = min(explained[on_a[pooled]].mean(), explained[~on_a[pooled]].mean() if b != a else 1.0)
+            affine_differs[a, b] = 1.0 - shared
+    return IdentifiabilityReport(tuple(config.mechanisms), counts, law_differs, affine_differs)
+
+
+def _shared_affine_miss(design: np.ndarray, target: np.ndarray, first: np.ndarray, iterations: int = 8,
+                        kept: float = 0.8) -> np.ndarray:
+    """How far the affine law that best explains most steps of *both* groups misses each step.
+
+    Trimmed least squares: each round fits ``target (R, F)`` on ``design (R, P)`` with the two groups
+    (``first`` and its complement) weighted equally, then keeps the better-explained half of each
+    group for the next round, so that the few steps no affine law follows (a wall, a floor) do not
+    bend the fit. Returns the largest absolute error over features ``(R,)``.
+    """
+    keep = np.ones(len(design), dtype=bool)
+    miss = np.zeros(len(design))
+    for _ in range(iterations):
+        count_first, count_rest = keep[first].sum(), keep[~first].sum()
+        weight = np.where(first, 1.0 / max(count_first, 1), 1.0 / max(count_rest, 1)) * keep
+        root = np.sqrt(weight)[:, None]
+        coef, *_ = np.linalg.lstsq(design * root, target * root, rcond=None)
+        miss = np.abs(design @ coef - target).max(-1)
+        keep = np.zeros_like(keep)
+        for group in (first, ~first):
+            if group.any():
+                keep |= group & (miss <= np.quantile(miss[group], kept))
+    return miss
