@@ -35,7 +35,7 @@ class VIM(nn.Module):
         c = config
         if c.input_mode == "pixels":
             self.encoder: nn.Module = PixelEncoder(c.channels, c.image_size, c.hidden, c.num_slots,
-                                                   c.latent_dim, c.slot_iters, c.min_log_std)
+                                                   c.latent_dim, c.slot_iters, c.min_log_std, c.carried_slot_iters)
             self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.decoder_hidden or c.hidden,
                                                               c.channels, c.image_size, c.pixel_sigma)
         else:
