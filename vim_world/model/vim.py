@@ -180,7 +180,6 @@ class VIM(nn.Module):
         self._check_inputs(obs, actions)
         if obs.shape[1] < 2:
             raise ValueError(f"loss needs sequences of length >= 2, got T={obs.shape[1]}")
-        b, t = obs.shape[:2]
         mean, log_std, _ = self._encode(obs)
         dyn = self.config.latent_dim  # static attributes (if any) follow and get no noise
         noise = torch.exp(log_std[..., :dyn]) * torch.randn_like(mean[..., :dyn])
