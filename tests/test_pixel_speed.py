@@ -103,3 +103,15 @@ def test_frames_of_another_size_are_refused_naming_both():
     model = VIM(tiny_pixels(hidden=8, latent_dim=4, num_slots=2, slot_iters=1))
     with pytest.raises(ValueError, match=r"\(3, 32, 32\).*\(1, 2, 3, 64, 64\)"):
         model.loss(Batch(obs=torch.rand(1, 2, 3, 64, 64)), 0)
+
+
+def test_carried_slot_iterations_change_only_the_frames_after_the_first():
+    torch.manual_seed(0)
+    full = VIM(tiny_pixels(hidden=16, latent_dim=8, num_slots=3, slot_iters=3))
+    short = VIM(tiny_pixels(hidden=16, latent_dim=8, num_slots=3, slot_iters=3, carried_slot_iters=1))
+    short.load_state_dict(full.state_dict())
+    frames = torch.rand(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        a, b = full.encoder(frames)[0], short.encoder(frames)[0]
+    assert torch.equal(a[:, 0], b[:, 0])
+    assert not torch.allclose(a[:, 1:], b[:, 1:])

@@ -38,6 +38,8 @@ class VIMConfig:
         pixel_sigma: std of the Gaussian pixel likelihood.
         state_sigma: std of the Gaussian state likelihood.
         slot_iters: slot-attention iterations per frame.
+        carried_slot_iters: iterations on frames after the first, whose slots start from the
+            previous frame's (SAVi uses 1); 0 means ``slot_iters``.
         decoder_hidden: channels of the pixel decoder's upsampling stack; 0 means ``hidden``.
         decode_steps: pixel reconstruction term from ``decode_steps`` time steps per sequence,
             drawn uniformly without replacement and reweighted by ``T / decode_steps`` (an
@@ -76,6 +78,7 @@ class VIMConfig:
     pixel_sigma: float = 0.1
     state_sigma: float = 0.05
     slot_iters: int = 3
+    carried_slot_iters: int = 0
     decoder_hidden: int = 0
     decode_steps: int = 0
     min_log_std: float = -6.0
@@ -104,7 +107,7 @@ class VIMConfig:
         problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive
                      if getattr(self, n) < 1]
         non_negative = ("action_dim", "kl_warmup_steps", "free_bits", "module_layers", "anneal_steps",
-                        "decoder_hidden", "decode_steps")
+                        "decoder_hidden", "decode_steps", "carried_slot_iters")
         problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative
                      if getattr(self, n) < 0]
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
@@ -168,7 +171,7 @@ def tiny_pixels(**overrides: Any) -> VIMConfig:
     per sequence (an unbiased ELBO estimate; see ``decode_steps``)."""
     return VIMConfig(**{**dict(input_mode="pixels", image_size=32, num_slots=4, latent_dim=16,
                                num_modules=4, hidden=32, kl_warmup_steps=500, decode_steps=2,
-                               decoder_hidden=24), **overrides})
+                               decoder_hidden=28), **overrides})
 
 
 def default_state(**overrides: Any) -> VIMConfig:
@@ -181,7 +184,7 @@ def default_pixels(**overrides: Any) -> VIMConfig:
     """64x64 frames, GPU-sized; decodes 4 random steps per sequence (see ``decode_steps``)."""
     return VIMConfig(**{**dict(input_mode="pixels", image_size=64, num_slots=6, latent_dim=32,
                                num_modules=6, hidden=64, kl_warmup_steps=5000, decode_steps=4,
-                               decoder_hidden=48), **overrides})
+                               decoder_hidden=56), **overrides})
 
 
 PRESETS: dict[str, Callable[..., VIMConfig]] = {

@@ -59,11 +59,12 @@ class SlotAttention(nn.Module):
         self.gru = nn.GRUCell(slot_dim, slot_dim)
         self.refine = mlp(slot_dim, hidden, slot_dim, layers=1)
 
-    def forward(self, inputs: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, inputs: Tensor, slots: Tensor, iters: int | None = None) -> tuple[Tensor, Tensor]:
+        """``iters`` overrides the number of iterations (e.g. fewer for slots carried from the last frame)."""
         keys, values = self.key_value(self.norm_inputs(inputs)).chunk(2, dim=-1)
         n, k, d = slots.shape
         attn = inputs.new_zeros(n, k, inputs.shape[1])
-        for _ in range(self.iters):
+        for _ in range(self.iters if iters is None else iters):
             queries = self.query(self.norm_slots(slots))
             attn = torch.einsum("nkd,nld->nkl", queries, keys).mul(self.scale).softmax(dim=1)
             weights = (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
@@ -76,18 +77,21 @@ class SlotAttention(nn.Module):
 class PixelEncoder(nn.Module):
     """Frames ``(B, T, C, H, W)`` -> ``q(z)`` mean and log-std ``(B, T, K, D)`` via slot attention.
 
-    A small CNN (two stride-2 convolutions, none at full resolution: the encoder reads every
+    A small CNN (two stride-2 convolutions, 4x4 then 3x3, none at full resolution: the encoder reads every
     frame) with an additive positional embedding yields ``(H/4)*(W/4)`` features per frame; slot attention groups them into K slots. Slots at step t start from the slots of
     step t - 1, so an object keeps its slot; the first frame starts from K learnt slot vectors
-    (or from ``slots`` given by the caller, to continue a sequence).
+    (or from ``slots`` given by the caller, to continue a sequence). Carried slots are already
+    close to their objects, so later frames may use fewer iterations (``carried_slot_iters``,
+    as SAVi does; 0 means ``slot_iters``).
     """
 
     def __init__(self, channels: int, image_size: int, hidden: int, num_slots: int,
-                 latent_dim: int, slot_iters: int, min_log_std: float) -> None:
+                 latent_dim: int, slot_iters: int, min_log_std: float, carried_slot_iters: int = 0) -> None:
         super().__init__()
+        self.carried_iters = carried_slot_iters or slot_iters
         self.cnn = nn.Sequential(
             nn.Conv2d(channels, hidden, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), nn.ReLU(),
         )
         self.register_buffer("grid", position_grid(image_size // 4).reshape(-1, 4), persistent=False)
         self.position = nn.Linear(4, hidden)
@@ -106,7 +110,7 @@ class PixelEncoder(nn.Module):
             slots = self.initial_slots.expand(b, -1, -1)
         per_step = []
         for step in range(t):
-            slots, _ = self.slot_attention(tokens[:, step], slots)
+            slots, _ = self.slot_attention(tokens[:, step], slots, None if step == 0 else self.carried_iters)
             per_step.append(slots)
         mean, log_std = self.head(torch.stack(per_step, dim=1))
         return mean, log_std, slots

@@ -35,7 +35,7 @@ class VIM(nn.Module):
         c = config
         if c.input_mode == "pixels":
             self.encoder: nn.Module = PixelEncoder(c.channels, c.image_size, c.hidden, c.num_slots,
-                                                   c.latent_dim, c.slot_iters, c.min_log_std)
+                                                   c.latent_dim, c.slot_iters, c.min_log_std, c.carried_slot_iters)
             self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.decoder_hidden or c.hidden,
                                                               c.channels, c.image_size, c.pixel_sigma)
         else:
@@ -180,7 +180,6 @@ class VIM(nn.Module):
         self._check_inputs(obs, actions)
         if obs.shape[1] < 2:
             raise ValueError(f"loss needs sequences of length >= 2, got T={obs.shape[1]}")
-        b, t = obs.shape[:2]
         mean, log_std, _ = self._encode(obs)
         dyn = self.config.latent_dim  # static attributes (if any) follow and get no noise
         noise = torch.exp(log_std[..., :dyn]) * torch.randn_like(mean[..., :dyn])

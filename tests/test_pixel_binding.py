@@ -1,0 +1,31 @@
+"""Scores of slot masks against the env's object masks: FG-ARI and binding stability over a window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vim_world.metrics import binding_unchanged, fg_ari
+
+
+def test_fg_ari_is_one_for_a_perfect_segmentation_and_low_for_a_constant_one():
+    true = torch.zeros(2, 2, 8, 8, dtype=torch.bool)
+    true[:, 0, :4], true[:, 1, 4:] = True, True
+    perfect = torch.stack([true[:, 1], true[:, 0], torch.zeros_like(true[:, 0])], 1).float()  # any slot order
+    assert np.allclose(fg_ari(perfect, true), 1.0)
+    constant = torch.zeros(2, 3, 8, 8)
+    constant[:, 2] = 1.0
+    assert np.allclose(fg_ari(constant, true), 0.0)
+    assert np.isnan(fg_ari(constant, torch.zeros_like(true))).all()  # no foreground: undefined
+    with pytest.raises(ValueError, match=r"\(2, 3, 8, 8\).*\(2, 2, 4, 4\)"):
+        fg_ari(constant, true[..., :4, :4])
+
+
+def test_binding_unchanged_detects_a_swap_and_ignores_hidden_objects():
+    true = torch.zeros(2, 3, 2, 4, 4, dtype=torch.bool)
+    true[:, :, 0, :2], true[:, :, 1, 2:] = True, True
+    slots = torch.cat([true.float(), torch.zeros(2, 3, 1, 4, 4)], 2)
+    slots[1, 2] = slots[1, 2, [1, 0, 2]]  # window 1 swaps its two objects' slots at the last step
+    true[0, 1, 1] = False  # object 1 hidden at one step of window 0: no verdict there
+    assert binding_unchanged(slots, true).tolist() == [True, False]
