@@ -119,16 +119,16 @@ def test_distributions_sample_fit_and_mode_shapes():
 
 
 def test_planner_options_are_validated_at_their_bounds():
-    with pytest.raises(ValueError, match=r"horizon=0 and num_candidates=4 must be >= 1"):
+    with pytest.raises(ValueError, match=r"^horizon=0 and num_candidates=4 must be >= 1$"):
         RandomShooting(0, 4)
-    with pytest.raises(ValueError, match=r"horizon=3 and num_candidates=0 must be >= 1"):
+    with pytest.raises(ValueError, match=r"^horizon=3 and num_candidates=0 must be >= 1$"):
         CEM(3, 0)
-    cem_message = r"need iterations >= 1, elite_frac in \(0, 1\], keep in \[0, 1\); got "
+    cem_message = r"^need iterations >= 1, elite_frac in \(0, 1\], keep in \[0, 1\); got "
     for bad in ({"iterations": 0}, {"elite_frac": 0.0}, {"elite_frac": 1.5}, {"keep": 1.0}, {"keep": -0.1}):
         with pytest.raises(ValueError, match=cem_message):
             CEM(3, 10, **bad)
     for bad in ({"iterations": 0}, {"temperature": 0.0}, {"keep": 1.0}):
-        with pytest.raises(ValueError, match=r"need iterations >= 1, temperature > 0, keep in \[0, 1\); got "):
+        with pytest.raises(ValueError, match=r"^need iterations >= 1, temperature > 0, keep in \[0, 1\); got "):
             MPPI(3, 10, **bad)
     # the bounds themselves are valid
     assert CEM(3, 10, iterations=1, elite_frac=1.0, keep=0.0).iterations == 1
