@@ -116,3 +116,32 @@ def test_distributions_sample_fit_and_mode_shapes():
     assert x.shape == (2, 10, 4, 3) and x.min() >= -2 and x.max() <= 1
     with pytest.raises(ValueError, match="finite bounds"):
         initial_distribution(spaces.Box(-np.inf, np.inf, (1,)), 1, 1, "cpu")
+
+
+def test_planner_options_are_validated_at_their_bounds():
+    with pytest.raises(ValueError, match=r"^horizon=0 and num_candidates=4 must be >= 1$"):
+        RandomShooting(0, 4)
+    with pytest.raises(ValueError, match=r"^horizon=3 and num_candidates=0 must be >= 1$"):
+        CEM(3, 0)
+    cem_message = r"^need iterations >= 1, elite_frac in \(0, 1\], keep in \[0, 1\); got "
+    for bad in ({"iterations": 0}, {"elite_frac": 0.0}, {"elite_frac": 1.5}, {"keep": 1.0}, {"keep": -0.1}):
+        with pytest.raises(ValueError, match=cem_message):
+            CEM(3, 10, **bad)
+    for bad in ({"iterations": 0}, {"temperature": 0.0}, {"keep": 1.0}):
+        with pytest.raises(ValueError, match=r"^need iterations >= 1, temperature > 0, keep in \[0, 1\); got "):
+            MPPI(3, 10, **bad)
+    # the bounds themselves are valid
+    assert CEM(3, 10, iterations=1, elite_frac=1.0, keep=0.0).iterations == 1
+    assert MPPI(3, 10, iterations=1, keep=0.0).iterations == 1
+    assert CEM(3, 10, elite_frac=0.1).num_elites == 1 and CEM(3, 10, elite_frac=0.26).num_elites == 3
+
+
+def test_mppi_weights_are_a_softmax_of_population_standardised_scores():
+    # Scores 0, 1, 2: mean 1, population std sqrt(2/3); at temperature 0.5 the weights are
+    # softmax(2 * (s - 1) / sqrt(2/3)). Candidate 0 plays action 0, the others action 1.
+    dist = initial_distribution(spaces.Discrete(2), 1, 1, "cpu")
+    actions = torch.tensor([[[0], [1], [1]]])  # (B, C, H)
+    refit = MPPI(1, 3, temperature=0.5, keep=0.0).refit(dist, actions, torch.tensor([[0.0, 1.0, 2.0]]))
+    z = [2 * (s - 1) / (2 / 3) ** 0.5 for s in (0.0, 1.0, 2.0)]
+    p0 = np.exp(z[0]) / sum(np.exp(v) for v in z)
+    assert refit.probs[0, 0, 0].tolist() == pytest.approx([p0, 1 - p0], abs=1e-5)

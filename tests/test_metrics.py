@@ -57,6 +57,8 @@ def test_hungarian_accuracy_of_a_relabelling_is_one() -> None:
     true = np.array([0, 0, 1, 2, 2, 2, 1])
     acc, mapping = hungarian_accuracy((true + 1) % 3 + 10, true)
     assert acc == 1.0 and mapping == {10: 2, 11: 0, 12: 1}
+    assert hungarian_accuracy(np.array([4]), np.array([1])) == (1.0, {4: 1})
+    assert hungarian_accuracy(np.array([], int), np.array([], int)) == (0.0, {})
 
 
 def test_discovery_scores_hand_computed() -> None:
@@ -90,6 +92,21 @@ def test_match_slots_is_one_to_one_where_argmax_collides() -> None:
     slots = _masks([[0, 1, 2, 3], [0, 5], [2, 5, 6, 7]], 8)
     true = _masks([[0, 1], [2, 3]], 8).bool()
     assert match_slots(slots, true).tolist() == [[1, 0]]
+
+
+@pytest.mark.parametrize(
+    "slots, objects, expected",
+    [
+        # IoU (slot: A, B): 0: 1/5, 1/6; 1: 1/4, 0; 2: 1/2, 1/3. Best: A -> 2, B -> 0 (0.667).
+        ([[0, 1, 2, 3, 4], [0, 1, 3, 4], [3, 5]], [[3], [2, 5]], [2, 0]),
+        # IoU: 0: 1/2, 0; 1: 2/5, 1/6; 2: 2/3, 1/4. Best: A -> 2, B -> 1 (0.833).
+        ([[0, 1, 3, 5], [0, 1, 3, 4, 5], [0, 2, 3]], [[0, 3], [2, 4]], [2, 1]),
+    ],
+)
+def test_match_slots_scores_intersection_over_union(slots, objects, expected) -> None:
+    """Cases where scoring by another normalisation (intersection over |s| + |t| + intersection,
+    or over the union with every object's mask) picks another assignment."""
+    assert match_slots(_masks(slots, 6), _masks(objects, 6).bool()).tolist() == [expected]
 
 
 def test_match_slots_per_sequence_and_over_time() -> None:
@@ -151,6 +168,7 @@ def test_ssim_matches_a_window_by_window_reference() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(2, 1, 11, 12, generator=g)
     y = (x + 0.3 * torch.rand(2, 1, 11, 12, generator=g)).clamp(0, 1)
+    x[1], y[1] = 0.02 * x[1], 0.02 * y[1]  # dark images: the stabilising constants matter
     expected = [_ssim_reference(x[i, 0].double().numpy(), y[i, 0].double().numpy()) for i in range(2)]
     assert ssim(x, y).tolist() == pytest.approx(expected, abs=1e-5)
     # Channels are averaged like pixels: a second, identical-pair channel pulls the mean towards 1.
