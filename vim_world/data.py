@@ -38,6 +38,7 @@ from gymnasium import spaces
 
 import vim_world
 import vim_world.envs
+from vim_world.actions import action_dim, action_vectors
 from vim_world.batch import Batch
 from vim_world.files import sha256, staged_directory
 
@@ -55,24 +56,6 @@ def _save_npy(path: Path, array: np.ndarray) -> str:
         f.flush()
         os.fsync(f.fileno())
     return sha256(path)
-
-
-def _action_vectors(space: spaces.Space, actions: np.ndarray) -> np.ndarray:
-    """``(N, ...)`` integer actions -> ``(N, A)`` float32 vectors (one-hot per discrete part)."""
-    if isinstance(space, spaces.Discrete):
-        return np.eye(space.n, dtype=np.float32)[actions]
-    if isinstance(space, spaces.MultiDiscrete):
-        return np.concatenate([np.eye(n, dtype=np.float32)[actions[:, i]] for i, n in enumerate(space.nvec)], -1)
-    return np.asarray(actions, np.float32).reshape(actions.shape[0], -1)
-
-
-def action_dim(space: spaces.Space) -> int:
-    """Length A of the action vectors stored for ``space``."""
-    if isinstance(space, spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, spaces.MultiDiscrete):
-        return int(space.nvec.sum())
-    return int(np.prod(space.shape))
 
 
 def _policy_actions(space: spaces.Space, policy: str, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -253,7 +236,7 @@ def _rollout(env: gym.vector.VectorEnv, space: spaces.Space, policy: str, seed: 
         out["mechanism"].append(info["mechanism"])
         if masks:
             out["masks"].append(info["masks"])
-        out["actions"].append(_action_vectors(space, action))
+        out["actions"].append(action_vectors(np.asarray(action), space))
         out["valid"].append(alive.copy())
         obs, reward, terminated, truncated, info = env.step(action)
         out["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
@@ -420,18 +403,23 @@ class SequenceLoader:
         steps = starts[:, None] + np.arange(self.seq_len)
         shard, local = self._shard_of[episodes], self._local[episodes]
 
-        def take(name: str) -> torch.Tensor:
+        def take(name: str, at: np.ndarray = steps) -> torch.Tensor:
             first = self.arrays[0][name]
             out = np.empty((episodes.size, self.seq_len, *first.shape[2:]), first.dtype)
             for s in np.unique(shard):  # a loop over the few shards touched, not over samples
                 rows = shard == s
-                out[rows] = self.arrays[s][name][local[rows][:, None], steps[rows]]
+                out[rows] = self.arrays[s][name][local[rows][:, None], at[rows]]
             return torch.from_numpy(out)
 
         states = take("states")
         obs = take("pixels").permute(0, 1, 4, 2, 3).float().div_(255.0) if self.mode == "pixels" else states
+        # Action t ended the episode where step t is valid and step t + 1 (within the episode) is not.
+        ep_len = self.arrays[0]["valid"].shape[1]
+        in_episode = torch.from_numpy(steps + 1 < ep_len)
+        ended = take("valid") & in_episode & ~take("valid", np.minimum(steps + 1, ep_len - 1))
         batch = Batch(
-            obs=obs, actions=take("actions"), rewards=take("rewards"), mechanism=take("mechanism"),
+            obs=obs, actions=take("actions"), rewards=take("rewards"), terminations=ended,
+            mechanism=take("mechanism"),
             states=states, masks=take("masks") if "masks" in self.arrays[0] else None,
         )  # fmt: skip
         return batch.to(self.device)
