@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/sample_efficiency.py --out out/sample_efficiency            # small budget
     python benchmarks/sample_efficiency.py --budget tiny --ppo-steps 2048 4096 --seeds 0 --episodes 16
+    python benchmarks/sample_efficiency.py --reuse-model --stages imagined   # on an earlier run's VIM
 
 Stages, each printed as it completes and saved to ``<out>/results.json`` (rewritten atomically
 after every row, so an interrupted run keeps what it measured):
@@ -13,6 +14,8 @@ after every row, so an interrupted run keeps what it measured):
 2. MPC-CEM over VIM scored by the learned heads only, on ``Steer-v0`` and ``SteerHeldout-v0``:
    success rate with its 95% Wilson interval;
 3. PPO on the real env at every budget (smallest first) and seed, evaluated on ``Steer-v0``;
+3b. PPO trained only in imagination (``ImaginedEnv``: learned reward and termination heads),
+   evaluated on both envs;
 4. where PPO's success crosses MPC's (log-linear interpolation between budgets of the mean over
    seeds), with a 95% bootstrap interval (episodes resampled within each seed and budget, seeds
    resampled), and the ratio to the steps MPC's model was trained on; ``<out>/sample_efficiency.png``.
@@ -31,8 +34,8 @@ import gymnasium as gym
 import numpy as np
 
 from vim_world.agents import CEM, ImaginationReturns, MPCAgent
-from vim_world.agents.baselines import train_ppo_real
-from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, head_errors, run_episodes
+from vim_world.agents.baselines import train_ppo_imagined, train_ppo_real
+from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes
 from vim_world.data import collect
 from vim_world.envs import STEER_ACTIONS
 from vim_world.imagination import Imagination
@@ -110,22 +113,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="out/sample_efficiency")
-    parser.add_argument("--budget", default="small", choices=sorted(BUDGETS))
-    parser.add_argument("--ppo-steps", type=int, nargs="+", default=[8192, 12288, 16384, 24576, 32768, 65536])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per agent and env")
-    parser.add_argument("--skip-ppo", action="store_true", help="stages 1 and 2 only")
-    args = parser.parse_args()
-    b = BUDGETS[args.budget]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
-    results: dict[str, Any] = {"args": vars(args), "seconds": {}}
-    clock = time.perf_counter()
-
+def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
+    """Collect Steer data and a held-out set, train VIM, and record the heads' held-out errors."""
     data = collect(CONTROL_ENVS[0], out / "steer_data", episodes=b.data_episodes, episode_len=b.episode_len,
                    seed=0, num_envs=min(64, b.data_episodes), env_kwargs={"obs_size": 32}, overwrite=True)
     held_out = collect(CONTROL_ENVS[0], out / "steer_heldout", episodes=256, episode_len=b.episode_len,
@@ -135,25 +124,63 @@ def main() -> None:
     im = Imagination.from_checkpoint(run.out, device="cpu")
     results["model"] = {"real_steps": b.data_episodes * b.episode_len, "train_steps": b.train_steps,
                         "held_out": head_errors(im, held_out)}
-    results["seconds"]["model"] = round(time.perf_counter() - clock, 1)
-    print("heads on held-out data:", json.dumps(results["model"]), flush=True)
-    save(results, path)
+    return im
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="out/sample_efficiency")
+    parser.add_argument("--budget", default="small", choices=sorted(BUDGETS))
+    parser.add_argument("--ppo-steps", type=int, nargs="+", default=[8192, 12288, 16384, 24576, 32768, 65536])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per agent and env")
+    parser.add_argument("--stages", nargs="+", default=["mpc", "imagined", "ppo"], choices=["mpc", "imagined", "ppo"],
+                        help="stages after the world model (ppo needs mpc)")
+    parser.add_argument("--reuse-model", action="store_true",
+                        help="use the VIM of an earlier run in <out>/vim_run instead of training one")
+    args = parser.parse_args()
+    b = BUDGETS[args.budget]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ("results.json" if not args.reuse_model else f"results_{'_'.join(args.stages)}.json")
+    results: dict[str, Any] = {"args": vars(args), "seconds": {}}
+    clock = time.perf_counter()
+    if args.reuse_model:
+        im = Imagination.from_checkpoint(out / "vim_run", device="cpu")
+        results["model"] = {"real_steps": b.data_episodes * b.episode_len, "train_steps": b.train_steps}
+    else:
+        im = world_model(b, out, results)
+        results["seconds"]["model"] = round(time.perf_counter() - clock, 1)
+        print("heads on held-out data:", json.dumps(results["model"]), flush=True)
+        save(results, path)
 
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
-    results["mpc"] = {}
     outcomes_mpc = None
-    for env_id in CONTROL_ENVS:
+    if "mpc" in args.stages:
+        results["mpc"] = {}
+        for env_id in CONTROL_ENVS:
+            clock = time.perf_counter()
+            k = gym.spec(env_id).kwargs["num_objects"] + 2
+            model = ImaginationReturns(im.for_num_objects(k), space, n_samples=b.samples)
+            agent = MPCAgent(CEM(b.horizon, b.candidates, iterations=b.iterations), model, seed=0,
+                             warm_start=b.warm_start)
+            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
+            outcomes_mpc = stats.successes if outcomes_mpc is None else outcomes_mpc
+            results["mpc"][env_id] = {**stats.summary(), "seconds": round(time.perf_counter() - clock, 1)}
+            print("MPC (learned heads)", env_id, json.dumps(results["mpc"][env_id]), flush=True)
+            save(results, path)
+    if "imagined" in args.stages:
         clock = time.perf_counter()
-        k = gym.spec(env_id).kwargs["num_objects"] + 2
-        model = ImaginationReturns(im.for_num_objects(k), space, n_samples=b.samples)
-        agent = MPCAgent(CEM(b.horizon, b.candidates, iterations=b.iterations), model, seed=0,
-                         warm_start=b.warm_start)
-        stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
-        outcomes_mpc = stats.successes if outcomes_mpc is None else outcomes_mpc
-        results["mpc"][env_id] = {**stats.summary(), "seconds": round(time.perf_counter() - clock, 1)}
-        print("MPC (learned heads)", env_id, json.dumps(results["mpc"][env_id]), flush=True)
+        agent = train_ppo_imagined(im, CONTROL_ENVS[0], b.ppo_imagined_steps,
+                                   real_steps=results["model"]["real_steps"], n_envs=b.ppo_envs, seed=0)
+        results["imagined"] = {}
+        for env_id in CONTROL_ENVS:
+            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, num_objects=im.config.num_slots)
+            results["imagined"][env_id] = {**stats.summary(), "imagined_steps": b.ppo_imagined_steps}
+            print("PPO in imagination (learned heads)", env_id, json.dumps(results["imagined"][env_id]), flush=True)
+        results["seconds"]["imagined"] = round(time.perf_counter() - clock, 1)
         save(results, path)
-    if args.skip_ppo:
+    if "ppo" not in args.stages or outcomes_mpc is None:
         return
 
     results["ppo"] = []
