@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,11 @@ def main() -> None:
                         help="stages after the world model (ppo needs mpc)")
     parser.add_argument("--reuse-model", action="store_true",
                         help="use the VIM of an earlier run in <out>/vim_run instead of training one")
+    parser.add_argument("--iterations", type=int, default=None, help="CEM iterations (default: the budget's)")
     args = parser.parse_args()
     b = BUDGETS[args.budget]
+    if args.iterations is not None:
+        b = replace(b, iterations=args.iterations)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("results.json" if not args.reuse_model else f"results_{'_'.join(args.stages)}.json")
