@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from vim_world.batch import Batch
@@ -69,3 +70,18 @@ def test_vim_trains_reward_and_termination_heads_from_the_batch():
     assert model.task_heads.out[-1].weight.grad[1].abs().sum() > 0  # the termination output learns
     z, a = torch.randn(5, 3, cfg.latent_size), torch.randn(5, 2)
     assert model.reward(z, a).shape == model.termination_logit(z, a).shape == (5,)
+
+
+def test_batches_mark_the_action_that_ended_an_episode(tmp_path):
+    from vim_world.data import SequenceLoader, collect, open_dataset
+
+    path = collect("VimWorld/Steer-v0", tmp_path / "d", episodes=128, episode_len=60, seed=3, num_envs=64,
+                   env_kwargs={"obs_size": 32})
+    dataset = open_dataset(path)
+    valid = np.concatenate([dataset.load_shard(i)["valid"] for i in range(len(dataset.shard_dirs))])
+    ended = valid[:, :-1] & ~valid[:, 1:]  # (E, T - 1): action t ended episode e
+    assert ended.sum() >= 1
+    batch = next(iter(SequenceLoader(dataset, batch_size=128, seq_len=60, mode="state")))
+    np.testing.assert_array_equal(batch.terminations[:, :-1].numpy(), ended)
+    assert not batch.terminations[:, -1].any()
+    assert (batch.rewards[batch.terminations] > 0.5).all()  # the success bonus was paid
