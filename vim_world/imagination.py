@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vim_world.actions import action_vectors
+from vim_world.actions import action_vectors  # noqa: F401  (re-exported: part of this API)
 from vim_world.model import VIM, VIMConfig
 from vim_world.model.distributions import sample_categorical, soft_clamp_log_std
 from vim_world.model.modules import ModuleBank
@@ -85,11 +85,11 @@ class Rollout:
         selections: ``(*L, T, K)`` int64 module that drove each object at each step.
         probs: ``(*L, T, K, M)`` switching-prior probabilities the selections were drawn from.
         rewards: ``(*L, T)`` predicted reward of each action, or None without a reward head.
-        terminations: ``(*L, T)`` predicted probability that the episode terminates after each
-            action (the termination head), or None without a reward head.
         obs: ``(*L, T, K, S)`` decoded states or ``(*L, T, C_img, H, W)`` frames, or None when
             not decoded.
         masks: ``(*L, T, K, H, W)`` per-slot alpha masks (pixel models, when decoded), else None.
+        terminations: ``(*L, T)`` predicted probability that the episode terminates after each
+            action (the termination head), or None without a reward head.
     """
 
     z: Tensor
