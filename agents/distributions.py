@@ -54,6 +54,12 @@ class CategoricalSequence:
         new = torch.einsum("be,behpv->bhpv", weights, onehot)
         return CategoricalSequence(keep * self.probs + (1.0 - keep) * new, self.discrete)
 
+    def shifted(self, steps: int, broad: CategoricalSequence, explore: float) -> CategoricalSequence:
+        """Warm start for the next decision: drop the first ``steps`` steps, append the last ``steps``
+        from ``broad``, and mix ``explore`` of ``broad`` into every step."""
+        probs = torch.cat([self.probs[:, steps:], broad.probs[:, -steps:]], 1)
+        return CategoricalSequence((1.0 - explore) * probs + explore * broad.probs, self.discrete)
+
     def mode(self) -> Tensor:
         """Most likely sequence ``(B, H)`` or ``(B, H, P)``."""
         best = self.probs.argmax(-1)
@@ -102,6 +108,13 @@ class GaussianSequence:
         if fit_std:
             std = keep * self.std + (1.0 - keep) * ((w * (actions - mean.unsqueeze(1)) ** 2).sum(1)).sqrt()
         return GaussianSequence(keep * self.mean + (1.0 - keep) * mean, std, self.low, self.high)
+
+    def shifted(self, steps: int, broad: GaussianSequence, explore: float) -> GaussianSequence:
+        """Warm start for the next decision (as PlaNet and mbrl-lib): the mean shifted by ``steps``
+        with ``broad``'s mean appended, and ``broad``'s std (``explore`` is unused: the std is
+        reset, which is already the broadest exploration)."""
+        mean = torch.cat([self.mean[:, steps:], broad.mean[:, -steps:]], 1)
+        return GaussianSequence(mean, broad.std, self.low, self.high)
 
     def mode(self) -> Tensor:
         """The mean sequence ``(B, H, *shape)``."""

@@ -54,28 +54,48 @@ class EpisodeStats:
     successes: np.ndarray
 
     def summary(self) -> dict[str, float]:
-        return {"success_rate": float(self.successes.mean()), "mean_return": float(self.returns.mean()),
-                "std_return": float(self.returns.std())}
+        """Success rate with its 95% Wilson interval, and the mean and std of the returns."""
+        low, high = success_interval(int(self.successes.sum()), self.successes.size)
+        return {"success_rate": float(self.successes.mean()), "success_low": low, "success_high": high,
+                "mean_return": float(self.returns.mean()), "std_return": float(self.returns.std())}
+
+
+def success_interval(successes: int, episodes: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a success rate (``successes`` of ``episodes``)."""
+    from scipy.stats import binomtest
+
+    if episodes < 1 or not 0 <= successes <= episodes:
+        raise ValueError(f"need 0 <= successes <= episodes and episodes >= 1, got {successes} of {episodes}")
+    ci = binomtest(successes, episodes).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def run_episodes(agent: Agent, env_id: str, episodes: int, *, seed: int = 0,
-                 env_kwargs: dict[str, Any] | None = None, num_objects: int | None = None) -> EpisodeStats:
+                 env_kwargs: dict[str, Any] | None = None, num_objects: int | None = None,
+                 progress: bool = False) -> EpisodeStats:
     """One episode in each of ``episodes`` real envs (env i seeded ``seed + i``), state observations.
 
     ``num_objects``: show the agent only the first objects (for fixed-input policies).
+    ``progress``: a tqdm bar over the steps (at most the env's ``max_episode_steps``).
     """
+    from tqdm.auto import tqdm
+
     env = gym.make_vec(env_id, num_envs=episodes, obs_mode="state", **(env_kwargs or {}))
     obs, _ = env.reset(seed=seed)
     agent.reset()
     returns = np.zeros(episodes)
     successes = np.zeros(episodes, bool)
     running = np.ones(episodes, bool)
+    bar = tqdm(total=gym.spec(env_id).max_episode_steps, desc=f"{env_id} ({episodes} episodes)",
+               unit="step", disable=not progress, leave=False)
     while running.any():
+        bar.update()
         actions = agent.act(obs[:, :num_objects])
         obs, reward, terminated, truncated, info = env.step(actions)
         returns += np.where(running, reward, 0.0)
         successes |= running & terminated
         running &= ~(terminated | truncated)
+    bar.close()
     env.close()
     return EpisodeStats(returns, successes)
 
@@ -93,6 +113,7 @@ class Budget:
         candidates, samples, horizon, iterations: the CEM planner of the MPC agent.
         ppo_envs: parallel envs of every PPO run (each PPO update uses ``256 * ppo_envs`` steps).
         replan_every: the MPC agent re-plans every this many steps.
+        warm_start: the MPC agent starts each search from its previous one, shifted one step.
     """
 
     data_episodes: int
@@ -107,6 +128,7 @@ class Budget:
     iterations: int = 3
     ppo_envs: int = 8
     replan_every: int = 1
+    warm_start: bool = True
 
 
 BUDGETS: dict[str, Budget] = {
@@ -160,7 +182,7 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     def mpc(num_objects: int, reward_fn: Callable | None = None) -> MPCAgent:
         model = ImaginationReturns(imagination.for_num_objects(num_objects), space, n_samples=b.samples,
                                    reward_fn=reward_fn)
-        return MPCAgent(planner, model, replan_every=b.replan_every, seed=seed)
+        return MPCAgent(planner, model, replan_every=b.replan_every, seed=seed, warm_start=b.warm_start)
 
     ppo_imagined = train_ppo_imagined(imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps,
                                       n_envs=b.ppo_envs, seed=seed)
@@ -181,7 +203,8 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     for env_id in CONTROL_ENVS:
         num_objects = gym.spec(env_id).kwargs["num_objects"] + 2  # + goal zone and agent
         for name, steps, make, visible in agents:
-            stats = run_episodes(make(num_objects), env_id, b.eval_episodes, seed=seed + 100_000, num_objects=visible)
+            stats = run_episodes(make(num_objects), env_id, b.eval_episodes, seed=seed + 100_000, num_objects=visible,
+                                 progress=progress)
             rows.append({"agent": name, "env": env_id, "real_steps": steps, **stats.summary()})
     lap("evaluate")
 
@@ -219,9 +242,10 @@ def steps_ratios(rows: list[dict[str, Any]], baseline: str = "PPO (real env)") -
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| env | agent | real steps | success rate | return (mean ± std) |", "|---|---|---:|---:|---:|"]
+    lines = ["| env | agent | real steps | success rate [95% CI] | return (mean ± std) |", "|---|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['agent']} | {r['real_steps']} | {r['success_rate']:.2f} | "
+        lines.append(f"| {r['env']} | {r['agent']} | {r['real_steps']} | {r['success_rate']:.2f} "
+                     f"[{r['success_low']:.2f}, {r['success_high']:.2f}] | "
                      f"{r['mean_return']:.2f} ± {r['std_return']:.2f} |")
     return "\n".join(lines)
 
@@ -253,3 +277,57 @@ def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def bootstrap_interval(values: np.ndarray, *, resamples: int = 2000, seed: int = 0,
+                       confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values (E,)`` (e.g. one value per window)."""
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or values.size < 2:
+        raise ValueError(f"need a 1-D array of at least 2 values, got shape {values.shape}")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(1)
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def head_errors(imagination: Imagination, data: str | Path, *, seq_len: int = 10,
+                batch_size: int = 64) -> dict[str, Any]:
+    """The reward and termination heads on a (held-out) data set, read from each step's encoded state.
+
+    Per episode window (the first ``seq_len`` steps of every episode with that many valid ones):
+    the reward heads' mean squared error, and the termination head's Brier score and its accuracy
+    at 0.5 (terminations are rare: the accuracy of always saying "continues" is reported beside
+    it). Means over windows with 95% bootstrap intervals; ``reward_variance`` is the rewards'
+    variance, the MSE of predicting their mean.
+    """
+    from vim_world.data import SequenceLoader, open_dataset
+
+    import torch
+
+    model = imagination.model
+    loader = SequenceLoader(open_dataset(data), batch_size=batch_size, seq_len=seq_len, mode="state",
+                            device=imagination.device)
+    mse, brier, correct, base, rewards = [], [], [], [], []
+    with torch.inference_mode():
+        for batch in loader:
+            post = model.observe(batch)
+            z, a = post.z_mean.flatten(0, 1), batch.actions.flatten(0, 1)
+            b, t = batch.rewards.shape
+            reward = model.reward(z, a).reshape(b, t)
+            ends = model.termination_logit(z, a).sigmoid().reshape(b, t)
+            target = batch.terminations.float()
+            mse.append(((reward - batch.rewards) ** 2).mean(1))
+            brier.append(((ends - target) ** 2).mean(1))
+            correct.append(((ends > 0.5).float() == target).float().mean(1))
+            base.append((target == 0).float().mean(1))
+            rewards.append(batch.rewards.flatten())
+    out: dict[str, Any] = {"windows": int(sum(len(m) for m in mse)),
+                           "reward_variance": float(torch.cat(rewards).var())}
+    for name, parts in (("reward_mse", mse), ("termination_brier", brier), ("termination_accuracy", correct),
+                        ("termination_accuracy_always_continue", base)):
+        values = torch.cat(parts).double().cpu().numpy()
+        out[name] = float(values.mean())
+        out[f"{name}_ci"] = bootstrap_interval(values)
+    return out

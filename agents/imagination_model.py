@@ -9,15 +9,19 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from vim_world.imagination import Imagination, LatentState, action_vectors, observations_to_tensor
+from vim_world.actions import action_vectors
+from vim_world.imagination import Imagination, LatentState, observations_to_tensor
 
 
 class ImaginationReturns:
     """Returns of candidate action sequences under a VIM's sampled futures and reward head.
 
-    A candidate's return in one future is ``sum_t discount^t * r_t`` over the horizon, with
-    ``r_t = R(z_t, a_t)`` from the reward head, or ``r_t = reward_fn(x_t, x_{t+1})`` on decoded
-    states when a known task reward is given (e.g. :func:`~vim_world.agents.tasks.steer_reward`).
+    A candidate's return in one future is ``sum_t discount^t * alive_t * r_t`` over the horizon,
+    with ``r_t = R(z_t, a_t)`` from the reward head and ``alive_t = prod_{s<t} (1 - p_s)`` the
+    probability, from the termination head's ``p_s``, that the episode has not ended before step
+    t (the learned heads alone); or ``r_t = reward_fn(x_t, x_{t+1})`` on decoded states when a
+    known task reward is given (e.g. :func:`~vim_world.agents.tasks.steer_reward`; then
+    ``alive_t = 1``).
 
     Args:
         imagination: the world model (with ``action_dim > 0`` and a reward head).
@@ -52,7 +56,8 @@ class ImaginationReturns:
             rollout = self.imagination.rollout(states, vectors, n_samples=self.n_samples, generator=generator,
                                                sample_z=self.sample_z, decode=self.reward_fn is not None)
             if self.reward_fn is None:
-                rewards = rollout.rewards  # (B, C, N, H)
+                alive = torch.cumprod(1.0 - rollout.terminations, -1)
+                rewards = rollout.rewards * torch.cat([torch.ones_like(alive[..., :1]), alive[..., :-1]], -1)
             else:
                 first, _ = self.imagination.decode(states.z)  # (B, K, S)
                 first = first[:, None, None, None].expand(*rollout.obs.shape[:3], 1, *first.shape[1:])

@@ -27,10 +27,13 @@ class Plan:
     Attributes:
         actions: ``(B, H, ...)`` actions in the space's format.
         score: ``(B,)`` its aggregated return.
+        distribution: the search distribution after the last refit (the start distribution for
+            random shooting); a warm start for the next decision.
     """
 
     actions: Tensor
     score: Tensor
+    distribution: SequenceDistribution
 
 
 class _Best:
@@ -53,9 +56,9 @@ class _Best:
         self.actions = torch.where(mask, top_actions, self.actions)
         self.score = torch.where(better, top_score, self.score)
 
-    def plan(self) -> Plan:
+    def plan(self, distribution: SequenceDistribution) -> Plan:
         assert self.actions is not None and self.score is not None
-        return Plan(self.actions, self.score)
+        return Plan(self.actions, self.score, distribution)
 
 
 class Planner(ABC):
@@ -78,21 +81,27 @@ class Planner(ABC):
         return aggregate_returns(model.returns(states, actions, generator), self.risk)
 
     def start(self, model: ReturnModel, batch: int) -> SequenceDistribution:
+        """The broad distribution a search without a warm start begins from."""
         return initial_distribution(model.action_space, batch, self.horizon, model.device)
 
     @abstractmethod
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator) -> Plan:
-        """The best sequence for each of ``batch`` start states ``states``."""
+    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator,
+             init: SequenceDistribution | None = None) -> Plan:
+        """The best sequence for each of ``batch`` start states ``states``; the search begins
+        from ``init`` (a warm start, e.g. the previous plan's distribution shifted by one step)
+        or, when None, from :meth:`start`."""
 
 
 class RandomShooting(Planner):
     """Score C sequences drawn from the broad initial distribution; keep the best."""
 
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator) -> Plan:
-        actions = self.start(model, batch).sample(self.num_candidates, generator)
+    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator,
+             init: SequenceDistribution | None = None) -> Plan:
+        dist = self.start(model, batch) if init is None else init
+        actions = dist.sample(self.num_candidates, generator)
         best = _Best()
         best.update(actions, self.score(model, states, actions, generator))
-        return best.plan()
+        return best.plan(dist)
 
 
 class _IterativePlanner(Planner):
@@ -100,15 +109,16 @@ class _IterativePlanner(Planner):
 
     iterations: int
 
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator) -> Plan:
-        dist = self.start(model, batch)
+    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator,
+             init: SequenceDistribution | None = None) -> Plan:
+        dist = self.start(model, batch) if init is None else init
         best = _Best()
         for _ in range(self.iterations):
             actions = dist.sample(self.num_candidates, generator)
             scores = self.score(model, states, actions, generator)
             best.update(actions, scores)
             dist = self.refit(dist, actions, scores)
-        return best.plan()
+        return best.plan(dist)
 
     @abstractmethod
     def refit(self, dist: SequenceDistribution, actions: Tensor, scores: Tensor) -> SequenceDistribution:

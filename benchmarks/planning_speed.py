@@ -10,7 +10,9 @@ Imagination throughput is imagined object-steps per second of :meth:`Imagination
 (``B * C * N * T * K`` per call, rewards included, no decoding) next to the same rollout through
 ``VIM.prior_step`` (every module on every object). Planner decisions are full ``plan`` calls of
 random shooting, CEM and MPPI for one start state on a randomly initialised model of the Steer
-task's sizes (speed does not depend on training).
+task's sizes (speed does not depend on training), and warm-started CEM decisions as
+:class:`~vim_world.agents.MPCAgent` takes them after its first (the previous search's
+distribution shifted by one step).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Callable
 import gymnasium as gym
 import torch
 
+from vim_world.actions import action_vectors
 from vim_world.agents import CEM, MPPI, ImaginationReturns, RandomShooting
 from vim_world.envs import STATE_FEATURES, STEER_ACTIONS
 from vim_world.imagination import Imagination, LatentState
@@ -50,7 +53,7 @@ def prior_step_rollout(im: Imagination, state: LatentState, actions: torch.Tenso
     c = state.c.repeat_interleave(actions.shape[1] * samples, 0)
     flat = actions.unsqueeze(2).expand(-1, -1, samples, -1, -1).reshape(-1, *actions.shape[2:])
     for t in range(flat.shape[1]):
-        im.model.reward(z, flat[:, t])
+        im.model.task(z, flat[:, t])
         z, c, _ = im.model.prior_step(z, c, flat[:, t])
 
 
@@ -60,13 +63,13 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
     z = torch.randn(batch, cfg.num_slots, cfg.latent_dim, device=device)
     c = torch.randint(0, cfg.num_modules, (batch, cfg.num_slots), device=device)
     onehot = torch.nn.functional.one_hot(c, cfg.num_modules).float()
-    a = torch.nn.functional.one_hot(torch.randint(0, cfg.action_dim, (batch,), device=device), cfg.action_dim).float()
+    a = action_vectors(torch.randint(0, cfg.action_dim, (batch,), device=device), gym.spaces.Discrete(cfg.action_dim))
     probs = torch.full((batch, cfg.num_slots, cfg.num_modules), 1.0 / cfg.num_modules, device=device)
     parts = {
         "switching prior": lambda: im.model.switching_prior(z, onehot, a),
         "sampling selections": lambda: sample_categorical(probs),
         "selected modules": lambda: im.model.transitions.selected(z, a, c),
-        "reward head": lambda: im.model.reward(z, a),
+        "task heads (reward, termination)": lambda: im.model.task(z, a),
         "Imagination.step (all of it)": lambda: im.step(LatentState(z, c), a),
     }
     return [(f"one step: {name} ({batch} futures)", "", f"{timed(fn, device, repeats) * 1e3:.1f} ms")
@@ -82,7 +85,7 @@ def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str
     c, n, h, k = args.candidates, args.samples, args.horizon, cfg.num_slots
     state = LatentState(torch.randn(1, k, cfg.latent_dim, device=device),
                         torch.full((1, k), -1, dtype=torch.long, device=device))
-    actions = torch.nn.functional.one_hot(torch.randint(0, space.n, (1, c, h), device=device), space.n).float()
+    actions = action_vectors(torch.randint(0, space.n, (1, c, h), device=device), space)
     object_steps = c * n * h * k
     rows = []
     with torch.inference_mode():
@@ -101,7 +104,26 @@ def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str
         generator = torch.Generator(device=device).manual_seed(0)
         s = timed(lambda: planner.plan(model, state, 1, generator), device, args.repeats)
         rows.append((f"{name} decision ({c}x{n}x{h})", f"{1 / s:.2f} decisions/s", f"{s * 1e3:.0f} ms"))
+    for iterations in (1, 2):
+        s = timed(warm_decision(model, CEM(h, c, iterations=iterations), state, device), device, args.repeats)
+        rows.append((f"CEM warm-started ({iterations} iteration{'s' * (iterations > 1)}) decision ({c}x{n}x{h})",
+                     f"{1 / s:.2f} decisions/s", f"{s * 1e3:.0f} ms"))
     return rows
+
+
+def warm_decision(model: ImaginationReturns, planner: CEM, state: LatentState,
+                  device: torch.device) -> Callable[[], object]:
+    """One MPC decision as :class:`MPCAgent` takes it after the first: the search starts from the
+    previous decision's distribution shifted by one step (with 0.2 of the broad one mixed in)."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    broad = planner.start(model, 1)
+    previous = planner.plan(model, state, 1, generator).distribution
+
+    def decide() -> None:
+        nonlocal previous
+        previous = planner.plan(model, state, 1, generator, previous.shifted(1, broad, 0.2)).distribution
+
+    return decide
 
 
 def main() -> None:

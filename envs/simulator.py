@@ -22,6 +22,32 @@ STEER_COLLISION_COST = 0.5
 STEER_SUCCESS_REWARD = 1.0
 
 
+# The steer task's rules, in one place. Written with operators only (indexing, arithmetic,
+# comparison), so the same formula runs on numpy arrays here and on torch tensors in planners
+# that score decoded imagined states.
+
+def goal_distance(positions):
+    """Distance from the agent's centre to the goal zone's: ``(..., K, >= 2)`` positions (state
+    features start with x, y) -> ``(...)``."""
+    offset = positions[..., AGENT, :2] - positions[..., ZONE, :2]
+    return (offset[..., 0] ** 2 + offset[..., 1] ** 2) ** 0.5
+
+
+def steer_success(distance):
+    """The episode is won when the agent's centre is within ``ZONE_SIZE`` of the goal's: bool ``(...)``."""
+    return distance < world.ZONE_SIZE
+
+
+def steer_reward(distance_before, distance_after, bumped=False):
+    """``10 * (d_before - d_after) - 0.01 - 0.5 * bumped + 1[success after]`` -> ``(...)``.
+
+    ``bumped``: the agent collided at this step and not at the previous one (the env knows it;
+    planners on decoded states leave it False).
+    """
+    return (STEER_PROGRESS_SCALE * (distance_before - distance_after) - STEER_STEP_COST
+            - STEER_COLLISION_COST * bumped + STEER_SUCCESS_REWARD * steer_success(distance_after))
+
+
 class Simulator:
     """N worlds with their own random streams.
 
@@ -92,20 +118,12 @@ class Simulator:
 
     def distance_to_goal(self, state: WorldState | None = None) -> np.ndarray:
         """``(N,)`` distance from the agent's centre to the goal zone's (steer task)."""
-        pos = (state or self.state).objects.pos
-        return np.linalg.norm(pos[:, AGENT] - pos[:, ZONE], axis=-1)
+        return goal_distance((state or self.state).objects.pos)
 
     def _steer_reward(self, before: WorldState, after: WorldState) -> tuple[np.ndarray, np.ndarray]:
         d0, d1 = self.distance_to_goal(before), self.distance_to_goal(after)
-        success = d1 < world.ZONE_SIZE
         bumped = after.collision[:, AGENT] & ~before.collision[:, AGENT]
-        reward = (
-            STEER_PROGRESS_SCALE * (d0 - d1)
-            - STEER_STEP_COST
-            - STEER_COLLISION_COST * bumped
-            + STEER_SUCCESS_REWARD * success
-        )
-        return reward, success
+        return steer_reward(d0, d1, bumped), steer_success(d1)
 
     # ------------------------------------------------------------------ observation
 
@@ -140,5 +158,5 @@ class Simulator:
         if self.config.task == "steer":
             distance = self.distance_to_goal()
             info["distance"] = distance
-            info["success"] = distance < world.ZONE_SIZE
+            info["success"] = steer_success(distance)
         return info

@@ -96,6 +96,39 @@ def test_mpc_agent_replans_every_k_steps():
         MPCAgent(CEM(4, 50), model, replan_every=5)
 
 
+def test_shifted_distribution_drops_played_steps_and_keeps_exploring():
+    broad = initial_distribution(spaces.Discrete(3), 2, 4, "cpu")
+    sure = CategoricalSequence(torch.eye(3)[torch.tensor([[0, 1, 2, 0], [2, 2, 1, 1]])][:, :, None], True)
+    warm = sure.shifted(1, broad, explore=0.25)
+    expected = 0.75 * torch.cat([sure.probs[:, 1:], broad.probs[:, :1]], 1) + 0.25 * broad.probs
+    torch.testing.assert_close(warm.probs, expected)
+    assert warm.mode().tolist() == [[1, 2, 0, 0], [2, 1, 1, 0]]
+    box = initial_distribution(spaces.Box(-1.0, 1.0, (1,)), 1, 3, "cpu")
+    moved = GaussianSequence(torch.tensor([[[0.5], [0.7], [0.9]]]), box.std * 0.1, box.low, box.high)
+    warm_box = moved.shifted(2, box, explore=0.2)
+    torch.testing.assert_close(warm_box.mean, torch.tensor([[[0.9], [0.0], [0.0]]]))
+    torch.testing.assert_close(warm_box.std, box.std)
+
+
+def test_warm_started_mpc_plans_from_the_shifted_previous_search():
+    model = PointGoal(spaces.Discrete(3))
+    agent = MPCAgent(CEM(4, 50, iterations=1), model, warm_start=True, explore=0.1)
+    starts = []
+    plan = agent.planner.plan
+    agent.planner.plan = lambda *args: starts.append(args[4]) or plan(*args)
+    obs = STATES.copy()
+    for _ in range(6):
+        action = agent.act(obs)
+        obs[:, 0] += action - 1
+    assert starts[0] is None and all(isinstance(s, CategoricalSequence) for s in starts[1:])
+    np.testing.assert_allclose(obs[:, 0], [5.0, -5.0, 0.0])  # one iteration per step suffices when warm
+    agent.reset()
+    agent.act(STATES)
+    assert starts[-1] is None
+    with pytest.raises(ValueError, match="explore"):
+        MPCAgent(CEM(4, 50), model, explore=1.5)
+
+
 @pytest.mark.parametrize("space", list(SPACES.values()), ids=list(SPACES))
 def test_random_agent_samples_the_space(space):
     actions = RandomAgent(space, seed=0).act(np.zeros((16, 2)))

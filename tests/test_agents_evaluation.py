@@ -6,9 +6,11 @@ import json
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 from vim_world.agents import RandomAgent
-from vim_world.agents.evaluation import Budget, compare_agents, markdown_table, plot_results, run_episodes, steps_ratios
+from vim_world.agents.evaluation import (Budget, compare_agents, markdown_table, plot_results, run_episodes, steps_ratios,
+                                         success_interval)
 
 
 class Greedy:
@@ -33,12 +35,12 @@ def test_run_episodes_scores_one_episode_per_env():
 
 
 ROWS = [
-    {"agent": "random", "env": "E", "real_steps": 0, "success_rate": 0.0, "mean_return": -1.0, "std_return": 1.0},
-    {"agent": "MPC-CEM (VIM)", "env": "E", "real_steps": 100, "success_rate": 0.5, "mean_return": 2.0, "std_return": 1.0},
-    {"agent": "PPO (real env)", "env": "E", "real_steps": 400, "success_rate": 0.2, "mean_return": 1.0, "std_return": 1.0},
-    {"agent": "PPO (real env)", "env": "E", "real_steps": 800, "success_rate": 0.6, "mean_return": 2.5, "std_return": 1.0},
-    {"agent": "MPC-CEM (VIM)", "env": "F", "real_steps": 100, "success_rate": 0.5, "mean_return": 9.0, "std_return": 1.0},
-    {"agent": "PPO (real env)", "env": "F", "real_steps": 800, "success_rate": 0.6, "mean_return": 2.5, "std_return": 1.0},
+    {"agent": "random", "env": "E", "real_steps": 0, "success_rate": 0.0, "success_low": 0.0, "success_high": 1.0, "mean_return": -1.0, "std_return": 1.0},
+    {"agent": "MPC-CEM (VIM)", "env": "E", "real_steps": 100, "success_rate": 0.5, "success_low": 0.0, "success_high": 1.0, "mean_return": 2.0, "std_return": 1.0},
+    {"agent": "PPO (real env)", "env": "E", "real_steps": 400, "success_rate": 0.2, "success_low": 0.0, "success_high": 1.0, "mean_return": 1.0, "std_return": 1.0},
+    {"agent": "PPO (real env)", "env": "E", "real_steps": 800, "success_rate": 0.6, "success_low": 0.0, "success_high": 1.0, "mean_return": 2.5, "std_return": 1.0},
+    {"agent": "MPC-CEM (VIM)", "env": "F", "real_steps": 100, "success_rate": 0.5, "success_low": 0.0, "success_high": 1.0, "mean_return": 9.0, "std_return": 1.0},
+    {"agent": "PPO (real env)", "env": "F", "real_steps": 800, "success_rate": 0.6, "success_low": 0.0, "success_high": 1.0, "mean_return": 2.5, "std_return": 1.0},
 ]
 
 
@@ -48,9 +50,17 @@ def test_steps_ratio_is_the_first_matching_ppo_budget():
     assert ratios["F"] == {"MPC-CEM (VIM)": {"ratio": None, "at_least": 8.0}}
 
 
+def test_success_interval_is_wilson():
+    low, high = success_interval(58, 64)
+    assert low == pytest.approx(0.8102, abs=1e-4) and high == pytest.approx(0.9563, abs=1e-4)  # Wilson, by hand
+    assert success_interval(64, 64)[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="successes"):
+        success_interval(5, 4)
+
+
 def test_table_and_plot(tmp_path):
     table = markdown_table(ROWS)
-    assert table.count("\n") == len(ROWS) + 1 and "| E | MPC-CEM (VIM) | 100 | 0.50 | 2.00 ± 1.00 |" in table
+    assert table.count("\n") == len(ROWS) + 1 and "| E | MPC-CEM (VIM) | 100 | 0.50 [0.00, 1.00] | 2.00 ± 1.00 |" in table
     png = plot_results([{**r, "env": "VimWorld/Steer-v0"} for r in ROWS[:4]], tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -41,12 +41,14 @@ def test_adapter_returns_one_value_per_candidate_and_future(im, use_task_reward)
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
-def test_adapter_sums_discounted_reward_head_outputs(im):
+def test_adapter_sums_discounted_reward_head_outputs_while_the_episode_lasts(im):
     model = ImaginationReturns(im, SPACE, n_samples=2, discount=0.5, sample_z=False)
     states = model.encode(observations(1))
     actions = torch.randint(0, 5, (1, 1, 3))
     rollout = im.rollout(states, torch.nn.functional.one_hot(actions, 5).float(), n_samples=2, sample_z=False, seed=0)
-    expected = (rollout.rewards * torch.tensor([1.0, 0.5, 0.25])).sum(-1)
+    p = rollout.terminations
+    alive = torch.stack([torch.ones_like(p[..., 0]), 1 - p[..., 0], (1 - p[..., 0]) * (1 - p[..., 1])], -1)
+    expected = (rollout.rewards * alive * torch.tensor([1.0, 0.5, 0.25])).sum(-1)
     torch.testing.assert_close(model.returns(states, actions, torch.Generator().manual_seed(0)), expected)
 
 

@@ -11,7 +11,8 @@ from gymnasium.utils.env_checker import check_env
 from vim_world.envs import STATE_FEATURES
 from vim_world.envs.world import AGENT, ZONE
 from vim_world.imagination import Imagination
-from vim_world.imagined_env import ImaginedEnv, ImaginedVectorEnv, steer_success
+from vim_world.envs.simulator import goal_distance, steer_success
+from vim_world.imagined_env import ImaginedEnv, ImaginedVectorEnv
 from vim_world.model import VIM, preset
 
 STEER = "VimWorld/Steer-v0"
@@ -62,6 +63,24 @@ def test_success_rule_terminates_episodes(im):
     assert terminated.tolist() == [True, False, False]
 
 
+def test_termination_head_ends_episodes(im):
+    """Without a success rule, terminations are draws from the termination head: a head whose
+    logit is very large ends every episode, a very small one none."""
+    env = ImaginedVectorEnv(im, STEER, num_envs=5, start_states=8)
+    bias = im.model.task_heads.out[-1].bias  # outputs: reward, termination logit
+    original = bias.detach().clone()
+    try:
+        for value, expected in ((50.0, True), (-50.0, False)):
+            with torch.no_grad():
+                bias[1] = value
+            env.reset(seed=0)
+            _, _, terminated, _, _ = env.step(np.zeros(5, np.int64))
+            assert terminated.tolist() == [expected] * 5
+    finally:
+        with torch.no_grad():
+            bias.copy_(original)
+
+
 def greedy_steer(state: np.ndarray) -> int:
     """Drift along the larger offset to the goal zone (actions: still, up, down, left, right)."""
     dx, dy = state[ZONE, :2] - state[AGENT, :2]
@@ -70,13 +89,13 @@ def greedy_steer(state: np.ndarray) -> int:
     return 2 if dy > 0 else 1
 
 
-def test_steer_success_rule_matches_the_real_env():
+def test_steer_success_rule_on_state_observations_matches_the_real_env():
     env = gym.make(STEER, obs_mode="state")
     obs, info = env.reset(seed=0)
     successes = 0
     for _ in range(150):
         obs, _, terminated, truncated, info = env.step(greedy_steer(obs))
-        assert bool(steer_success(obs[None])[0]) == info["success"]
+        assert bool(steer_success(goal_distance(obs))) == info["success"]
         successes += info["success"]
         if terminated or truncated:
             obs, info = env.reset()

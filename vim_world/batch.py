@@ -21,6 +21,7 @@ class Batch:
             state features (see ``vim_world.envs.STATE_FEATURES``).
         actions: ``(B, T, A)`` float32 (one-hot for discrete actions), or None for passive data.
         rewards: ``(B, T)`` float32, or None.
+        terminations: ``(B, T)`` bool: the episode terminated after ``actions[:, t]``, or None.
         mechanism: ``(B, T, K)`` int64 ground-truth mechanism id of each object, or None.
         states: ``(B, T, K, S)`` float32 ground-truth object state features, or None.
         masks: ``(B, T, K, H, W)`` bool ground-truth object masks, or None.
@@ -29,6 +30,7 @@ class Batch:
     obs: torch.Tensor
     actions: torch.Tensor | None = None
     rewards: torch.Tensor | None = None
+    terminations: torch.Tensor | None = None
     mechanism: torch.Tensor | None = None
     states: torch.Tensor | None = None
     masks: torch.Tensor | None = None

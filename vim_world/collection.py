@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 import vim_world
 import vim_world.envs
+from vim_world.actions import action_dim, action_vectors
 from vim_world.data_format import FORMAT_VERSION, is_dataset
 from vim_world.files import check_replaceable, sha256, staged_directory
 
@@ -68,24 +69,6 @@ def _save_npy(path: Path, array: np.ndarray) -> str:
         f.flush()
         os.fsync(f.fileno())
     return sha256(path)
-
-
-def _action_vectors(space: spaces.Space, actions: np.ndarray) -> np.ndarray:
-    """``(N, ...)`` integer actions -> ``(N, A)`` float32 vectors (one-hot per discrete part)."""
-    if isinstance(space, spaces.Discrete):
-        return np.eye(space.n, dtype=np.float32)[actions]
-    if isinstance(space, spaces.MultiDiscrete):
-        return np.concatenate([np.eye(n, dtype=np.float32)[actions[:, i]] for i, n in enumerate(space.nvec)], -1)
-    return np.asarray(actions, np.float32).reshape(actions.shape[0], -1)
-
-
-def action_dim(space: spaces.Space) -> int:
-    """Length A of the action vectors stored for ``space``."""
-    if isinstance(space, spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, spaces.MultiDiscrete):
-        return int(space.nvec.sum())
-    return int(np.prod(space.shape))
 
 
 def _policy_actions(space: spaces.Space, policy: str, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -272,7 +255,7 @@ def _rollout(env: gym.vector.VectorEnv, space: spaces.Space, policy: str, seed: 
         out["mechanism"].append(info["mechanism"])
         if masks:
             out["masks"].append(info["masks"])
-        out["actions"].append(_action_vectors(space, action))
+        out["actions"].append(action_vectors(np.asarray(action), space))
         out["valid"].append(alive.copy())
         obs, reward, terminated, truncated, info = env.step(action)
         out["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))

@@ -28,9 +28,9 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium import spaces
 from torch import Tensor
 
+from vim_world.actions import action_vectors  # noqa: F401  (re-exported: part of this API)
 from vim_world.model import VIM, VIMConfig
 from vim_world.model.distributions import sample_categorical, soft_clamp_log_std
 from vim_world.model.modules import ModuleBank
@@ -112,6 +112,8 @@ class Rollout:
         obs: ``(*L, T, K, S)`` decoded states or ``(*L, T, C_img, H, W)`` frames, or None when
             not decoded.
         masks: ``(*L, T, K, H, W)`` per-slot alpha masks (pixel models, when decoded), else None.
+        terminations: ``(*L, T)`` predicted probability that the episode terminates after each
+            action (the termination head), or None without a reward head.
     """
 
     z: Tensor
@@ -120,6 +122,7 @@ class Rollout:
     rewards: Tensor | None
     obs: Tensor | None
     masks: Tensor | None
+    terminations: Tensor | None = None
 
     @property
     def last_state(self) -> LatentState:
@@ -311,11 +314,13 @@ class Imagination:
         repeat = int(torch.Size(lead[1:]).numel())  # futures per context: C * N
         z = state.z.repeat_interleave(repeat, 0)
         c = state.c.repeat_interleave(repeat, 0)
-        zs, cs, ps, rs = [], [], [], []
+        zs, cs, ps, rs, ds = [], [], [], [], []
         for t in range(horizon):
             a_t = None if actions is None else actions[:, t]
-            if self.model.reward_net is not None:
-                rs.append(self.model.reward(z, a_t))
+            if self.model.task_heads is not None:
+                reward, logit = self.model.task(z, a_t)
+                rs.append(reward)
+                ds.append(logit.sigmoid())
             forced = torch.where(plan[t] == HOLD, c, plan[t]).expand_as(c)
             nxt, p = self.step(LatentState(z, c), a_t, forced, generator, sample_z)
             z, c = nxt.z, nxt.c
@@ -331,6 +336,7 @@ class Imagination:
             rewards=torch.stack(rs, 1).reshape(*lead, horizon) if rs else None,
             obs=obs,
             masks=masks,
+            terminations=torch.stack(ds, 1).reshape(*lead, horizon) if ds else None,
         )
 
     def counterfactual(
@@ -390,25 +396,6 @@ class Imagination:
         lead = (b, *cands, n_samples)
         flat = actions.to(self.device, state.z.dtype).unsqueeze(-3).expand(*lead, t, a)
         return t, flat.reshape(-1, t, a), lead
-
-
-def action_vectors(actions: Tensor, space: spaces.Space) -> Tensor:
-    """Actions of ``space`` -> float32 vectors ``(..., A)``, as stored in data sets.
-
-    ``Discrete(n)``: int ``(...)`` -> one-hot ``(..., n)``; ``MultiDiscrete(nvec)``: int
-    ``(..., P)`` -> concatenated one-hots ``(..., sum(nvec))``; ``Box``: ``(..., *shape)`` ->
-    flattened ``(..., prod(shape))``.
-    """
-    if isinstance(space, spaces.Discrete):
-        return F.one_hot(actions.long() - int(space.start), int(space.n)).float()
-    if isinstance(space, spaces.MultiDiscrete):
-        if space.nvec.ndim != 1:
-            raise ValueError(f"only 1-D MultiDiscrete spaces are supported, got nvec {space.nvec.shape}")
-        parts = [F.one_hot(actions[..., i].long(), int(n)) for i, n in enumerate(space.nvec)]
-        return torch.cat(parts, -1).float()
-    if isinstance(space, spaces.Box):
-        return actions.float().flatten(actions.dim() - len(space.shape))
-    raise TypeError(f"unsupported action space {space}")
 
 
 def observations_to_tensor(observations: np.ndarray, config: VIMConfig,

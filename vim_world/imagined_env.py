@@ -4,7 +4,8 @@
 is its single-env case. Start states are real env resets encoded by the model (a pool drawn once
 at construction: imagined training uses no real environment steps); each step samples the
 switching prior and the selected modules, the reward comes from the reward head, an episode
-terminates when the task's success rule holds on the decoded state, and is truncated after the
+terminates when a draw from the termination head says so (or a given success rule holds on the
+decoded state), and is truncated after the
 real task's ``max_episode_steps``. Observations are decoded and clipped into the real env's
 observation space, so a policy trained here acts in the real env unchanged.
 """
@@ -20,20 +21,15 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from vim_world.actions import action_vectors
 from vim_world.envs import raster
 from vim_world.envs.config import KINDS
 from vim_world.envs.env import RENDER_FPS
-from vim_world.envs.world import AGENT, STATE_FEATURES, ZONE, ZONE_SIZE
-from vim_world.imagination import Imagination, LatentState, action_vectors, observations_to_tensor
+from vim_world.envs.world import STATE_FEATURES
+from vim_world.imagination import Imagination, LatentState, observations_to_tensor
 
 SuccessRule = Callable[[np.ndarray], np.ndarray]
 """Decoded observations ``(N, ...)`` -> ``(N,)`` bool: the episode is won."""
-
-
-def steer_success(states: np.ndarray) -> np.ndarray:
-    """The steer task's rule on state observations ``(N, K, S)``: the agent's centre is within
-    ``ZONE_SIZE`` of the goal zone's."""
-    return np.linalg.norm(states[:, AGENT, :2] - states[:, ZONE, :2], axis=-1) < ZONE_SIZE
 
 
 def frames_from_states(states: np.ndarray, res: int) -> np.ndarray:
@@ -55,8 +51,8 @@ class ImaginedVectorEnv(VectorEnv):
         num_envs: N.
         env_kwargs: options of the real env (``obs_mode`` is set from the model's input mode).
         max_episode_steps: truncation; defaults to the real task's.
-        success: termination rule on decoded observations; defaults to :func:`steer_success`
-            for state models of a steer task, else episodes only truncate.
+        success: a known termination rule on decoded observations (e.g. the task's own); None
+            (the default) draws terminations from the model's termination head.
         start_states: size of the pool of encoded real resets episodes start from.
         sample_z: sample module noise (False: each module's mean).
         seed: seeds the real resets of the pool.
@@ -82,7 +78,6 @@ class ImaginedVectorEnv(VectorEnv):
             kwargs["obs_size"] = cfg.image_size
         real = gym.make_vec(env_id, num_envs=start_states, **kwargs)
         start_obs, _ = real.reset(seed=seed)
-        task = real.unwrapped.config.task if hasattr(real.unwrapped, "config") else None
         self.single_observation_space = real.single_observation_space
         self.single_action_space = real.single_action_space
         self.render_size = real.unwrapped.config.render_size if hasattr(real.unwrapped, "config") else 256
@@ -94,8 +89,6 @@ class ImaginedVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.max_episode_steps = max_episode_steps or gym.spec(env_id).max_episode_steps
-        if success is None and task == "steer" and cfg.input_mode == "state":
-            success = steer_success
         self.success, self.sample_z = success, sample_z
         device = imagination.device
         with torch.no_grad():
@@ -153,11 +146,13 @@ class ImaginedVectorEnv(VectorEnv):
             raise ValueError(f"invalid actions {actions!r} for {self.num_envs} envs of {self.single_action_space}")
         im, device = self.imagination, self.imagination.device
         a = action_vectors(torch.as_tensor(actions, device=device), self.single_action_space)
-        rewards = im.model.reward(self._state.z, a).double().cpu().numpy()
+        reward, logit = im.model.task(self._state.z, a)
+        rewards = reward.double().cpu().numpy()
+        ends = torch.bernoulli(logit.sigmoid(), generator=self._generator)
         nxt, _ = im.step(self._state, a, generator=self._generator, sample_z=self.sample_z)
         z, c = nxt.z, nxt.c
         obs = self._observations(z)
-        terminated = self.success(obs) if self.success is not None else np.zeros(self.num_envs, bool)
+        terminated = self.success(obs) if self.success is not None else ends.bool().cpu().numpy()
         self._elapsed += 1
         truncated = ~terminated & (self._elapsed >= self.max_episode_steps)
 

@@ -167,18 +167,23 @@ class SequenceLoader:
         steps = starts[:, None] + np.arange(self.seq_len)
         shard, local = self._shard_of[episodes], self._local[episodes]
 
-        def take(name: str) -> torch.Tensor:
+        def take(name: str, at: np.ndarray = steps) -> torch.Tensor:
             first = self.arrays[0][name]
             out = np.empty((episodes.size, self.seq_len, *first.shape[2:]), first.dtype)
             for s in np.unique(shard):  # a loop over the few shards touched, not over samples
                 rows = shard == s
-                out[rows] = self.arrays[s][name][local[rows][:, None], steps[rows]]
+                out[rows] = self.arrays[s][name][local[rows][:, None], at[rows]]
             return torch.from_numpy(out)
 
         states = take("states")
         obs = take("pixels").permute(0, 1, 4, 2, 3).float().div_(255.0) if self.mode == "pixels" else states
+        # Action t ended the episode where step t is valid and step t + 1 (within the episode) is not.
+        ep_len = self.arrays[0]["valid"].shape[1]
+        in_episode = torch.from_numpy(steps + 1 < ep_len)
+        ended = take("valid") & in_episode & ~take("valid", np.minimum(steps + 1, ep_len - 1))
         batch = Batch(
-            obs=obs, actions=take("actions"), rewards=take("rewards"), mechanism=take("mechanism"),
+            obs=obs, actions=take("actions"), rewards=take("rewards"), terminations=ended,
+            mechanism=take("mechanism"),
             states=states, masks=take("masks") if "masks" in self.arrays[0] else None,
         )  # fmt: skip
         return batch.to(self.device)

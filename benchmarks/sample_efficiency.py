@@ -1,0 +1,219 @@
+"""Real environment steps: MPC over a learned VIM (learned heads only) against PPO on the real env.
+
+Usage::
+
+    python benchmarks/sample_efficiency.py --out out/sample_efficiency            # small budget
+    python benchmarks/sample_efficiency.py --budget tiny --ppo-steps 2048 4096 --seeds 0 --episodes 16
+    python benchmarks/sample_efficiency.py --reuse-model --stages imagined   # on an earlier run's VIM
+
+Stages, each printed as it completes and saved to ``<out>/results.json`` (rewritten atomically
+after every row, so an interrupted run keeps what it measured):
+
+1. collect Steer data, train VIM (reward and termination heads); the heads' errors on a
+   held-out data set (another seed), with 95% bootstrap intervals over windows;
+2. MPC-CEM over VIM scored by the learned heads only, on ``Steer-v0`` and ``SteerHeldout-v0``:
+   success rate with its 95% Wilson interval;
+3. PPO on the real env at every budget (smallest first) and seed, evaluated on ``Steer-v0``;
+3b. PPO trained only in imagination (``ImaginedEnv``: learned reward and termination heads),
+   evaluated on both envs;
+4. where PPO's success crosses MPC's (log-linear interpolation between budgets of the mean over
+   seeds), with a 95% bootstrap interval (episodes resampled within each seed and budget, seeds
+   resampled), and the ratio to the steps MPC's model was trained on; ``<out>/sample_efficiency.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from vim_world.agents import CEM, ImaginationReturns, MPCAgent
+from vim_world.agents.baselines import train_ppo_imagined, train_ppo_real
+from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes
+from vim_world.data import collect
+from vim_world.envs import STEER_ACTIONS
+from vim_world.imagination import Imagination
+from vim_world.train import TrainConfig, train
+
+
+def save(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as JSON atomically (a temporary file renamed into place)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, path)
+
+
+def crossing(steps: list[int], success: np.ndarray, target: float) -> float | None:
+    """Real steps where the success curve ``(len(steps),)`` first reaches ``target`` (log-linear
+    interpolation), or None when it never does."""
+    for i, (s, y) in enumerate(zip(steps, success)):
+        if y >= target:
+            if i == 0:
+                return float(s)
+            s0, y0 = steps[i - 1], success[i - 1]
+            frac = (target - y0) / (y - y0)
+            return float(np.exp(np.log(s0) + frac * (np.log(s) - np.log(s0))))
+    return None
+
+
+def crossing_interval(steps: list[int], outcomes: np.ndarray, target_outcomes: np.ndarray,
+                      resamples: int = 1000, seed: int = 0) -> tuple[float | None, float | None, float]:
+    """95% bootstrap interval of the crossing, and the share of resamples where PPO never crosses.
+
+    ``outcomes``: bool ``(budgets, seeds, episodes)`` PPO successes; ``target_outcomes``: bool
+    ``(episodes,)`` MPC successes (resampled too).
+    """
+    rng = np.random.default_rng(seed)
+    n_budgets, n_seeds, n_eps = outcomes.shape
+    found = []
+    for _ in range(resamples):
+        seeds = rng.integers(0, n_seeds, n_seeds)
+        eps = rng.integers(0, n_eps, (n_budgets, n_seeds, n_eps))
+        picked = np.take_along_axis(outcomes[:, seeds], eps, 2).mean((1, 2))
+        target = target_outcomes[rng.integers(0, target_outcomes.size, target_outcomes.size)].mean()
+        found.append(crossing(steps, picked, target))
+    hits = [f for f in found if f is not None]
+    never = 1.0 - len(hits) / resamples
+    if not hits:
+        return None, None, never
+    low, high = np.percentile(hits, [2.5, 97.5])
+    return float(low), float(high), never
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ppo = results["ppo"]
+    budgets = sorted({r["steps"] for r in ppo})
+    for seed in sorted({r["seed"] for r in ppo}):
+        pts = sorted((r["real_steps"], r["success_rate"]) for r in ppo if r["seed"] == seed)
+        ax.plot(*zip(*pts), marker="o", alpha=0.4, label=f"PPO (real env), seed {seed}")
+    means = [np.mean([r["success_rate"] for r in ppo if r["steps"] == b]) for b in budgets]
+    ax.plot(budgets, means, color="black", marker="s", label="PPO mean over seeds")
+    mpc = results["mpc"][CONTROL_ENVS[0]]
+    ax.errorbar([results["model"]["real_steps"]], [mpc["success_rate"]],
+                yerr=[[mpc["success_rate"] - mpc["success_low"]], [mpc["success_high"] - mpc["success_rate"]]],
+                color="red", marker="*", markersize=12, label="MPC-CEM over VIM (learned heads)")
+    ax.set_xscale("log")
+    ax.set_xlabel("real environment steps")
+    ax.set_ylabel("success rate on Steer-v0")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
+    """Collect Steer data and a held-out set, train VIM, and record the heads' held-out errors."""
+    data = collect(CONTROL_ENVS[0], out / "steer_data", episodes=b.data_episodes, episode_len=b.episode_len,
+                   seed=0, num_envs=min(64, b.data_episodes), env_kwargs={"obs_size": 32}, overwrite=True)
+    held_out = collect(CONTROL_ENVS[0], out / "steer_heldout", episodes=256, episode_len=b.episode_len,
+                       seed=10_000, num_envs=64, env_kwargs={"obs_size": 32}, overwrite=True)
+    run = train(TrainConfig(data=str(data), out=str(out / "vim_run"), mode="state", steps=b.train_steps,
+                            seed=0, device="cpu", progress=True, checkpoint_every=b.train_steps))
+    im = Imagination.from_checkpoint(run.out, device="cpu")
+    results["model"] = {"real_steps": b.data_episodes * b.episode_len, "train_steps": b.train_steps,
+                        "held_out": head_errors(im, held_out)}
+    return im
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="out/sample_efficiency")
+    parser.add_argument("--budget", default="small", choices=sorted(BUDGETS))
+    parser.add_argument("--ppo-steps", type=int, nargs="+", default=[8192, 12288, 16384, 24576, 32768, 65536])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per agent and env")
+    parser.add_argument("--stages", nargs="+", default=["mpc", "imagined", "ppo"], choices=["mpc", "imagined", "ppo"],
+                        help="stages after the world model (ppo needs mpc)")
+    parser.add_argument("--reuse-model", action="store_true",
+                        help="use the VIM of an earlier run in <out>/vim_run instead of training one")
+    parser.add_argument("--iterations", type=int, default=None, help="CEM iterations (default: the budget's)")
+    args = parser.parse_args()
+    b = BUDGETS[args.budget]
+    if args.iterations is not None:
+        b = replace(b, iterations=args.iterations)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ("results.json" if not args.reuse_model else f"results_{'_'.join(args.stages)}.json")
+    results: dict[str, Any] = {"args": vars(args), "seconds": {}}
+    clock = time.perf_counter()
+    if args.reuse_model:
+        im = Imagination.from_checkpoint(out / "vim_run", device="cpu")
+        results["model"] = {"real_steps": b.data_episodes * b.episode_len, "train_steps": b.train_steps}
+    else:
+        im = world_model(b, out, results)
+        results["seconds"]["model"] = round(time.perf_counter() - clock, 1)
+        print("heads on held-out data:", json.dumps(results["model"]), flush=True)
+        save(results, path)
+
+    space = gym.spaces.Discrete(len(STEER_ACTIONS))
+    outcomes_mpc = None
+    if "mpc" in args.stages:
+        results["mpc"] = {}
+        for env_id in CONTROL_ENVS:
+            clock = time.perf_counter()
+            k = gym.spec(env_id).kwargs["num_objects"] + 2
+            model = ImaginationReturns(im.for_num_objects(k), space, n_samples=b.samples)
+            agent = MPCAgent(CEM(b.horizon, b.candidates, iterations=b.iterations), model, seed=0,
+                             warm_start=b.warm_start)
+            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
+            outcomes_mpc = stats.successes if outcomes_mpc is None else outcomes_mpc
+            results["mpc"][env_id] = {**stats.summary(), "seconds": round(time.perf_counter() - clock, 1)}
+            print("MPC (learned heads)", env_id, json.dumps(results["mpc"][env_id]), flush=True)
+            save(results, path)
+    if "imagined" in args.stages:
+        clock = time.perf_counter()
+        agent = train_ppo_imagined(im, CONTROL_ENVS[0], b.ppo_imagined_steps,
+                                   real_steps=results["model"]["real_steps"], n_envs=b.ppo_envs, seed=0)
+        results["imagined"] = {}
+        for env_id in CONTROL_ENVS:
+            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, num_objects=im.config.num_slots)
+            results["imagined"][env_id] = {**stats.summary(), "imagined_steps": b.ppo_imagined_steps}
+            print("PPO in imagination (learned heads)", env_id, json.dumps(results["imagined"][env_id]), flush=True)
+        results["seconds"]["imagined"] = round(time.perf_counter() - clock, 1)
+        save(results, path)
+    if "ppo" not in args.stages or outcomes_mpc is None:
+        return
+
+    results["ppo"] = []
+    outcomes = np.zeros((len(args.ppo_steps), len(args.seeds), args.episodes), bool)
+    for i, steps in enumerate(sorted(args.ppo_steps)):
+        for j, seed in enumerate(args.seeds):
+            clock = time.perf_counter()
+            agent = train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed)
+            stats = run_episodes(agent, CONTROL_ENVS[0], args.episodes, seed=100_000)
+            outcomes[i, j] = stats.successes
+            row = {"steps": steps, "seed": seed, "real_steps": agent.real_steps, **stats.summary(),
+                   "seconds": round(time.perf_counter() - clock, 1)}
+            results["ppo"].append(row)
+            print("PPO (real env)", json.dumps(row), flush=True)
+            save(results, path)
+        done = sorted(args.ppo_steps)[:i + 1]
+        target = results["mpc"][CONTROL_ENVS[0]]["success_rate"]
+        point = crossing(done, outcomes[:i + 1].mean((1, 2)), target)
+        low, high, never = crossing_interval(done, outcomes[:i + 1], outcomes_mpc)
+        mpc_steps = results["model"]["real_steps"]
+        results["crossing"] = {"target_success": target, "ppo_steps": point, "ci": [low, high],
+                               "never_share": never, "budgets": done,
+                               "ratio": None if point is None else point / mpc_steps,
+                               "ratio_ci": [None if low is None else low / mpc_steps,
+                                            None if high is None else high / mpc_steps]}
+        print("crossing", json.dumps(results["crossing"]), flush=True)
+        save(results, path)
+        plot(results, out / "sample_efficiency.png")
+
+
+if __name__ == "__main__":
+    main()

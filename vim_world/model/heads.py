@@ -1,0 +1,83 @@
+"""Heads that read the whole scene: reward and termination from every object latent and the action.
+
+A task's reward often depends on objects jointly (the steer task's progress term is the change
+of the agent-to-goal distance, a function of two objects), which a sum of per-object terms
+``sum_k g(z^k, a)`` cannot represent. :class:`RelationHead` is a relation network (Santoro et al.
+2017): every ordered pair of objects is scored by one shared network,
+``h = f(mean_{i, j} g(z^i, z^j, a))`` (the pairs ``i = j`` are per-object terms), so the output
+can be any smooth function of pairs, and it does not depend on the slot order or on K. :class:`SumHead` is the
+per-object sum, kept as the baseline the relation head is measured against.
+
+Shape letters: N states, K objects, D latent size (dynamic and static), A action-vector size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .layers import mlp
+
+
+MAX_PAIR_WIDTH = 64
+"""Widest pair feature ``g``: its cost, ``K * K * width`` per state, dominates a planner's step
+(one thread, 4000 states, K = 4: width 128 took 3.3x the time of width 64)."""
+
+
+def _with_action(z: Tensor, action: Tensor | None) -> Tensor:
+    """``z (N, K, D)`` and ``action (N, A)`` -> ``(N, K, D + A)`` (the action beside every object)."""
+    if action is None:
+        return z
+    return torch.cat([z, action[:, None, :].expand(-1, z.shape[1], -1)], dim=-1)
+
+
+class SumHead(nn.Module):
+    """``out = sum_k g(z^k, a)``: a sum of per-object terms (cannot couple two objects).
+
+    Args:
+        latent_size: D.
+        action_dim: A (0 for passive models).
+        hidden: width of ``g``'s hidden layer.
+        out_dim: size of each output.
+    """
+
+    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1) -> None:
+        super().__init__()
+        self.net = mlp(latent_size + action_dim, hidden, out_dim, layers=1)
+
+    def forward(self, z: Tensor, action: Tensor | None) -> Tensor:
+        """``z (N, K, D)``, ``action (N, A)`` or None -> ``(N, out_dim)``."""
+        return self.net(_with_action(z, action)).sum(1)
+
+
+class RelationHead(nn.Module):
+    """``out = f(mean_{i, j} g(z^i, z^j, a))``: a function of the whole scene through object pairs.
+
+    ``g(z^i, z^j, a) = relu(W [z^i, a] + V z^j + b)`` (one hidden layer, a universal
+    approximator of pair functions as it widens) on layer-normalised latents is computed as one
+    linear map per object and an addition per pair, so the pair cost is ``N * K * K * hidden``
+    additions; ``f`` is an MLP on the pair features' mean. (Measured on the latents of a VIM
+    trained on Steer data, held-out reward MSE after 600 Adam steps: 0.0137 with the layer norm
+    and the mean, 0.0195 with the sum, 0.0508 with neither; the per-object sum head 0.0165;
+    reward variance 0.0431.)
+
+    Args:
+        latent_size: D.
+        action_dim: A (0 for passive models).
+        hidden: width of ``f``'s hidden layer, and of ``g`` up to :data:`MAX_PAIR_WIDTH`.
+        out_dim: size of each output.
+    """
+
+    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1) -> None:
+        super().__init__()
+        width = min(hidden, MAX_PAIR_WIDTH)
+        self.norm = nn.LayerNorm(latent_size)
+        self.first = nn.Linear(latent_size + action_dim, width)
+        self.second = nn.Linear(latent_size, width, bias=False)
+        self.out = mlp(width, hidden, out_dim, layers=1)
+
+    def forward(self, z: Tensor, action: Tensor | None) -> Tensor:
+        """``z (N, K, D)``, ``action (N, A)`` or None -> ``(N, out_dim)``."""
+        z = self.norm(z)
+        pre = self.first(_with_action(z, action))[:, :, None] + self.second(z)[:, None, :]  # (N, K, K, H)
+        return self.out(pre.relu().mean((1, 2)))
