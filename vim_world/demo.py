@@ -17,7 +17,7 @@ import vim_world
 from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
 from vim_world.devices import resolve_device
 from vim_world.envs import env_ids
-from vim_world.envs.registration import PASSIVE_MECHANISMS
+from vim_world.envs.registration import PASSIVE_MECHANISMS_V1
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.figures import strip, to_frames
 from vim_world.imagination import Imagination
@@ -35,6 +35,14 @@ PRESETS = {
 }
 MARKER = "demo.json"
 """Written first into a demo directory: the mark that lets ``overwrite`` delete it."""
+
+
+def _overrides(model: str, steps: int) -> dict:
+    """One module per true mechanism; VIM anneals its selection chain over the first 60% of training
+    (the discovery recipe of docs/model.md)."""
+    if model != "vim":
+        return {"num_modules": len(PASSIVE_MECHANISMS_V1)}
+    return {"num_modules": len(PASSIVE_MECHANISMS_V1), "anneal_temperature": 30.0, "anneal_steps": int(0.6 * steps)}
 
 
 def _dataset(env_id: str, path: Path, episodes: int, p: dict, seed: int) -> Path:
@@ -111,8 +119,8 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     p = PRESETS[preset]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    train_data = _dataset("VimWorld/Passive-v0", out / "data" / "passive", p["episodes"], p, seed=0)
-    heldout_data = _dataset("VimWorld/PassiveHeldout-v0", out / "data" / "heldout", p["episodes"] // 5, p, seed=10_000)
+    train_data = _dataset("VimWorld/Passive-v1", out / "data" / "passive", p["episodes"], p, seed=0)
+    heldout_data = _dataset("VimWorld/PassiveHeldout-v1", out / "data" / "heldout", p["episodes"] // 5, p, seed=10_000)
     timings["collect"] = time.perf_counter() - t0
 
     runs = {}
@@ -121,8 +129,8 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
         modular = name in ("vim", "vim_m1")  # kind-blind modules; module splitting against collapse
         cfg = TrainConfig(data=str(train_data), out=str(out / "runs" / name), model=name, preset=preset, mode="state",
                           steps=p["steps"], batch_size=p["batch_size"], seq_len=10, device=device,
-                          overrides={"num_modules": len(PASSIVE_MECHANISMS)},  # one module per true mechanism
-                          static_attributes=modular, revive_every=p["steps"] // 20 if name == "vim" else 0)
+                          overrides=_overrides(name, p["steps"]), static_attributes=modular,
+                          revive_every=p["steps"] // 20 if name == "vim" else 0)
         runs[name] = str(train(cfg).out)
         timings[f"train {name}"] = time.perf_counter() - t
 
