@@ -140,3 +140,22 @@ def test_imagination_and_observe_take_more_objects_than_trained(trained):
     assert out.obs.shape == (2, 2, 3, 8, model.config.state_dim) and out.selections.shape == (2, 2, 3, 8)
     with pytest.raises(ValueError, match=r"K >= 1, 13"):
         model.observe(torch.randn(2, 5, 8, 12))
+
+
+def test_counterfactual_frames_mark_the_intervened_object():
+    from vim_world.envs import STATE_FEATURES
+    from vim_world.figures import HIGHLIGHT, to_frames
+
+    states = torch.zeros(3, 2, len(STATE_FEATURES))
+    states[..., STATE_FEATURES.index("x")] = torch.tensor([0.25, 0.75])
+    states[..., STATE_FEATURES.index("y")] = 0.5
+    states[..., STATE_FEATURES.index("size")] = 0.08
+    states[..., STATE_FEATURES.index("hue_cos")] = 1.0
+    states[..., STATE_FEATURES.index("is_circle")] = 1.0
+    plain, marked = to_frames(states), to_frames(states, highlight=1)
+    yellow = np.all(marked == HIGHLIGHT, -1)
+    assert yellow.any() and not np.all(plain == HIGHLIGHT, -1).any()
+    cols = np.flatnonzero(yellow.any((0, 1)))
+    assert cols.min() > 32  # the box is around object 1 (right half), not object 0
+    with pytest.raises(ValueError, match="highlight"):
+        to_frames(states, highlight=2)

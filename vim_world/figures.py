@@ -14,22 +14,48 @@ from vim_world.envs.raster import render
 _COL = {name: i for i, name in enumerate(STATE_FEATURES)}
 
 
-def states_to_frames(states: np.ndarray, res: int = 64) -> np.ndarray:
-    """Draw state features ``(..., K, S)`` with the env's rasteriser -> ``(..., res, res, 3)`` uint8."""
+HIGHLIGHT = np.array([255, 255, 0], np.uint8)
+"""Colour of the box drawn around a marked object (e.g. the one a counterfactual intervenes on)."""
+
+
+def states_to_frames(states: np.ndarray, res: int = 64, highlight: int | None = None) -> np.ndarray:
+    """Draw state features ``(..., K, S)`` with the env's rasteriser -> ``(..., res, res, 3)`` uint8.
+
+    ``highlight``: index of an object to mark with a yellow box in every frame.
+    """
     lead, (k, s) = states.shape[:-2], states.shape[-2:]
+    if highlight is not None and not 0 <= highlight < k:
+        raise ValueError(f"highlight must be an object index in [0, {k}), got {highlight!r}")
     x = states.reshape(-1, k, s).astype(np.float64)
     pos = np.clip(x[..., [_COL["x"], _COL["y"]]], 0.0, 1.0)
     size = np.clip(x[..., _COL["size"]], SIZE_MIN, SIZE_MAX)
     hue = np.mod(np.arctan2(x[..., _COL["hue_sin"]], x[..., _COL["hue_cos"]]) / (2 * np.pi), 1.0)
     kind = np.argmax(x[..., _COL["is_circle"]:], axis=-1)
-    return render(pos, size, hue, kind, res).reshape(*lead, res, res, 3)
+    frames = render(pos, size, hue, kind, res)
+    if highlight is not None:
+        for frame, p, r in zip(frames, pos[:, highlight], size[:, highlight]):
+            _box(frame, p * res, int(np.ceil(r * res * 1.3)) + 1)
+    return frames.reshape(*lead, res, res, 3)
 
 
-def to_frames(obs: torch.Tensor, res: int = 64) -> np.ndarray:
-    """Model observations -> uint8 pictures: pixels ``(..., C, H, W)`` in [0, 1] or states ``(..., K, S)``."""
+def _box(frame: np.ndarray, centre: np.ndarray, half: int) -> None:
+    """Draw a one-pixel square outline of half-side ``half`` around ``centre`` (x, y), in place."""
+    res = frame.shape[0]
+    cx, cy = int(centre[0]), int(centre[1])
+    x0, x1 = max(cx - half, 0), min(cx + half, res - 1)
+    y0, y1 = max(cy - half, 0), min(cy + half, res - 1)
+    frame[y0:y1 + 1, [x0, x1]] = HIGHLIGHT
+    frame[[y0, y1], x0:x1 + 1] = HIGHLIGHT
+
+
+def to_frames(obs: torch.Tensor, res: int = 64, highlight: int | None = None) -> np.ndarray:
+    """Model observations -> uint8 pictures: pixels ``(..., C, H, W)`` in [0, 1] or states
+    ``(..., K, S)`` (``highlight``: an object to mark with a box, states only)."""
     x = obs.detach().float().cpu()
     if x.shape[-1] == len(STATE_FEATURES):
-        return states_to_frames(x.numpy(), res)
+        return states_to_frames(x.numpy(), res, highlight)
+    if highlight is not None:
+        raise ValueError("highlight needs state observations (..., K, S); pixel frames have no object index")
     return (x.clamp(0, 1).movedim(-3, -1).numpy() * 255).round().astype(np.uint8)
 
 
