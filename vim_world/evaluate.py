@@ -23,9 +23,11 @@ import numpy as np
 import torch
 
 from vim_world.batch import Batch
-from vim_world.data import SequenceLoader, open_dataset, split_shards
+from vim_world.data import DatasetError, SequenceLoader, open_dataset, split_shards
 from vim_world.envs import MECHANISM_NAMES
 from vim_world.figures import strip, timeline, to_frames
+from vim_world.imagination import Imagination
+from vim_world.model import VIM
 from vim_world.model.baselines import MonolithicVRNN
 from vim_world.metrics import (discovery_replicates, discovery_scores, hungarian_accuracy, match_slots, per_step_mse,
                                percentile_interval, psnr, resample_weights, ssim)
@@ -37,8 +39,8 @@ from vim_world.train import load_model, prepare, resolve_device, uses_actions
 class EvalConfig:
     """Attributes:
         runs: model name -> checkpoint or run directory.
-        splits: split name -> data set; the first split is the reference for ratios (its
-            held-out shards are used).
+        splits: split name -> data set; the first split is the reference for ratios. A split
+            that is the (first) run's training data is scored on the shards held out of training.
         oracle_runs: model name -> a run of the same model trained on every (kind, mechanism)
             pair with the same budget; gives the composition gap on the other splits.
         batch_size: windows per forward pass (memory only; results do not depend on it beyond
@@ -134,7 +136,8 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     loaded = {name: load_model(path, cfg.device) for name, path in cfg.runs.items()}
     models = {name: model for name, (model, _) in loaded.items()}
     oracles = {name: load_model(path, cfg.device)[0] for name, path in cfg.oracle_runs.items()}
-    holdout = next(iter(loaded.values()))[1]["train_config"]["holdout"]
+    train_config = next(iter(loaded.values()))[1]["train_config"]
+    holdout = train_config["holdout"]
     mode = next(iter(models.values())).config.input_mode
     reference = next(iter(cfg.splits))
     results: dict[str, Any] = {"config": _jsonable(vars(cfg)), "splits": {}}
@@ -144,7 +147,9 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     figures: list[tuple[str, str]] = []
     for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
-        shards = split_shards(dataset, holdout)[1] if split == reference and holdout > 0 else None
+        # The (first) run's training data is scored on the shards it held out; another data set whole.
+        held_out = holdout > 0 and _maybe_training_data(dataset, train_config["data"])
+        shards = split_shards(dataset, holdout)[1] if held_out else None
         windows = _windows(dataset, shards, mode, cfg, device)
         weights[split] = resample_weights(len(windows.episodes), cfg.n_boot, cfg.seed + index, windows.episodes)
         split_result: dict[str, Any] = {"data": str(path), "windows": int(len(windows.episodes)),
@@ -213,6 +218,17 @@ def _windows(dataset, shards: list[int] | None, mode: str, cfg: EvalConfig, devi
     return _Windows(loader, episodes, starts, uses_actions(dataset))
 
 
+def _maybe_training_data(dataset, train_data: str) -> bool:
+    """Whether ``dataset`` may be the run's training data (same shard contents), so that only
+    its held-out shards are fair to score. When the training data cannot be opened (a path
+    relative to another directory), assume it is: never score on training episodes."""
+    try:
+        trained_on = open_dataset(train_data)
+    except (DatasetError, OSError, ValueError):
+        return True
+    return [s["sha256"] for s in trained_on.meta["shards"]] == [s["sha256"] for s in dataset.meta["shards"]]
+
+
 def _cannot_run(model, windows: _Windows) -> str:
     """Why ``model`` cannot score these windows ('' if it can): a monolithic state model has an
     input of fixed size, so it cannot take another number of objects."""
@@ -253,7 +269,7 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     mse, sim, obj, mech, inferred, true = [], [], [], [], [], []
     for batch in windows.batches():
-        pred = model.predict(batch, cfg.context, cfg.horizon, cfg.n_samples, generator=gen).obs.float()
+        pred = _sample_futures(model, batch, cfg, gen).float()
         target = batch.obs[:, cfg.context : cfg.context + cfg.horizon].float()
         mse.append(per_step_mse(pred, target).cpu())
         if batch.obs.dim() == 5:
@@ -269,6 +285,19 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
     return _Scores(mse=cat(mse), ssim=cat(sim), object_mse=cat(obj),
                    mechanism=torch.cat(mech).numpy() if mech else None,
                    discovery=(np.concatenate(inferred), np.concatenate(true)) if inferred else None)
+
+
+def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Generator) -> torch.Tensor:
+    """``(B, N, horizon, ...)`` sampled futures after ``context`` observed steps. A VIM rolls
+    out through :class:`Imagination`, which runs only the selected module of each object-step
+    (the same draws as ``VIM.predict``, M times less transition compute)."""
+    if not isinstance(model, VIM):
+        return model.predict(batch, cfg.context, cfg.horizon, cfg.n_samples, generator=generator).obs
+    c, h = cfg.context, cfg.horizon
+    actions = None if batch.actions is None else batch.actions[:, c - 1 : c - 1 + h]
+    context_actions = None if batch.actions is None else batch.actions[:, :c]
+    return Imagination(model).rollout(batch.obs[:, :c], actions, h, cfg.n_samples, context_actions=context_actions,
+                                      generator=generator).obs
 
 
 def _selections(model, batch: Batch) -> tuple[np.ndarray, np.ndarray]:

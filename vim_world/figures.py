@@ -78,7 +78,8 @@ def strip(rows: dict[str, np.ndarray], scale: int = 2) -> bytes:
 
 
 def timeline(inferred: np.ndarray, true: np.ndarray, mapping: dict[int, int], names: list[str]) -> bytes:
-    """Which module drives which object over time, against the true mechanism.
+    """Which module drives which object over time, against the true mechanism: for each object a
+    "true" row above a "VIM" row, one coloured cell per step (grey: a module matched to nothing).
 
     Args:
         inferred: ``(T, K)`` module ids; true: ``(T, K)`` mechanism ids; mapping: module -> mechanism
@@ -89,22 +90,24 @@ def timeline(inferred: np.ndarray, true: np.ndarray, mapping: dict[int, int], na
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mapped = np.vectorize(lambda m: mapping.get(int(m), -1))(inferred)
-    ids = sorted(set(np.unique(true)) | set(np.unique(mapped)) - {-1})
+    lookup = np.vectorize(lambda m: mapping.get(int(m), -1), otypes=[np.int64])
+    mapped = lookup(inferred) if inferred.size else inferred.astype(np.int64)
+    ids = sorted((set(np.unique(true)) | set(np.unique(mapped))) - {-1})
     cmap = plt.get_cmap("tab10")
+    palette = np.array([cmap(i % 10)[:3] for i in range(len(ids))] + [(0.8, 0.8, 0.8)])  # last: unmatched
+    index = {v: i for i, v in enumerate(ids)}
     k = true.shape[1]
-    fig, axes = plt.subplots(k, 1, figsize=(7, 0.55 * k + 0.9), dpi=100, sharex=True, squeeze=False)
-    for obj in range(k):
-        ax = axes[obj, 0]
-        for row, series in ((1, true[:, obj]), (0, mapped[:, obj])):
-            colors = [cmap(ids.index(v) % 10) if v in ids else (0.8, 0.8, 0.8, 1) for v in series]
-            ax.bar(np.arange(len(series)), 0.9, bottom=row, color=colors, width=1.0)
-        ax.set_yticks([0.45, 1.45], ["VIM", "true"], fontsize=7)
-        ax.set_ylabel(f"obj {obj}", fontsize=7)
-    axes[-1, 0].set_xlabel("step")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i % 10)) for i in range(len(ids))]
+    rows = np.stack([np.stack([true[:, o], mapped[:, o]]) for o in range(k)]).reshape(2 * k, -1)  # (2K, T)
+    picture = palette[np.vectorize(lambda v: index.get(int(v), len(ids)), otypes=[np.int64])(rows)]
+    height = 0.4 * k + 1.0
+    fig, ax = plt.subplots(figsize=(7, height), dpi=90)
+    ax.imshow(picture, aspect="auto", interpolation="nearest")
+    ax.set_yticks(np.arange(2 * k), [f"obj {o} {who}" for o in range(k) for who in ("true", "VIM")], fontsize=6)
+    ax.hlines(np.arange(1.5, 2 * k - 1, 2), -0.5, rows.shape[1] - 0.5, color="white", lw=2)
+    ax.set_xlabel("step")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(ids))]
     fig.legend(handles, [names[i] for i in ids], loc="upper center", ncol=min(len(ids), 6), fontsize=7)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.subplots_adjust(left=0.14, right=0.98, top=1 - 0.4 / height, bottom=0.45 / height)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

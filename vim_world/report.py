@@ -49,21 +49,22 @@ def _pyplot():
     return plt
 
 
-def curve_png(metrics: dict[str, Any], split: str, key: str) -> bytes:
-    """Per-step ``key`` (e.g. ``mse_best``) of every model on ``split`` with its 95% band, as a PNG."""
+def curve_png(metrics: dict[str, Any], split: str, keys: tuple[str, ...] = ("mse_best", "mse_mean")) -> bytes:
+    """Per-step ``keys`` of every model on ``split``, one panel each, with 95% bands, as a PNG."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    for name, pred in metrics["splits"][split]["prediction"].items():
-        values = np.asarray(pred[key])
-        steps = np.arange(1, len(values) + 1)
-        ax.plot(steps, values, marker="o", ms=3, label=name)
-        if f"{key}_ci" in pred:
-            ci = np.asarray(pred[f"{key}_ci"])
-            ax.fill_between(steps, ci[:, 0], ci[:, 1], alpha=0.2)
-    ax.set_xlabel("prediction step")
-    ax.set_ylabel(key)
-    ax.set_title(f"{split}: {key} (95% bands)")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), dpi=90, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, pred in metrics["splits"][split]["prediction"].items():
+            values = np.asarray(pred[key])
+            steps = np.arange(1, len(values) + 1)
+            ax.plot(steps, values, marker="o", ms=3, label=name)
+            if f"{key}_ci" in pred:
+                ci = np.asarray(pred[f"{key}_ci"])
+                ax.fill_between(steps, ci[:, 0], ci[:, 1], alpha=0.2)
+        ax.set_xlabel("prediction step")
+        ax.set_ylabel(key)
+        ax.set_title(f"{split}: {key} (95% bands)", fontsize=9)
+        ax.legend(fontsize=7)
     return _png(fig)
 
 
@@ -71,7 +72,7 @@ def training_curves_png(name: str, scalars: dict[str, tuple[np.ndarray, np.ndarr
     """``tag -> (steps, values)`` of one run (loss and KL terms), one panel per tag."""
     plt = _pyplot()
     tags = list(scalars)
-    fig, axes = plt.subplots(1, len(tags), figsize=(3 * len(tags), 2.6), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(tags), figsize=(3 * len(tags), 2.6), dpi=80, squeeze=False)
     for ax, tag in zip(axes[0], tags):
         steps, values = scalars[tag]
         ax.plot(steps, values, lw=1)
@@ -264,7 +265,7 @@ def explained_sections(results: dict[str, Any], figures: list[tuple[str, tuple[s
     """The report's sections (heading, HTML body) for ``results`` of :func:`vim_world.evaluate.evaluate`."""
     sections = [("Targets", _target_section(results.setdefault("targets", targets(results)))),
                 ("Prediction", _prediction_section(results))]
-    curves = "".join(image(curve_png(results, split, key)) for split in results["splits"] for key in ("mse_best", "mse_mean"))
+    curves = "".join(image(curve_png(results, split)) for split in results["splits"])
     sections.append(("Prediction error over the horizon",
                      "<p>Measured: per-step error with its 95% band. Interpretation: error grows with the horizon; "
                      "a model whose band stays below another's is better at every step.</p>" + curves))
