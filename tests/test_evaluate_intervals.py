@@ -93,7 +93,7 @@ def test_composition_gap_is_a_paired_ratio_to_the_oracle(evaluated):
         assert g["gap"] == pytest.approx(g["model_mse_best"] / g["oracle_mse_best"], rel=1e-9)
         assert g["gap_ci"][0] <= g["gap"] <= g["gap_ci"][1]
     assert set(gap["vim"]["gap_by_mechanism"]) == set(gap["vim"]["gap_by_mechanism_ci"])
-    assert "many" not in metrics["composition_gap"] or "vrnn" not in metrics["composition_gap"]["many"]
+    assert "many" not in metrics["composition_gap"]  # another object count: not a question of pairs
 
 
 def test_state_models_run_on_more_objects_and_the_monolithic_one_is_skipped_with_a_reason(evaluated):
