@@ -140,11 +140,11 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     holdout = train_config["holdout"]
     mode = next(iter(models.values())).config.input_mode
     reference = next(iter(cfg.splits))
-    results: dict[str, Any] = {"config": _jsonable(vars(cfg)), "splits": {}}
+    results: dict[str, Any] = {"config": vars(cfg).copy(), "splits": {}}
     scores: dict[str, dict[str, _Scores]] = {}
     oracle_scores: dict[str, dict[str, _Scores]] = {}
     weights: dict[str, np.ndarray] = {}
-    figures: list[tuple[str, str]] = []
+    figures: list[tuple[str, tuple[str, bytes]]] = []  # title, (kind, PNG)
     for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
         # The (first) run's training data is scored on the shards it held out; another data set whole.
@@ -198,10 +198,6 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     sections = explained_sections(results, figures, cfg.runs)
     report = write_report(out / "report.html", "vim_world evaluation", sections)
     return Evaluation(results, sections, report)
-
-
-def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
 
 
 def _windows(dataset, shards: list[int] | None, mode: str, cfg: EvalConfig, device: torch.device) -> _Windows:
