@@ -107,7 +107,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     resolve_device(args.device)
     runs = dict(item.split("=", 1) for item in args.run)
     splits = dict(item.split("=", 1) for item in args.split)
-    cfg = EvalConfig(runs=runs, splits=splits, out=args.out, context=args.context, horizon=args.horizon, n_samples=args.n_samples, device=args.device)
+    oracles = dict(item.split("=", 1) for item in args.oracle_run or [])
+    cfg = EvalConfig(runs=runs, splits=splits, out=args.out, context=args.context, horizon=args.horizon, n_samples=args.n_samples,
+                     device=args.device, oracle_runs=oracles, max_windows=args.max_windows)
     evaluate(cfg)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}")
 
@@ -209,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-samples", type=int, default=10, help="sampled futures per context")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("--overwrite", action="store_true", help="replace metrics.json / report.html in --out")
+    e.add_argument("--oracle-run", action="append", type=_pair,
+                   help="NAME=RUN_DIR: NAME trained on every (kind, mechanism) pair, same budget (repeat); gives the composition gap")
+    e.add_argument("--max-windows", type=int, default=2000, help="windows scored per split (every window of a smaller split)")
 
     im = command("imagine", "sample futures and counterfactuals from a trained state VIM (PNG)", _cmd_imagine)
     im.add_argument("--run", required=True, help="run or checkpoint directory of a VIM")

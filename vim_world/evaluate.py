@@ -1,34 +1,54 @@
 """Evaluation: prediction quality of VIM and baselines over a horizon, mechanism discovery, and
-composition out of distribution; writes ``metrics.json`` and figures.
+composition out of distribution, each with a 95% bootstrap interval; writes ``metrics.json`` and
+an explained HTML report.
 
-Prediction: every model observes ``context`` frames and samples ``n_samples`` futures of
-``horizon`` steps; per-step MSE (and PSNR, SSIM for pixels) is reported as the mean over samples
-and the best of N. Discovery: VIM's inferred module per object-step against the true mechanism,
-after Hungarian matching (slots matched to true objects by mask IoU in pixel mode).
+Windows: every window of ``context + horizon`` steps of a split (at most ``max_windows``, a
+seeded random subset beyond that). Prediction: every model observes ``context`` steps and samples
+``n_samples`` futures of ``horizon`` steps; per-step MSE (and PSNR, SSIM for pixels) is reported
+as the mean over samples and the best of N. Discovery: VIM's inferred module per object-step
+against the true mechanism, after Hungarian matching (slots matched to true objects by mask IoU in
+pixel mode). Intervals: percentile bootstrap over windows, resampling whole episodes (overlapping
+windows of one episode are not independent); two models on the same windows are resampled
+together (paired), two splits independently.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from vim_world.data import SequenceLoader, open_dataset, split_shards
+from vim_world.batch import Batch
+from vim_world.data import DatasetError, SequenceLoader, open_dataset, split_shards
 from vim_world.envs import MECHANISM_NAMES
 from vim_world.figures import strip, timeline, to_frames
-from vim_world.metrics import discovery_scores, hungarian_accuracy, match_slots, per_step_mse, psnr, ssim
-from vim_world.report import curve_png, image, metrics_table, write_report
+from vim_world.imagination import Imagination
+from vim_world.model import VIM
+from vim_world.model.baselines import MonolithicVRNN
+from vim_world.metrics import (discovery_replicates, discovery_scores, hungarian_accuracy, match_slots, per_step_mse,
+                               percentile_interval, psnr, resample_weights, ssim)
+from vim_world.report import explained_sections, targets, write_atomic, write_report
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
 
 
 @dataclass
 class EvalConfig:
-    """Attributes: runs: model name -> checkpoint or run directory; splits: split name -> data
-    set (the first split is the reference for ratios; its held-out shards are used)."""
+    """Attributes:
+        runs: model name -> checkpoint or run directory.
+        splits: split name -> data set; the first split is the reference for ratios. A split
+            that is the (first) run's training data is scored on the shards held out of training.
+        oracle_runs: model name -> a run of the same model trained on every (kind, mechanism)
+            pair with the same budget; gives the composition gap on the other splits.
+        batch_size: windows per forward pass (memory only; results do not depend on it beyond
+            float rounding).
+        max_windows: windows scored per split (every window of a smaller split).
+        max_batches: legacy cap, ``max_batches * batch_size`` windows (None: ``max_windows``).
+        n_boot: bootstrap resamples per interval.
+    """
 
     runs: dict[str, str]
     splits: dict[str, str]
@@ -36,10 +56,32 @@ class EvalConfig:
     context: int = 5
     horizon: int = 10
     n_samples: int = 10
-    batch_size: int = 32
-    max_batches: int = 4
+    batch_size: int = 256
+    max_windows: int = 2000
+    max_batches: int | None = None
     seed: int = 0
     device: str = "auto"
+    oracle_runs: dict[str, str] = field(default_factory=dict)
+    n_boot: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("context", "horizon", "n_samples", "batch_size", "max_windows", "n_boot"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"EvalConfig.{name} must be a positive int, got {value!r}")
+        if self.max_batches is not None and (isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int)
+                                             or self.max_batches < 1):
+            raise ValueError(f"EvalConfig.max_batches must be a positive int or None, got {self.max_batches!r}")
+        if not self.runs or not self.splits:
+            raise ValueError(f"EvalConfig needs at least one run and one split, got runs={self.runs!r}, "
+                             f"splits={self.splits!r}")
+        unknown = sorted(set(self.oracle_runs) - set(self.runs))
+        if unknown:
+            raise ValueError(f"oracle_runs names models {unknown} that are not in runs {sorted(self.runs)}")
+
+    @property
+    def window_cap(self) -> int:
+        return self.max_windows if self.max_batches is None else self.max_batches * self.batch_size
 
 
 @dataclass
@@ -51,52 +93,152 @@ class Evaluation:
     report: Path
 
 
+@dataclass
+class _Windows:
+    """The scored windows of one split, gathered batch by batch (a pixel split's windows need
+    not fit in memory at once): window i is ``starts[i]`` onwards in episode ``episodes[i]``
+    (the bootstrap's clusters)."""
+
+    loader: SequenceLoader
+    episodes: np.ndarray  # (n,)
+    starts: np.ndarray  # (n,)
+    with_actions: bool
+
+    def batches(self) -> Iterator[Batch]:
+        """Batches ``(<= batch_size, context + horizon, ...)`` in window order."""
+        step = self.loader.batch_size
+        for i in range(0, self.episodes.size, step):
+            yield prepare(self.loader._gather(self.episodes[i:i + step], self.starts[i:i + step]), self.with_actions)
+
+    @property
+    def num_objects(self) -> int | None:
+        """K of a state split (None for pixels)."""
+        return None if self.loader.mode == "pixels" else int(self.loader.arrays[0]["states"].shape[2])
+
+
+@dataclass
+class _Scores:
+    """Per-window figures of one model on one split (kept for paired intervals and ratios)."""
+
+    mse: np.ndarray  # (n, N, H)
+    ssim: np.ndarray | None = None  # (n, N, H)
+    object_mse: np.ndarray | None = None  # (n, K) mean-over-samples error of each object
+    mechanism: np.ndarray | None = None  # (n, K) its mechanism at the end of the context
+    discovery: tuple[np.ndarray, np.ndarray] | None = None  # inferred, true (n, T - 1, K)
+
+
 @torch.no_grad()
 def evaluate(cfg: EvalConfig) -> Evaluation:
-    """Evaluate every run on every split; write ``metrics.json`` and ``report.html`` in ``cfg.out``."""
+    """Evaluate every run (and oracle) on every split; write ``metrics.json`` and ``report.html``
+    in ``cfg.out``. A state model also runs on splits with another number of objects (its
+    weights do not depend on it); a monolithic model cannot and is skipped there, with a note."""
     device = resolve_device(cfg.device)
     loaded = {name: load_model(path, cfg.device) for name, path in cfg.runs.items()}
     models = {name: model for name, (model, _) in loaded.items()}
-    # The reference split is scored on the shards the (first) run held out of training.
-    holdout = next(iter(loaded.values()))[1]["train_config"]["holdout"]
+    oracles = {name: load_model(path, cfg.device)[0] for name, path in cfg.oracle_runs.items()}
+    train_config = next(iter(loaded.values()))[1]["train_config"]
+    holdout = train_config["holdout"]
     mode = next(iter(models.values())).config.input_mode
-    seq_len = cfg.context + cfg.horizon
-    results: dict[str, Any] = {"config": vars(cfg).copy(), "splits": {}}
-    figures: list[tuple[str, str]] = []
     reference = next(iter(cfg.splits))
-    for split, path in cfg.splits.items():
+    results: dict[str, Any] = {"config": vars(cfg).copy(), "splits": {}}
+    scores: dict[str, dict[str, _Scores]] = {}
+    oracle_scores: dict[str, dict[str, _Scores]] = {}
+    weights: dict[str, np.ndarray] = {}
+    figures: list[tuple[str, tuple[str, bytes]]] = []  # title, (kind, PNG)
+    for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
-        shards = split_shards(dataset, holdout)[1] if split == reference and holdout > 0 else None
-        loader = SequenceLoader(dataset, batch_size=cfg.batch_size, seq_len=seq_len, mode=mode, seed=cfg.seed + 1, shard_indices=shards, device=device)
-        with_actions = uses_actions(dataset)
-        batches = [prepare(loader.batch_at(i), with_actions) for i in range(cfg.max_batches)]
-        split_result: dict[str, Any] = {"data": str(path), "sequences": len(batches) * cfg.batch_size, "prediction": {}}
-        figures.append((f"{split}: sequence 0, truth and sample 0 of each model", image(_prediction_strip(models, batches[0], cfg))))
+        # The (first) run's training data is scored on the shards it held out; another data set whole.
+        held_out = holdout > 0 and _maybe_training_data(dataset, train_config["data"])
+        shards = split_shards(dataset, holdout)[1] if held_out else None
+        windows = _windows(dataset, shards, mode, cfg, device)
+        weights[split] = resample_weights(len(windows.episodes), cfg.n_boot, cfg.seed + index, windows.episodes)
+        split_result: dict[str, Any] = {"data": str(path), "windows": int(len(windows.episodes)),
+                                        "episodes": int(np.unique(windows.episodes).size),
+                                        "num_objects": windows.num_objects, "prediction": {}, "skipped": {}}
+        scores[split] = {}
+        runnable = {}
         for name, model in models.items():
-            split_result["prediction"][name] = _prediction(model, batches, cfg, device)
-            if hasattr(model, "observe"):
-                pred, true = _selections(model, batches)
-                split_result.setdefault("discovery", {})[name] = discovery_scores(pred, true)
+            reason = _cannot_run(model, windows)
+            if reason:
+                split_result["skipped"][name] = reason
+            else:
+                runnable[name] = model
+        first = next(windows.batches()).slice_batch(0, 1)
+        figures.append((f"{split}: window 0, truth and sample 0 of each model", ("strip", _prediction_strip(runnable, first, cfg))))
+        for name, model in runnable.items():
+            s = _score(model, windows, cfg, device)
+            scores[split][name] = s
+            split_result["prediction"][name] = _prediction_summary(s, weights[split])
+            if s.discovery is not None:
+                pred, true = s.discovery
+                disc = discovery_scores(pred, true)
+                reps = discovery_replicates(pred, true, weights[split])
+                disc.update({f"{k}_ci": list(percentile_interval(v)) for k, v in reps.items()})
+                split_result.setdefault("discovery", {})[name] = disc
                 if name == "vim":
-                    figures.append((f"{split}: {name}'s sample 0 object by object (sequence 0)", image(_decomposition_strip(model, batches[0], cfg))))
+                    figures.append((f"{split}: {name}'s sample 0 object by object (window 0)",
+                                    ("strip", _decomposition_strip(model, first, cfg))))
                     _, mapping = hungarian_accuracy(pred, true)
-                    figures.append((f"{split}: module selections of {name} (sequence 0)", image(timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES)))))
+                    figures.append((f"{split}: module selections of {name} (window 0)",
+                                    ("timeline", timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES)))))
+        if index == 0:
+            reference_objects = windows.num_objects
+        elif windows.num_objects == reference_objects:  # the gap is about pairs: same object count
+            oracle_scores[split] = {name: _score(o, windows, cfg, device) for name, o in oracles.items()
+                                    if name in runnable and not _cannot_run(o, windows)}
         results["splits"][split] = split_result
-    results["ratios"] = _ratios(results, reference)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample without some mechanism: NaN, left out
+        results["ratios"] = _ratios(scores, weights, reference)
+        if oracles:
+            results["composition_gap"] = _gaps(scores, oracle_scores, weights)
+    results["targets"] = targets(results)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(results, indent=1))
-    curves = "".join(image(curve_png(results, split, key)) for split in results["splits"] for key in ("mse_best", "mse_mean"))
-    sections = [("Metrics", metrics_table(results)), ("Prediction error over the horizon", curves)]
-    sections += [(title, body) for title, body in figures]
-    sections.append(("Composition (ratio to the reference split)", f"<pre>{json.dumps(results['ratios'], indent=1)}</pre>"))
+    write_atomic(out / "metrics.json", json.dumps(results, indent=1))
+    sections = explained_sections(results, figures, cfg.runs)
     report = write_report(out / "report.html", "vim_world evaluation", sections)
     return Evaluation(results, sections, report)
 
 
-def _prediction_strip(models, batch, cfg: EvalConfig) -> bytes:
-    """Truth over the horizon, then sample 0 of every model, for the first sequence."""
-    one = batch.slice_batch(0, 1).slice_time(0, cfg.context + cfg.horizon)
+def _windows(dataset, shards: list[int] | None, mode: str, cfg: EvalConfig, device: torch.device) -> _Windows:
+    """Every window of ``context + horizon`` valid steps (a seeded subset of ``cfg.window_cap``
+    beyond that), in batches of ``cfg.batch_size``."""
+    seq_len = cfg.context + cfg.horizon
+    loader = SequenceLoader(dataset, batch_size=cfg.batch_size, seq_len=seq_len, mode=mode, seed=cfg.seed + 1,
+                            shard_indices=shards, device=device)
+    valid = np.concatenate([np.asarray(a["valid"]).sum(1) for a in loader.arrays])  # (episodes,)
+    starts_per = np.maximum(valid - seq_len + 1, 0)
+    episodes = np.repeat(np.arange(valid.size), starts_per)
+    starts = np.concatenate([np.arange(n) for n in starts_per]) if episodes.size else episodes
+    if episodes.size > cfg.window_cap:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(episodes.size, cfg.window_cap, replace=False))
+        episodes, starts = episodes[keep], starts[keep]
+    return _Windows(loader, episodes, starts, uses_actions(dataset))
+
+
+def _maybe_training_data(dataset, train_data: str) -> bool:
+    """Whether ``dataset`` may be the run's training data (same shard contents), so that only
+    its held-out shards are fair to score. When the training data cannot be opened (a path
+    relative to another directory), assume it is: never score on training episodes."""
+    try:
+        trained_on = open_dataset(train_data)
+    except (DatasetError, OSError, ValueError):
+        return True
+    return [s["sha256"] for s in trained_on.meta["shards"]] == [s["sha256"] for s in dataset.meta["shards"]]
+
+
+def _cannot_run(model, windows: _Windows) -> str:
+    """Why ``model`` cannot score these windows ('' if it can): a monolithic state model has an
+    input of fixed size, so it cannot take another number of objects."""
+    k, fixed = windows.num_objects, model.config.num_slots
+    if k is None or k == fixed or not isinstance(model, MonolithicVRNN):
+        return ""
+    return f"{type(model).__name__} reads a fixed {fixed} objects, this split has {k}"
+
+
+def _prediction_strip(models, batch: Batch, cfg: EvalConfig) -> bytes:
+    """Truth over the horizon, then sample 0 of every model, for the first window."""
+    one = batch.slice_batch(0, 1)
     rows = {"truth": to_frames(one.obs[0, cfg.context : cfg.context + cfg.horizon])}
     for name, model in models.items():
         gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
@@ -104,10 +246,10 @@ def _prediction_strip(models, batch, cfg: EvalConfig) -> bytes:
     return strip(rows)
 
 
-def _decomposition_strip(model, batch, cfg: EvalConfig) -> bytes:
-    """A VIM's first sampled future of the first sequence, composite then one row per object
+def _decomposition_strip(model, batch: Batch, cfg: EvalConfig) -> bytes:
+    """A VIM's first sampled future of the first window, composite then one row per object
     slot: each slot's alpha-masked rendering (pixels) or each object drawn alone (states)."""
-    one = batch.slice_batch(0, 1).slice_time(0, cfg.context + cfg.horizon)
+    one = batch.slice_batch(0, 1)
     gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
     z = model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).z[0, 0]  # (T, K, D)
     decoded = model.decode(z)
@@ -120,69 +262,162 @@ def _decomposition_strip(model, batch, cfg: EvalConfig) -> bytes:
     return strip(rows)
 
 
-def _prediction(model, batches, cfg: EvalConfig, device) -> dict[str, Any]:
+def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _Scores:
+    """Per-window errors of ``model`` (and its selections, for models that infer them)."""
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    mse_all, ssim_all, object_mse, mechanisms = [], [], [], []
-    for batch in batches:
-        pred = model.predict(batch, cfg.context, cfg.horizon, cfg.n_samples, generator=gen).obs.float()
+    mse, sim, obj, mech, inferred, true = [], [], [], [], [], []
+    for batch in windows.batches():
+        pred = _sample_futures(model, batch, cfg, gen).float()
         target = batch.obs[:, cfg.context : cfg.context + cfg.horizon].float()
-        mse_all.append(per_step_mse(pred, target).cpu())
+        mse.append(per_step_mse(pred, target).cpu())
         if batch.obs.dim() == 5:
-            ssim_all.append(ssim(pred.clamp(0, 1), target[:, None].expand_as(pred)).cpu())
-        elif batch.mechanism is not None:  # states: each object's error, by its mechanism at the end of the context
-            object_mse.append((pred - target[:, None]).pow(2).mean((1, 2, 4)).cpu())  # (B, K)
-            mechanisms.append(batch.mechanism[:, cfg.context - 1].cpu())
-    mse = torch.cat(mse_all)  # (B, N, H)
-    out = {
-        "mse_mean": mse.mean((0, 1)).tolist(),
-        "mse_best": mse.min(1).values.mean(0).tolist(),
-        "psnr_mean": psnr(mse).mean((0, 1)).tolist(),
-        "psnr_best": psnr(mse).max(1).values.mean(0).tolist(),
-    }
-    if ssim_all:
-        s = torch.cat(ssim_all)
-        out["ssim_mean"], out["ssim_best"] = s.mean((0, 1)).tolist(), s.max(1).values.mean(0).tolist()
-    if object_mse:
-        errors, ids = torch.cat(object_mse).flatten(), torch.cat(mechanisms).flatten()
-        out["mse_mean_by_mechanism"] = {MECHANISM_NAMES[int(m)]: float(errors[ids == m].mean())
-                                        for m in torch.unique(ids)}
-    out["mse_mean_avg"] = float(np.mean(out["mse_mean"]))
-    out["mse_best_avg"] = float(np.mean(out["mse_best"]))
+            sim.append(ssim(pred.clamp(0, 1), target[:, None].expand_as(pred)).cpu())
+        elif batch.mechanism is not None:
+            obj.append((pred - target[:, None]).pow(2).mean((1, 2, 4)).cpu())  # (B, K)
+            mech.append(batch.mechanism[:, cfg.context - 1].cpu())
+        if hasattr(model, "observe") and batch.mechanism is not None:
+            p, t = _selections(model, batch)
+            inferred.append(p)
+            true.append(t)
+    cat = lambda xs: torch.cat(xs).numpy().astype(np.float64) if xs else None  # noqa: E731
+    return _Scores(mse=cat(mse), ssim=cat(sim), object_mse=cat(obj),
+                   mechanism=torch.cat(mech).numpy() if mech else None,
+                   discovery=(np.concatenate(inferred), np.concatenate(true)) if inferred else None)
+
+
+def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Generator) -> torch.Tensor:
+    """``(B, N, horizon, ...)`` sampled futures after ``context`` observed steps. A VIM rolls
+    out through :class:`Imagination`, which runs only the selected module of each object-step
+    (the same draws as ``VIM.predict``, M times less transition compute)."""
+    if not isinstance(model, VIM):
+        return model.predict(batch, cfg.context, cfg.horizon, cfg.n_samples, generator=generator).obs
+    c, h = cfg.context, cfg.horizon
+    actions = None if batch.actions is None else batch.actions[:, c - 1 : c - 1 + h]
+    context_actions = None if batch.actions is None else batch.actions[:, :c]
+    return Imagination(model).rollout(batch.obs[:, :c], actions, h, cfg.n_samples, context_actions=context_actions,
+                                      generator=generator).obs
+
+
+def _selections(model, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Inferred modules and true mechanisms, ``(B, T - 1, K)`` each, slots matched to objects."""
+    post = model.observe(batch)
+    sel = post.selections[:, 1:]  # (B, T-1, Ks)
+    true = batch.mechanism[:, 1:]  # (B, T-1, K)
+    if post.masks is not None and batch.masks is not None:
+        slot = match_slots(post.masks, batch.masks).to(sel.device)  # (B, K)
+        sel = torch.gather(sel, 2, slot[:, None, :].expand(-1, sel.shape[1], -1))
+    return sel.cpu().numpy(), true.cpu().numpy()
+
+
+def _interval(weights: np.ndarray, x: np.ndarray) -> list:
+    """Intervals of the mean of per-window ``x (n,)`` -> ``[low, high]``, or ``(n, H)`` -> H of them."""
+    reps = weights @ x / weights.sum(1).reshape(-1, *([1] * (x.ndim - 1)))
+    if x.ndim == 1:
+        return list(percentile_interval(reps))
+    return [list(percentile_interval(reps[:, h])) for h in range(x.shape[1])]
+
+
+def _prediction_summary(s: _Scores, weights: np.ndarray) -> dict[str, Any]:
+    """Per-step and horizon-average figures, each with its ``*_ci`` interval."""
+    best, mean = s.mse.min(1), s.mse.mean(1)  # (n, H): best of N per step, mean over samples
+    out: dict[str, Any] = {}
+    for key, x in (("mse_mean", mean), ("mse_best", best), ("psnr_mean", psnr(torch.from_numpy(s.mse)).numpy().mean(1)),
+                   ("psnr_best", psnr(torch.from_numpy(best)).numpy())):
+        out[key], out[f"{key}_ci"] = x.mean(0).tolist(), _interval(weights, x)
+    if s.ssim is not None:
+        for key, x in (("ssim_mean", s.ssim.mean(1)), ("ssim_best", s.ssim.max(1))):
+            out[key], out[f"{key}_ci"] = x.mean(0).tolist(), _interval(weights, x)
+    for key, x in (("mse_mean_avg", mean.mean(1)), ("mse_best_avg", best.mean(1))):
+        out[key], out[f"{key}_ci"] = float(x.mean()), _interval(weights, x)
+    if s.object_mse is not None:
+        by, by_ci = {}, {}
+        for m in np.unique(s.mechanism):
+            num, den = _mechanism_sums(s, m)
+            by[MECHANISM_NAMES[int(m)]] = float(num.sum() / den.sum())
+            by_ci[MECHANISM_NAMES[int(m)]] = list(percentile_interval(_ratio_reps(weights, num, den)))
+        out["mse_mean_by_mechanism"], out["mse_mean_by_mechanism_ci"] = by, by_ci
     return out
 
 
-def _selections(model, batches) -> tuple[np.ndarray, np.ndarray]:
-    """Inferred modules and true mechanisms, ``(B, T - 1, K)`` each, slots matched to objects."""
-    preds, trues = [], []
-    for batch in batches:
-        post = model.observe(batch)
-        sel = post.selections[:, 1:]  # (B, T-1, Ks)
-        true = batch.mechanism[:, 1:]  # (B, T-1, K)
-        if post.masks is not None and batch.masks is not None:
-            slot = match_slots(post.masks, batch.masks).to(sel.device)  # (B, K)
-            sel = torch.gather(sel, 2, slot[:, None, :].expand(-1, sel.shape[1], -1))
-        preds.append(sel.cpu().numpy())
-        trues.append(true.cpu().numpy())
-    return np.concatenate(preds), np.concatenate(trues)
+def _mechanism_sums(s: _Scores, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window error sum and count of the objects driven by mechanism ``m``: ``(n,)`` each."""
+    hit = s.mechanism == m
+    return (s.object_mse * hit).sum(1), hit.sum(1).astype(np.float64)
 
 
-def _ratios(results: dict[str, Any], reference: str) -> dict[str, Any]:
-    """Each split's average MSE (best-of-N), mean MSE per mechanism (state mode) and discovery
-    accuracy as ratios to the reference split."""
-    ref = results["splits"][reference]
+def _ratio_reps(weights: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Resampled ``sum(num) / sum(den)``: ``(R,)`` (NaN where a resample has ``sum(den) = 0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (weights @ num) / (weights @ den)
+
+
+def _mean_reps(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return weights @ x / weights.sum(1)
+
+
+def _put(entry: dict[str, Any], key: str, value: float, reps: np.ndarray, cis: dict[str, Any] | None = None) -> None:
+    """``entry[key] = value`` and its interval ``[low, high]`` from bootstrap replicates in
+    ``entry[key + "_ci"]``, or in ``cis[key]`` (for a dict of figures beside a dict of intervals)."""
+    entry[key] = float(value)
+    (entry if cis is None else cis)[key if cis is not None else f"{key}_ci"] = list(percentile_interval(reps))
+
+
+def _ratios(scores: dict[str, dict[str, _Scores]], weights: dict[str, np.ndarray], reference: str) -> dict[str, Any]:
+    """Each split against the reference (unpaired: other windows): best-of-N MSE, mean MSE per
+    mechanism (state mode) and discovery accuracy; and, within each split, every model against
+    every other on the same windows (paired): ``mse_best_vs`` ratios of best-of-N MSE."""
+    ref, w_ref = scores[reference], weights[reference]
     ratios: dict[str, Any] = {}
-    for split, res in results["splits"].items():
-        if split == reference:
-            continue
-        ratios[split] = {
-            name: {"mse_best": pred["mse_best_avg"] / max(ref["prediction"][name]["mse_best_avg"], 1e-12)}
-            for name, pred in res["prediction"].items()
-        }
-        for name, pred in res["prediction"].items():
-            ref_by = ref["prediction"][name].get("mse_mean_by_mechanism", {})
-            by = {m: v / max(ref_by[m], 1e-12) for m, v in pred.get("mse_mean_by_mechanism", {}).items() if m in ref_by}
-            if by:  # the same mechanisms, on other (kind, mechanism) pairs: composition without the mix
-                ratios[split][name]["mse_mean_by_mechanism"] = by
-        for name, disc in res.get("discovery", {}).items():
-            ratios[split][name]["accuracy"] = disc["accuracy"] / max(ref["discovery"][name]["accuracy"], 1e-12)
+    for split, by_model in scores.items():
+        w = weights[split]
+        entry: dict[str, Any] = {}
+        for name, s in by_model.items():
+            best = s.mse.min(1).mean(1)
+            figures: dict[str, Any] = {}
+            if split != reference and name in ref:
+                r = ref[name]
+                r_best = r.mse.min(1).mean(1)
+                _put(figures, "mse_best", best.mean() / r_best.mean(), _mean_reps(w, best) / _mean_reps(w_ref, r_best))
+                if s.object_mse is not None and r.object_mse is not None:
+                    # the same mechanisms on other pairs or counts: composition without the mix
+                    by, by_ci = figures.setdefault("mse_mean_by_mechanism", {}), figures.setdefault("mse_mean_by_mechanism_ci", {})
+                    for m in sorted(set(np.unique(s.mechanism)) & set(np.unique(r.mechanism))):
+                        num, den = _mechanism_sums(s, m)
+                        rnum, rden = _mechanism_sums(r, m)
+                        value = (num.sum() / den.sum()) / (rnum.sum() / rden.sum())
+                        _put(by, MECHANISM_NAMES[int(m)], value, _ratio_reps(w, num, den) / _ratio_reps(w_ref, rnum, rden), by_ci)
+                if s.discovery is not None and r.discovery is not None:
+                    acc = discovery_scores(*s.discovery)["accuracy"] / discovery_scores(*r.discovery)["accuracy"]
+                    reps = (discovery_replicates(*s.discovery, w)["accuracy"]
+                            / discovery_replicates(*r.discovery, w_ref)["accuracy"])
+                    _put(figures, "accuracy", acc, reps)
+            vs, vs_ci = figures.setdefault("mse_best_vs", {}), figures.setdefault("mse_best_vs_ci", {})
+            for other, o in by_model.items():
+                if other != name:
+                    o_best = o.mse.min(1).mean(1)
+                    _put(vs, other, best.sum() / o_best.sum(), _ratio_reps(w, best, o_best), vs_ci)
+            entry[name] = figures
+        ratios[split] = entry
     return ratios
+
+
+def _gaps(scores, oracle_scores, weights) -> dict[str, Any]:
+    """Composition gap on each non-reference split with the reference's object count: best-of-N MSE of the model trained without
+    the split's pairs over its oracle's (trained on all pairs), on the same windows (paired);
+    also per mechanism (mean-over-samples object error)."""
+    gaps: dict[str, Any] = {}
+    for split, oracles in oracle_scores.items():
+        w = weights[split]
+        for name, o in oracles.items():
+            s = scores[split][name]
+            best, o_best = s.mse.min(1).mean(1), o.mse.min(1).mean(1)
+            entry: dict[str, Any] = {"model_mse_best": float(best.mean()), "oracle_mse_best": float(o_best.mean())}
+            _put(entry, "gap", best.sum() / o_best.sum(), _ratio_reps(w, best, o_best))
+            if s.object_mse is not None:
+                by, by_ci = entry.setdefault("gap_by_mechanism", {}), entry.setdefault("gap_by_mechanism_ci", {})
+                for m in np.unique(s.mechanism):
+                    num, _ = _mechanism_sums(s, m)
+                    den, _ = _mechanism_sums(o, m)
+                    _put(by, MECHANISM_NAMES[int(m)], num.sum() / den.sum(), _ratio_reps(w, num, den), by_ci)
+            gaps.setdefault(split, {})[name] = entry
+    return gaps

@@ -309,7 +309,8 @@ class Imagination:
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
         cfg = self.config
-        plan = intervention_plan(interventions, horizon, cfg.num_slots, cfg.num_modules, self.device)
+        k = state.z.shape[1]  # state models run on any number of objects
+        plan = intervention_plan(interventions, horizon, k, cfg.num_modules, self.device)
 
         repeat = int(torch.Size(lead[1:]).numel())  # futures per context: C * N
         z = state.z.repeat_interleave(repeat, 0)
@@ -331,8 +332,8 @@ class Imagination:
         obs, masks = self.decode(z_all) if decode else (None, None)
         return Rollout(
             z=z_all,
-            selections=torch.stack(cs, 1).reshape(*lead, horizon, cfg.num_slots),
-            probs=torch.stack(ps, 1).reshape(*lead, horizon, cfg.num_slots, cfg.num_modules),
+            selections=torch.stack(cs, 1).reshape(*lead, horizon, k),
+            probs=torch.stack(ps, 1).reshape(*lead, horizon, k, cfg.num_modules),
             rewards=torch.stack(rs, 1).reshape(*lead, horizon) if rs else None,
             obs=obs,
             masks=masks,

@@ -1,6 +1,9 @@
-"""Metrics: prediction error over a horizon, and mechanism discovery after optimal matching."""
+"""Metrics: prediction error over a horizon, mechanism discovery after optimal matching, and
+bootstrap confidence intervals for both."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,21 +23,133 @@ def psnr(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     return 10.0 * torch.log10(peak**2 / mse.clamp(min=1e-10))
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
-    """Structural similarity of images ``(..., C, H, W)`` in [0, 1], Gaussian window; returns ``(...)``."""
+Statistic = Callable[..., np.ndarray]
+"""``statistic(weights (R, n), *samples (n, ...)) -> (R,)``: a figure of each of R resamples."""
+
+
+def resample_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """How often each of ``n`` items appears in each of ``n_boot`` bootstrap resamples.
+
+    Args:
+        groups: optional ``(n,)`` cluster label of each item (e.g. the episode a window comes
+            from): whole clusters are resampled, so correlated items (overlapping windows of one
+            episode) do not narrow the interval.
+    Returns: ``(n_boot, n)`` float64 counts; every row sums to ``n`` without groups.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int (items to resample), got {n!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        labels, m = np.arange(n), n
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"groups must have shape ({n},) (one label per item), got {groups.shape}")
+        _, labels = np.unique(groups, return_inverse=True)
+        m = int(labels.max()) + 1
+    draws = rng.integers(0, m, (n_boot, m))
+    counts = np.bincount((draws + m * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * m)
+    return counts.reshape(n_boot, m)[:, labels].astype(np.float64)
+
+
+def bootstrap_ci(statistic: Statistic, *samples: np.ndarray, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over the items (rows) of ``samples``.
+
+    Every sample is resampled with the same items (a paired bootstrap): pass a numerator and
+    a denominator measured on the same windows to get the interval of their ratio.
+
+    Args:
+        statistic: ``(weights (R, n), *samples) -> (R,)``, e.g. :func:`weighted_mean`.
+        samples: arrays with ``n`` rows each (the items: windows, episodes or seeds).
+        level: coverage of the interval (0.95 for 95%).
+        groups: optional ``(n,)`` cluster labels, see :func:`resample_weights`.
+    Returns: ``(low, high)``; resamples where the statistic is undefined (NaN) are left out.
+    """
+    if not samples:
+        raise ValueError("bootstrap_ci needs at least one sample")
+    n = len(samples[0])
+    if any(len(s) != n for s in samples):
+        raise ValueError(f"paired samples must have equal lengths, got {[len(s) for s in samples]}")
+    return percentile_interval(statistic(resample_weights(n, n_boot, seed, groups), *samples), level)
+
+
+def weighted_mean(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Resampled means: ``weights (R, n)``, ``x (n,)`` -> ``(R,)``."""
+    return weights @ np.asarray(x, np.float64) / weights.sum(1)
+
+
+def ratio_of_sums(weights: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Resampled ``sum(num) / sum(den)`` over the same items: ``(R, n)``, ``(n,)``, ``(n,)`` -> ``(R,)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (weights @ np.asarray(num, np.float64)) / (weights @ np.asarray(den, np.float64))
+
+
+def mean_ci(x: np.ndarray, groups: np.ndarray | None = None, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:
+    """95% interval of the mean of ``x (n,)`` over its items (clusters ``groups`` if given)."""
+    return bootstrap_ci(weighted_mean, np.asarray(x, np.float64), groups=groups, seed=seed, n_boot=n_boot)
+
+
+def ratio_ci(num: np.ndarray, den: np.ndarray, *, paired: bool, num_groups: np.ndarray | None = None,
+             den_groups: np.ndarray | None = None, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:
+    """95% interval of ``mean(num) / mean(den)``.
+
+    ``paired``: ``num`` and ``den`` are measured on the same items (two models on the same
+    windows), which are resampled together (``num_groups`` clusters both); otherwise each is
+    resampled on its own (two data sets).
+    """
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    if paired:
+        return bootstrap_ci(ratio_of_sums, num, den, groups=num_groups, seed=seed, n_boot=n_boot)
+    top = weighted_mean(resample_weights(len(num), n_boot, seed, num_groups), num)
+    bottom = weighted_mean(resample_weights(len(den), n_boot, seed + 1, den_groups), den)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return percentile_interval(top / bottom)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap replicates ``(R,)`` (non-finite ones left out)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
+         data_range: float = 1.0) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004) of images ``(..., C, H, W)``; returns ``(...)``.
+
+    The standard settings, as torchmetrics' ``structural_similarity_index_measure`` and
+    scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False)``: an 11x11 Gaussian window of std 1.5, K1 = 0.01, K2 = 0.03,
+    local statistics averaged over the positions where the window fits inside the image (both
+    libraries crop the border they pad), and over channels.
+    """
+    if pred.shape != target.shape or pred.dim() < 3:
+        raise ValueError(f"pred and target must be (..., C, H, W) of one shape, got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")
     lead = pred.shape[:-3]
     c, h, w = pred.shape[-3:]
-    x, y = pred.reshape(-1, c, h, w).float(), target.reshape(-1, c, h, w).float()
-    coords = torch.arange(window, dtype=torch.float32, device=x.device) - window // 2
+    if min(h, w) < window:
+        raise ValueError(f"images must be at least {window}x{window} for the SSIM window, got {h}x{w}")
+    x, y = pred.reshape(-1, c, h, w).double(), target.reshape(-1, c, h, w).double()
+    coords = torch.arange(window, dtype=torch.float64, device=x.device) - window // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = (g / g.sum())[:, None] * (g / g.sum())[None, :]
-    kernel = g.expand(c, 1, window, window).contiguous()
-    blur = lambda t: F.conv2d(t, kernel, groups=c)  # noqa: E731  (valid padding)
-    mx, my = blur(x), blur(y)
-    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(c, 1, window, window).contiguous()
+    stats = F.conv2d(torch.cat([x, y, x * x, y * y, x * y]), kernel, groups=c)  # valid positions only
+    mx, my, xx, yy, xy = stats.chunk(5)
+    vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(-1).reshape(lead)
+    return s.flatten(1).mean(-1).float().reshape(lead)
 
 
 def hungarian_accuracy(pred: np.ndarray, true: np.ndarray) -> tuple[float, dict[int, int]]:
@@ -61,6 +176,64 @@ def discovery_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         "ari": float(adjusted_rand_score(true, pred)),
         "object_steps": int(pred.size),
     }
+
+
+def _contingency_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Hungarian accuracy, NMI (arithmetic mean normalisation, as scikit-learn) and ARI of
+    contingency tables ``(R, P, T)`` (predicted x true label counts) -> ``(R,)`` each."""
+    c = np.asarray(confusion, np.float64)
+    n = c.sum((1, 2))
+    acc = np.array([c[r][linear_sum_assignment(-c[r])].sum() for r in range(c.shape[0])]) / n
+    pij = c / n[:, None, None]
+    pi, pj = pij.sum(2), pij.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mi = np.nansum(np.where(pij > 0, pij * np.log(pij / (pi[:, :, None] * pj[:, None, :])), 0.0), (1, 2))
+        h_pred = -np.sum(np.where(pi > 0, pi * np.log(pi), 0.0), 1)
+        h_true = -np.sum(np.where(pj > 0, pj * np.log(pj), 0.0), 1)
+        denom = (h_pred + h_true) / 2
+        nmi = np.where(denom > 0, mi / denom, 1.0)
+        pairs = lambda x: x * (x - 1) / 2  # noqa: E731
+        index = pairs(c).sum((1, 2))
+        rows, cols = pairs(c.sum(2)).sum(1), pairs(c.sum(1)).sum(1)
+        expected = rows * cols / pairs(n)
+        top = (rows + cols) / 2
+        ari = np.where(top > expected, (index - expected) / (top - expected), 1.0)
+    return {"accuracy": acc, "nmi": nmi, "ari": ari}
+
+
+def discovery_intervals(pred: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None,
+                        seed: int = 0, n_boot: int = 1000) -> dict[str, list[float]]:
+    """95% bootstrap intervals of :func:`discovery_scores`, resampling windows.
+
+    Args:
+        pred, true: ``(n, ...)`` inferred module and true mechanism ids, one row per window.
+        groups: optional ``(n,)`` cluster (episode) of each window.
+    Returns: ``{"accuracy_ci": [low, high], "nmi_ci": ..., "ari_ci": ...}``; the Hungarian
+    matching is redone on every resample.
+    """
+    pred = np.asarray(pred)
+    if pred.ndim < 1:
+        raise ValueError(f"pred must be (n, ...) with one row per window, got shape {pred.shape}")
+    weights = resample_weights(pred.shape[0], n_boot, seed, groups)
+    return {f"{k}_ci": list(percentile_interval(v)) for k, v in discovery_replicates(pred, true, weights).items()}
+
+
+def discovery_replicates(pred: np.ndarray, true: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`discovery_scores` of every resample: ``pred, true (n, ...)`` per window,
+    ``weights (R, n)`` (:func:`resample_weights`) -> ``accuracy``, ``nmi``, ``ari`` ``(R,)`` each."""
+    pred, true = np.asarray(pred), np.asarray(true)
+    if pred.shape != true.shape or pred.ndim < 1:
+        raise ValueError(f"pred and true must have one shape (n, ...), got {pred.shape} and {true.shape}")
+    n = pred.shape[0]
+    if weights.ndim != 2 or weights.shape[1] != n:
+        raise ValueError(f"weights must be (R, n={n}), got {weights.shape}")
+    p_labels, t_labels = np.unique(pred), np.unique(true)
+    p_idx = np.searchsorted(p_labels, pred.reshape(n, -1))
+    t_idx = np.searchsorted(t_labels, true.reshape(n, -1))
+    cells = p_labels.size * t_labels.size
+    flat = (np.arange(n)[:, None] * cells + p_idx * t_labels.size + t_idx).ravel()
+    per_window = np.bincount(flat, minlength=n * cells).reshape(n, cells).astype(np.float64)
+    return _contingency_scores((weights @ per_window).reshape(-1, p_labels.size, t_labels.size))
 
 
 def match_slots(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> torch.Tensor:

@@ -56,15 +56,19 @@ class _FrameCodec(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         return self.enc(x.flatten(1) if self.config.input_mode == "state" else x)
 
-    def decode(self, features: Tensor, like: torch.Size) -> Tensor:
-        out = self.dec(features)
-        return out.view(out.shape[0], *like) if self.config.input_mode == "state" else torch.sigmoid(out)
+    def decode(self, features: Tensor, previous: Tensor) -> Tensor:
+        """``previous (B, ...)`` frame plus the decoded residual ``(B, ...)``."""
+        return previous + self.dec(features).view(previous.shape)
 
 
 class MonolithicVRNN(nn.Module):
     """One latent per frame (VRNN / SVG-LP style): a GRU carries ``h_t``; prior
-    ``p(z_t | h_{t-1})``, posterior ``q(z_t | h_{t-1}, x_t)``, decoder ``p(x_t | z_t, h_{t-1})``.
+    ``p(z_t | h_{t-1})``, posterior ``q(z_t | h_{t-1}, x_t)``, decoder
+    ``p(x_t | z_t, h_{t-1}, x_{t-1})``.
 
+    The decoder predicts a residual over the previous frame (``x_{t-1}`` observed while
+    filtering, the previous prediction when rolling out; zeros before the first frame), the
+    standard fix that lets the model start from copy-last instead of learning the identity.
     The latent has ``num_slots * latent_dim`` dimensions, the same total as VIM's object latents.
     """
 
@@ -100,11 +104,12 @@ class MonolithicVRNN(nn.Module):
         h = obs.new_zeros(b, self.config.hidden)
         nll, kl = obs.new_zeros(b), obs.new_zeros(b)
         log_sigma = torch.full((), self.sigma, device=obs.device).log()
+        previous = torch.cat([torch.zeros_like(obs[:, :1]), obs[:, :-1]], 1)
         for i in range(t):
             pm, pl = self._gauss(self.prior, h)
             qm, ql = self._gauss(self.posterior, torch.cat([h, feats[:, i]], -1))
             z = qm + ql.exp() * torch.randn_like(qm)
-            recon = self.codec.decode(torch.cat([z, h], -1), obs.shape[2:])
+            recon = self.codec.decode(torch.cat([z, h], -1), previous[:, i])
             nll = nll - gaussian_log_prob(obs[:, i], recon, log_sigma.expand_as(recon)).flatten(1).sum(-1)
             kl = kl + gaussian_kl(qm, ql, pm, pl).sum(-1)
             h = self._advance(h, feats[:, i], z, None if actions is None else actions[:, i])
@@ -128,11 +133,13 @@ class MonolithicVRNN(nn.Module):
             qm, ql = self._gauss(self.posterior, torch.cat([h, feat], -1))
             z = qm + ql.exp() * noise(qm)
             h = self._advance(h, feat, z, None if actions is None else actions[:, i])
-        frames = []
+        frames, frame = [], obs[:, context - 1]
         for i in range(horizon):
             pm, pl = self._gauss(self.prior, h)
             z = pm + pl.exp() * noise(pm)
-            frame = self.codec.decode(torch.cat([z, h], -1), obs.shape[2:])
+            frame = self.codec.decode(torch.cat([z, h], -1), frame)
+            if self.config.input_mode == "pixels":
+                frame = frame.clamp(0.0, 1.0)
             frames.append(frame)
             step = context + i
             action = None if actions is None or step >= actions.shape[1] else actions[:, step]

@@ -59,11 +59,13 @@ class VIM(nn.Module):
     def _check_inputs(self, obs: Tensor, actions: Tensor | None) -> None:
         c = self.config
         if c.input_mode == "pixels":
-            expected = (c.channels, c.image_size, c.image_size)
-        else:
-            expected = (c.num_slots, c.state_dim)
-        if obs.dim() != 2 + len(expected) or tuple(obs.shape[2:]) != expected or min(obs.shape[:2]) < 1:
-            raise ValueError(f"obs must be (B >= 1, T >= 1, *{expected}), got {tuple(obs.shape)}")
+            expected = f"{c.channels}, {c.image_size}, {c.image_size}"
+            ok = obs.dim() == 5 and tuple(obs.shape[2:]) == (c.channels, c.image_size, c.image_size)
+        else:  # no weight depends on the number of objects: any K >= 1, whatever K it was trained on
+            expected = f"K >= 1, {c.state_dim}"
+            ok = obs.dim() == 4 and obs.shape[2] >= 1 and obs.shape[3] == c.state_dim
+        if not ok or min(obs.shape[:2]) < 1:
+            raise ValueError(f"obs must be (B >= 1, T >= 1, {expected}), got {tuple(obs.shape)}")
         param = next(self.parameters())
         for name, x in (("obs", obs), ("actions", actions)):
             if x is not None and (x.dtype != param.dtype or x.device != param.device):
@@ -263,8 +265,8 @@ class VIM(nn.Module):
             obs = batch_or_obs
         self._check_inputs(obs, actions)
         b, t = obs.shape[:2]
-        k, m = self.config.num_slots, self.config.num_modules
         mean, log_std, slots = self._encode(obs)
+        k, m = mean.shape[2], self.config.num_modules
         probs = mean.new_full((b, 1, k, m), 1.0 / m)
         selections = torch.full((b, 1, k), -1, dtype=torch.long, device=obs.device)
         if t > 1:

@@ -1,0 +1,161 @@
+"""Evaluation with intervals: every window, ``*_ci`` beside every figure, the composition gap
+against an oracle, more objects than in training, and an explained, escaped report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import vim_world  # noqa: F401
+from vim_world.data import collect
+from vim_world.evaluate import EvalConfig, evaluate
+from vim_world.imagination import Imagination
+from vim_world.train import TrainConfig, load_model, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ev")
+    kw = dict(episode_len=8, num_envs=8, env_kwargs={"obs_size": 32})
+    data = {
+        "train": collect("VimWorld/Passive-v0", root / "train", episodes=16, seed=0, **kw),
+        "all": collect("VimWorld/Passive-v0", root / "all", episodes=16, seed=0,
+                       **{**kw, "env_kwargs": {"obs_size": 32, "allowed": None}}),
+        "held": collect("VimWorld/PassiveHeldout-v0", root / "held", episodes=8, seed=5, **kw),
+        "many": collect("VimWorld/PassiveMany-v0", root / "many", episodes=8, seed=6, **kw),
+    }
+    runs, oracles = {}, {}
+    for name in ("vim", "vrnn", "copy_last"):
+        for source, into in (("train", runs), ("all", oracles)):
+            cfg = TrainConfig(data=str(data[source]), out=str(root / source / name), model=name, steps=3, batch_size=4,
+                              seq_len=4, progress=False, device="cpu", holdout=0.5, overrides={"hidden": 16})
+            into[name] = str(train(cfg).out)
+    return root, data, runs, oracles
+
+
+def _evaluate(trained, out="eval", splits=("in <b>&", "held", "many"), **kw):
+    root, data, runs, oracles = trained
+    paths = {"in <b>&": str(data["train"]), "held": str(data["held"]), "many": str(data["many"])}
+    cfg = EvalConfig(runs=runs, splits={s: paths[s] for s in splits}, out=str(root / out), context=2, horizon=3,
+                     n_samples=2, batch_size=8, device="cpu", n_boot=200,
+                     oracle_runs={k: v for k, v in oracles.items() if k != "copy_last"}, **kw)
+    return evaluate(cfg), json.loads((root / out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained):
+    return _evaluate(trained)
+
+
+def _intervals(tree, path=""):
+    """Check every ``key_ci`` beside a ``key`` (a figure, a list of per-step figures, or a dict
+    of figures beside a dict of intervals) has ordered bounds; return how many were seen."""
+    count = 0
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key.endswith("_ci") and key[:-3] in tree:
+                figures = tree[key[:-3]]
+                pairs = [value[k] for k in figures] if isinstance(figures, dict) else [value]
+                for ci in pairs:
+                    ci = np.asarray(ci, dtype=float)
+                    assert ci.shape[-1] == 2 and np.all(ci[..., 0] <= ci[..., 1]), path + key
+                    count += 1
+            else:
+                count += _intervals(value, f"{path}{key}.")
+    return count
+
+
+def test_every_figure_has_an_interval_and_every_window_is_scored(evaluated):
+    evaluation, metrics = evaluated
+    ref = metrics["splits"]["in <b>&"]
+    assert ref["windows"] == 8 * 4  # the held-out half: 8 episodes x 4 window starts (T = 8, window 5)
+    assert metrics["splits"]["held"]["windows"] == 8 * 4
+    for name, pred in ref["prediction"].items():
+        for key in ("mse_best_avg", "mse_mean_avg", "mse_best", "psnr_best"):
+            assert f"{key}_ci" in pred, (name, key)
+        low, high = pred["mse_best_avg_ci"]
+        assert low <= pred["mse_best_avg"] <= high
+    disc = ref["discovery"]["vim"]
+    for key in ("accuracy", "nmi", "ari"):
+        assert disc[f"{key}_ci"][0] <= disc[f"{key}_ci"][1]
+    assert _intervals(metrics) > 50
+    assert metrics["targets"] and all({"what", "target", "value", "ci", "verdict"} <= set(t) for t in metrics["targets"])
+
+
+def test_composition_gap_is_a_paired_ratio_to_the_oracle(evaluated):
+    _, metrics = evaluated
+    gap = metrics["composition_gap"]["held"]
+    assert set(gap) == {"vim", "vrnn"}
+    for g in gap.values():
+        assert g["gap"] == pytest.approx(g["model_mse_best"] / g["oracle_mse_best"], rel=1e-9)
+        assert g["gap_ci"][0] <= g["gap"] <= g["gap_ci"][1]
+    assert set(gap["vim"]["gap_by_mechanism"]) == set(gap["vim"]["gap_by_mechanism_ci"])
+    assert "many" not in metrics["composition_gap"]  # another object count: not a question of pairs
+
+
+def test_state_models_run_on_more_objects_and_the_monolithic_one_is_skipped_with_a_reason(evaluated):
+    _, metrics = evaluated
+    many = metrics["splits"]["many"]
+    assert many["num_objects"] == 8
+    assert {"vim", "copy_last"} <= set(many["prediction"]) and "vrnn" not in many["prediction"]
+    assert "fixed 4 objects" in many["skipped"]["vrnn"]
+    assert "mse_best_ci" in metrics["ratios"]["many"]["vim"]
+    assert any("8 objects" in t["what"] for t in metrics["targets"])
+
+
+def test_report_explains_with_html_tables_and_escapes_split_names(evaluated):
+    evaluation, _ = evaluated
+    page = evaluation.report.read_text()
+    assert "in &lt;b&gt;&amp;" in page and "in <b>&" not in page
+    assert "<pre>" not in page and page.count("<table>") >= 4
+    for heading in ("Targets", "Prediction", "Mechanism discovery", "Composition gap", "Training curves"):
+        assert f"<h2>{heading}" in page
+    assert "Measured:" in page and "Interpretation:" in page
+
+
+def test_window_cap_subsamples_deterministically(trained):
+    _, a = _evaluate(trained, out="a", splits=("in <b>&", "held"), max_windows=10)
+    _, b = _evaluate(trained, out="b", splits=("in <b>&", "held"), max_windows=10)
+    assert a["splits"]["held"]["windows"] == 10
+    assert a["splits"]["held"]["prediction"] == b["splits"]["held"]["prediction"]
+
+
+def test_eval_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="max_windows"):
+        EvalConfig(runs={"vim": "r"}, splits={"s": "d"}, out="o", max_windows=0)
+    with pytest.raises(ValueError, match="oracle_runs"):
+        EvalConfig(runs={"vim": "r"}, splits={"s": "d"}, out="o", oracle_runs={"vrnn": "x"})
+
+
+def test_imagination_and_observe_take_more_objects_than_trained(trained):
+    _, data, runs, _ = trained
+    model, _ = load_model(runs["vim"], device="cpu")
+    obs = torch.randn(2, 5, 8, model.config.state_dim)
+    post = model.observe(obs)
+    assert post.selections.shape == (2, 5, 8) and post.probs.shape[2] == 8
+    out = Imagination(model).rollout(obs, horizon=3, n_samples=2, seed=0)
+    assert out.obs.shape == (2, 2, 3, 8, model.config.state_dim) and out.selections.shape == (2, 2, 3, 8)
+    with pytest.raises(ValueError, match=r"K >= 1, 13"):
+        model.observe(torch.randn(2, 5, 8, 12))
+
+
+def test_counterfactual_frames_mark_the_intervened_object():
+    from vim_world.envs import STATE_FEATURES
+    from vim_world.figures import HIGHLIGHT, to_frames
+
+    states = torch.zeros(3, 2, len(STATE_FEATURES))
+    states[..., STATE_FEATURES.index("x")] = torch.tensor([0.25, 0.75])
+    states[..., STATE_FEATURES.index("y")] = 0.5
+    states[..., STATE_FEATURES.index("size")] = 0.08
+    states[..., STATE_FEATURES.index("hue_cos")] = 1.0
+    states[..., STATE_FEATURES.index("is_circle")] = 1.0
+    plain, marked = to_frames(states), to_frames(states, highlight=1)
+    yellow = np.all(marked == HIGHLIGHT, -1)
+    assert yellow.any() and not np.all(plain == HIGHLIGHT, -1).any()
+    cols = np.flatnonzero(yellow.any((0, 1)))
+    assert cols.min() > 32  # the box is around object 1 (right half), not object 0
+    with pytest.raises(ValueError, match="highlight"):
+        to_frames(states, highlight=2)
