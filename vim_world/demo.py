@@ -87,7 +87,7 @@ def imagination_strip(run: str | Path, data: str | Path, *, device: str = "auto"
     rows.update({f"sample {i}": to_frames(futures.obs[0, i]) for i in range(n_samples)})
     for m in range(im.model.config.num_modules):
         cf = im.counterfactual(context, obj=obj, module=m, horizon=horizon, n_samples=1, seed=seed)
-        rows[f"obj {obj} -> module {m}"] = to_frames(cf.intervened.obs[0, 0])
+        rows[f"obj {obj} -> module {m}"] = to_frames(cf.intervened.obs[0, 0], highlight=obj)
     return strip(rows)
 
 
@@ -121,6 +121,7 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     t0 = time.perf_counter()
     train_data = _dataset("VimWorld/Passive-v1", out / "data" / "passive", p["episodes"], p, seed=0)
     heldout_data = _dataset("VimWorld/PassiveHeldout-v1", out / "data" / "heldout", p["episodes"] // 5, p, seed=10_000)
+    many_data = _dataset("VimWorld/PassiveMany-v1", out / "data" / "many", p["episodes"] // 5, p, seed=20_000)
     timings["collect"] = time.perf_counter() - t0
 
     runs = {}
@@ -135,7 +136,8 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
         timings[f"train {name}"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    ecfg = EvalConfig(runs=runs, splits={"in_distribution": str(train_data), "heldout_pairs": str(heldout_data)},
+    ecfg = EvalConfig(runs=runs, splits={"in_distribution": str(train_data), "heldout_pairs": str(heldout_data),
+                                                "eight_objects": str(many_data)},
                       out=str(out / "eval"), device=device)  # fmt: skip
     evaluation = evaluate(ecfg)
     timings["evaluate"] = time.perf_counter() - t
