@@ -148,3 +148,10 @@ def test_swap_on_collision_ignores_non_solid_objects() -> None:
     out = step("swap_on_collision", obj)
     np.testing.assert_allclose(out.vel[0, 0], [0.0, 0.04], atol=TOL)  # keeps its own heading
     np.testing.assert_allclose(out.vel[0, 1], [0.0, 0.04], atol=TOL)  # takes the solid one's
+
+
+def test_follow_and_flee_stay_when_no_other_object_is_solid() -> None:
+    # Object 1 is the only solid one: nothing to follow or flee, wherever the others are.
+    obj = objects([[0.2, 0.2], [0.6, 0.7], [0.8, 0.3]], solid=[False, True, False])
+    for name in ("follow", "flee"):
+        np.testing.assert_array_equal(step(name, obj).pos[0, 1], [0.6, 0.7])
