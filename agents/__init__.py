@@ -7,13 +7,13 @@ re-plans as it acts; :class:`RandomAgent` and PPO (:mod:`.baselines`) are the ba
 :mod:`.evaluation` compares them on the control task.
 """
 
+from .baselines import PPOAgent, RandomAgent, train_ppo_imagined, train_ppo_real
 from .distributions import CategoricalSequence, GaussianSequence, initial_distribution
 from .imagination_model import ImaginationReturns
 from .interface import ReturnModel, aggregate_returns
 from .mpc import MPCAgent
 from .planners import CEM, MPPI, Plan, Planner, RandomShooting
 from .toy import PointGoal
-from .baselines import PPOAgent, RandomAgent, train_ppo_imagined, train_ppo_real
 
 __all__ = [
     "CEM", "MPPI", "CategoricalSequence", "GaussianSequence", "ImaginationReturns", "MPCAgent",

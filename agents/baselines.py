@@ -6,7 +6,8 @@ Every agent here (and :class:`~vim_world.agents.mpc.MPCAgent`) has ``act(observa
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -66,20 +67,37 @@ def _train(make_env: Callable[[], gym.Env], steps: int, n_envs: int, seed: int, 
     return model
 
 
-def train_ppo_real(env_id: str, steps: int, *, n_envs: int = 8, seed: int = 0,
-                   env_kwargs: dict[str, Any] | None = None, **ppo_kwargs: Any) -> PPOAgent:
+def train_ppo_real(
+    env_id: str,
+    steps: int,
+    *,
+    n_envs: int = 8,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    **ppo_kwargs: Any,
+) -> PPOAgent:
     """PPO on the real env (state observations) for about ``steps`` real steps."""
     kwargs = {"obs_mode": "state", **(env_kwargs or {})}
     model = _train(lambda: gym.make(env_id, **kwargs), steps, n_envs, seed, ppo_kwargs)
     return PPOAgent(model, real_steps=int(model.num_timesteps))
 
 
-def train_ppo_imagined(imagination: Imagination, env_id: str, steps: int, *, real_steps: int, n_envs: int = 8,
-                       seed: int = 0, env_kwargs: dict[str, Any] | None = None, **ppo_kwargs: Any) -> PPOAgent:
+def train_ppo_imagined(
+    imagination: Imagination,
+    env_id: str,
+    steps: int,
+    *,
+    real_steps: int,
+    n_envs: int = 8,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    **ppo_kwargs: Any,
+) -> PPOAgent:
     """PPO inside :class:`~vim_world.imagined_env.ImaginedEnv` for ``steps`` imagined steps.
 
     ``real_steps`` is what the model's training data cost (imagined steps cost none).
     """
-    model = _train(lambda: ImaginedEnv(imagination, env_id, env_kwargs=env_kwargs, seed=seed), steps, n_envs,
-                   seed, ppo_kwargs)
+    model = _train(
+        lambda: ImaginedEnv(imagination, env_id, env_kwargs=env_kwargs, seed=seed), steps, n_envs, seed, ppo_kwargs
+    )
     return PPOAgent(model, real_steps=real_steps)

@@ -31,8 +31,9 @@ class CategoricalSequence:
     discrete: bool
 
     @classmethod
-    def uniform(cls, space: spaces.Discrete | spaces.MultiDiscrete, batch: int, horizon: int,
-                device: torch.device | str) -> CategoricalSequence:
+    def uniform(
+        cls, space: spaces.Discrete | spaces.MultiDiscrete, batch: int, horizon: int, device: torch.device | str
+    ) -> CategoricalSequence:
         discrete = isinstance(space, spaces.Discrete)
         nvec = torch.as_tensor(np.atleast_1d(space.n if discrete else space.nvec), device=device)
         valid = (torch.arange(int(nvec.max()), device=device) < nvec[:, None]).float()  # (P, V)
@@ -81,8 +82,7 @@ class GaussianSequence:
     high: Tensor
 
     @classmethod
-    def uniform(cls, space: spaces.Box, batch: int, horizon: int,
-                device: torch.device | str) -> GaussianSequence:
+    def uniform(cls, space: spaces.Box, batch: int, horizon: int, device: torch.device | str) -> GaussianSequence:
         """Centred on the box, std half its width (the box must be bounded)."""
         if not space.is_bounded("both"):
             raise ValueError(f"planning over a Box needs finite bounds, got {space}")
@@ -98,8 +98,7 @@ class GaussianSequence:
         noise = torch.randn(shape, generator=generator, device=self.mean.device)
         return torch.clamp(self.mean.unsqueeze(1) + self.std.unsqueeze(1) * noise, self.low, self.high)
 
-    def fit(self, actions: Tensor, weights: Tensor, keep: float = 0.0,
-            fit_std: bool = True) -> GaussianSequence:
+    def fit(self, actions: Tensor, weights: Tensor, keep: float = 0.0, fit_std: bool = True) -> GaussianSequence:
         """Weighted mean (and std) of ``actions (B, E, H, *shape)`` under ``weights (B, E)``
         (summing to 1), mixed with the current ones: ``keep * old + (1 - keep) * new``."""
         w = weights.reshape(*weights.shape, *[1] * (actions.dim() - 2))
@@ -124,8 +123,9 @@ class GaussianSequence:
 SequenceDistribution = CategoricalSequence | GaussianSequence
 
 
-def initial_distribution(space: spaces.Space, batch: int, horizon: int,
-                         device: torch.device | str) -> SequenceDistribution:
+def initial_distribution(
+    space: spaces.Space, batch: int, horizon: int, device: torch.device | str
+) -> SequenceDistribution:
     """The broad starting distribution of a search over ``space``."""
     if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
         if isinstance(space, spaces.Discrete) and int(space.start) != 0:

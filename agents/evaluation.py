@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+from vim_world.envs import STEER_ACTIONS
 
 from vim_world.data import collect
-from vim_world.envs import STEER_ACTIONS
 from vim_world.imagination import Imagination
 from vim_world.train import TrainConfig, train
 
@@ -56,8 +57,13 @@ class EpisodeStats:
     def summary(self) -> dict[str, float]:
         """Success rate with its 95% Wilson interval, and the mean and std of the returns."""
         low, high = success_interval(int(self.successes.sum()), self.successes.size)
-        return {"success_rate": float(self.successes.mean()), "success_low": low, "success_high": high,
-                "mean_return": float(self.returns.mean()), "std_return": float(self.returns.std())}
+        return {
+            "success_rate": float(self.successes.mean()),
+            "success_low": low,
+            "success_high": high,
+            "mean_return": float(self.returns.mean()),
+            "std_return": float(self.returns.std()),
+        }
 
 
 def success_interval(successes: int, episodes: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -70,9 +76,16 @@ def success_interval(successes: int, episodes: int, confidence: float = 0.95) ->
     return float(ci.low), float(ci.high)
 
 
-def run_episodes(agent: Agent, env_id: str, episodes: int, *, seed: int = 0,
-                 env_kwargs: dict[str, Any] | None = None, num_objects: int | None = None,
-                 progress: bool = False) -> EpisodeStats:
+def run_episodes(
+    agent: Agent,
+    env_id: str,
+    episodes: int,
+    *,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    num_objects: int | None = None,
+    progress: bool = False,
+) -> EpisodeStats:
     """One episode in each of ``episodes`` real envs (env i seeded ``seed + i``), state observations.
 
     ``num_objects``: show the agent only the first objects (for fixed-input policies).
@@ -86,8 +99,13 @@ def run_episodes(agent: Agent, env_id: str, episodes: int, *, seed: int = 0,
     returns = np.zeros(episodes)
     successes = np.zeros(episodes, bool)
     running = np.ones(episodes, bool)
-    bar = tqdm(total=gym.spec(env_id).max_episode_steps, desc=f"{env_id} ({episodes} episodes)",
-               unit="step", disable=not progress, leave=False)
+    bar = tqdm(
+        total=gym.spec(env_id).max_episode_steps,
+        desc=f"{env_id} ({episodes} episodes)",
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
     while running.any():
         bar.update()
         actions = agent.act(obs[:, :num_objects])
@@ -132,10 +150,25 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "tiny": Budget(data_episodes=64, episode_len=30, train_steps=300, ppo_real_steps=(2048, 8192),
-                   ppo_imagined_steps=4096, eval_episodes=8, candidates=100, horizon=8, iterations=2),
-    "small": Budget(data_episodes=256, episode_len=30, train_steps=1500,
-                    ppo_real_steps=(8192, 32768, 131072), ppo_imagined_steps=32768, eval_episodes=32),
+    "tiny": Budget(
+        data_episodes=64,
+        episode_len=30,
+        train_steps=300,
+        ppo_real_steps=(2048, 8192),
+        ppo_imagined_steps=4096,
+        eval_episodes=8,
+        candidates=100,
+        horizon=8,
+        iterations=2,
+    ),
+    "small": Budget(
+        data_episodes=256,
+        episode_len=30,
+        train_steps=1500,
+        ppo_real_steps=(8192, 32768, 131072),
+        ppo_imagined_steps=32768,
+        eval_episodes=32,
+    ),
 }
 
 
@@ -150,8 +183,9 @@ class ComparisonResult:
     seconds: dict[str, float]
 
 
-def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: str = "cpu", seed: int = 0,
-                   progress: bool = False) -> ComparisonResult:
+def compare_agents(
+    out: str | Path, budget: str | Budget = "tiny", *, device: str = "cpu", seed: int = 0, progress: bool = False
+) -> ComparisonResult:
     """Collect, train VIM, train baselines, evaluate everything on both control envs; write results.
 
     ``budget="tiny"`` finishes in a minute or two on a CPU.
@@ -168,11 +202,29 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
         seconds[name] = round(now - clock, 2)
         clock = now
 
-    data = collect(CONTROL_ENVS[0], out / "steer_data", episodes=b.data_episodes, episode_len=b.episode_len,
-                   seed=seed, num_envs=min(64, b.data_episodes), env_kwargs={"obs_size": 32}, overwrite=True)
+    data = collect(
+        CONTROL_ENVS[0],
+        out / "steer_data",
+        episodes=b.data_episodes,
+        episode_len=b.episode_len,
+        seed=seed,
+        num_envs=min(64, b.data_episodes),
+        env_kwargs={"obs_size": 32},
+        overwrite=True,
+    )
     data_steps = b.data_episodes * b.episode_len
-    run = train(TrainConfig(data=str(data), out=str(out / "vim_run"), mode="state", steps=b.train_steps,
-                            seed=seed, device=device, progress=progress, checkpoint_every=b.train_steps))
+    run = train(
+        TrainConfig(
+            data=str(data),
+            out=str(out / "vim_run"),
+            mode="state",
+            steps=b.train_steps,
+            seed=seed,
+            device=device,
+            progress=progress,
+            checkpoint_every=b.train_steps,
+        )
+    )
     imagination = Imagination.from_checkpoint(run.out, device=device)
     lap("collect and train VIM")
 
@@ -180,15 +232,18 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     planner = CEM(b.horizon, b.candidates, iterations=b.iterations)
 
     def mpc(num_objects: int, reward_fn: Callable | None = None) -> MPCAgent:
-        model = ImaginationReturns(imagination.for_num_objects(num_objects), space, n_samples=b.samples,
-                                   reward_fn=reward_fn)
+        model = ImaginationReturns(
+            imagination.for_num_objects(num_objects), space, n_samples=b.samples, reward_fn=reward_fn
+        )
         return MPCAgent(planner, model, replan_every=b.replan_every, seed=seed, warm_start=b.warm_start)
 
-    ppo_imagined = train_ppo_imagined(imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps,
-                                      n_envs=b.ppo_envs, seed=seed)
+    ppo_imagined = train_ppo_imagined(
+        imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps, n_envs=b.ppo_envs, seed=seed
+    )
     lap("PPO in imagination")
-    ppo_real = {steps: train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed)
-                for steps in b.ppo_real_steps}
+    ppo_real = {
+        steps: train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed) for steps in b.ppo_real_steps
+    }
     lap("PPO on the real env")
 
     train_objects = imagination.config.num_slots
@@ -203,8 +258,9 @@ def compare_agents(out: str | Path, budget: str | Budget = "tiny", *, device: st
     for env_id in CONTROL_ENVS:
         num_objects = gym.spec(env_id).kwargs["num_objects"] + 2  # + goal zone and agent
         for name, steps, make, visible in agents:
-            stats = run_episodes(make(num_objects), env_id, b.eval_episodes, seed=seed + 100_000, num_objects=visible,
-                                 progress=progress)
+            stats = run_episodes(
+                make(num_objects), env_id, b.eval_episodes, seed=seed + 100_000, num_objects=visible, progress=progress
+            )
             rows.append({"agent": name, "env": env_id, "real_steps": steps, **stats.summary()})
     lap("evaluate")
 
@@ -244,9 +300,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
     lines = ["| env | agent | real steps | success rate [95% CI] | return (mean ± std) |", "|---|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['agent']} | {r['real_steps']} | {r['success_rate']:.2f} "
-                     f"[{r['success_low']:.2f}, {r['success_high']:.2f}] | "
-                     f"{r['mean_return']:.2f} ± {r['std_return']:.2f} |")
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['real_steps']} | {r['success_rate']:.2f} "
+            f"[{r['success_low']:.2f}, {r['success_high']:.2f}] | "
+            f"{r['mean_return']:.2f} ± {r['std_return']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -279,8 +337,9 @@ def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return Path(path)
 
 
-def bootstrap_interval(values: np.ndarray, *, resamples: int = 2000, seed: int = 0,
-                       confidence: float = 0.95) -> tuple[float, float]:
+def bootstrap_interval(
+    values: np.ndarray, *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values (E,)`` (e.g. one value per window)."""
     values = np.asarray(values, np.float64)
     if values.ndim != 1 or values.size < 2:
@@ -292,8 +351,9 @@ def bootstrap_interval(values: np.ndarray, *, resamples: int = 2000, seed: int =
     return float(low), float(high)
 
 
-def head_errors(imagination: Imagination, data: str | Path, *, seq_len: int = 10,
-                batch_size: int = 64) -> dict[str, Any]:
+def head_errors(
+    imagination: Imagination, data: str | Path, *, seq_len: int = 10, batch_size: int = 64
+) -> dict[str, Any]:
     """The reward and termination heads on a (held-out) data set, read from each step's encoded state.
 
     Per episode window (the first ``seq_len`` steps of every episode with that many valid ones):
@@ -302,13 +362,14 @@ def head_errors(imagination: Imagination, data: str | Path, *, seq_len: int = 10
     it). Means over windows with 95% bootstrap intervals; ``reward_variance`` is the rewards'
     variance, the MSE of predicting their mean.
     """
-    from vim_world.data import SequenceLoader, open_dataset
-
     import torch
 
+    from vim_world.data import SequenceLoader, open_dataset
+
     model = imagination.model
-    loader = SequenceLoader(open_dataset(data), batch_size=batch_size, seq_len=seq_len, mode="state",
-                            device=imagination.device)
+    loader = SequenceLoader(
+        open_dataset(data), batch_size=batch_size, seq_len=seq_len, mode="state", device=imagination.device
+    )
     mse, brier, correct, base, rewards = [], [], [], [], []
     with torch.inference_mode():
         for batch in loader:
@@ -323,10 +384,13 @@ def head_errors(imagination: Imagination, data: str | Path, *, seq_len: int = 10
             correct.append(((ends > 0.5).float() == target).float().mean(1))
             base.append((target == 0).float().mean(1))
             rewards.append(batch.rewards.flatten())
-    out: dict[str, Any] = {"windows": int(sum(len(m) for m in mse)),
-                           "reward_variance": float(torch.cat(rewards).var())}
-    for name, parts in (("reward_mse", mse), ("termination_brier", brier), ("termination_accuracy", correct),
-                        ("termination_accuracy_always_continue", base)):
+    out: dict[str, Any] = {"windows": int(sum(len(m) for m in mse)), "reward_variance": float(torch.cat(rewards).var())}
+    for name, parts in (
+        ("reward_mse", mse),
+        ("termination_brier", brier),
+        ("termination_accuracy", correct),
+        ("termination_accuracy_always_continue", base),
+    ):
         values = torch.cat(parts).double().cpu().numpy()
         out[name] = float(values.mean())
         out[f"{name}_ci"] = bootstrap_interval(values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,9 +33,15 @@ class ImaginationReturns:
             states; None uses the reward head.
     """
 
-    def __init__(self, imagination: Imagination, action_space: spaces.Space, n_samples: int = 8,
-                 discount: float = 1.0, sample_z: bool = True,
-                 reward_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        imagination: Imagination,
+        action_space: spaces.Space,
+        n_samples: int = 8,
+        discount: float = 1.0,
+        sample_z: bool = True,
+        reward_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> None:
         cfg = imagination.config
         if cfg.action_dim == 0 or (reward_fn is None and not cfg.reward_head):
             raise ValueError("planning needs a VIM trained with actions, and a reward head or a reward_fn")
@@ -53,8 +59,14 @@ class ImaginationReturns:
         """Discounted imagined returns ``(B, C, N)`` of candidates ``(B, C, H, ...)``."""
         vectors = action_vectors(actions, self.action_space)
         with torch.inference_mode():
-            rollout = self.imagination.rollout(states, vectors, n_samples=self.n_samples, generator=generator,
-                                               sample_z=self.sample_z, decode=self.reward_fn is not None)
+            rollout = self.imagination.rollout(
+                states,
+                vectors,
+                n_samples=self.n_samples,
+                generator=generator,
+                sample_z=self.sample_z,
+                decode=self.reward_fn is not None,
+            )
             if self.reward_fn is None:
                 alive = torch.cumprod(1.0 - rollout.terminations, -1)
                 rewards = rollout.rewards * torch.cat([torch.ones_like(alive[..., :1]), alive[..., :-1]], -1)

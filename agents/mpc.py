@@ -27,8 +27,15 @@ class MPCAgent:
         explore: weight of the broad distribution in a warm start, in [0, 1].
     """
 
-    def __init__(self, planner: Planner, model: ReturnModel, replan_every: int = 1, seed: int = 0,
-                 warm_start: bool = True, explore: float = 0.2) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        model: ReturnModel,
+        replan_every: int = 1,
+        seed: int = 0,
+        warm_start: bool = True,
+        explore: float = 0.2,
+    ) -> None:
         if not 1 <= replan_every <= planner.horizon:
             raise ValueError(f"replan_every must be in [1, horizon={planner.horizon}], got {replan_every}")
         if not 0.0 <= explore <= 1.0:

@@ -85,8 +85,14 @@ class Planner(ABC):
         return initial_distribution(model.action_space, batch, self.horizon, model.device)
 
     @abstractmethod
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator,
-             init: SequenceDistribution | None = None) -> Plan:
+    def plan(
+        self,
+        model: ReturnModel,
+        states: Any,
+        batch: int,
+        generator: torch.Generator,
+        init: SequenceDistribution | None = None,
+    ) -> Plan:
         """The best sequence for each of ``batch`` start states ``states``; the search begins
         from ``init`` (a warm start, e.g. the previous plan's distribution shifted by one step)
         or, when None, from :meth:`start`."""
@@ -95,8 +101,14 @@ class Planner(ABC):
 class RandomShooting(Planner):
     """Score C sequences drawn from the broad initial distribution; keep the best."""
 
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator,
-             init: SequenceDistribution | None = None) -> Plan:
+    def plan(
+        self,
+        model: ReturnModel,
+        states: Any,
+        batch: int,
+        generator: torch.Generator,
+        init: SequenceDistribution | None = None,
+    ) -> Plan:
         dist = self.start(model, batch) if init is None else init
         actions = dist.sample(self.num_candidates, generator)
         best = _Best()
@@ -109,8 +121,14 @@ class _IterativePlanner(Planner):
 
     iterations: int
 
-    def plan(self, model: ReturnModel, states: Any, batch: int, generator: torch.Generator,
-             init: SequenceDistribution | None = None) -> Plan:
+    def plan(
+        self,
+        model: ReturnModel,
+        states: Any,
+        batch: int,
+        generator: torch.Generator,
+        init: SequenceDistribution | None = None,
+    ) -> Plan:
         dist = self.start(model, batch) if init is None else init
         best = _Best()
         for _ in range(self.iterations):
@@ -136,12 +154,20 @@ class CEM(_IterativePlanner):
         keep: weight of the previous distribution in each refit (smoothing).
     """
 
-    def __init__(self, horizon: int, num_candidates: int, iterations: int = 3, elite_frac: float = 0.1,
-                 keep: float = 0.1, risk: float | None = None) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        num_candidates: int,
+        iterations: int = 3,
+        elite_frac: float = 0.1,
+        keep: float = 0.1,
+        risk: float | None = None,
+    ) -> None:
         super().__init__(horizon, num_candidates, risk)
         if iterations < 1 or not 0.0 < elite_frac <= 1.0 or not 0.0 <= keep < 1.0:
-            raise ValueError(f"need iterations >= 1, elite_frac in (0, 1], keep in [0, 1); got "
-                             f"{iterations}, {elite_frac}, {keep}")
+            raise ValueError(
+                f"need iterations >= 1, elite_frac in (0, 1], keep in [0, 1); got {iterations}, {elite_frac}, {keep}"
+            )
         self.iterations, self.keep = iterations, keep
         self.num_elites = max(1, round(elite_frac * num_candidates))
 
@@ -165,12 +191,20 @@ class MPPI(_IterativePlanner):
         keep: weight of the previous distribution in each refit.
     """
 
-    def __init__(self, horizon: int, num_candidates: int, iterations: int = 3, temperature: float = 0.5,
-                 keep: float = 0.1, risk: float | None = None) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        num_candidates: int,
+        iterations: int = 3,
+        temperature: float = 0.5,
+        keep: float = 0.1,
+        risk: float | None = None,
+    ) -> None:
         super().__init__(horizon, num_candidates, risk)
         if iterations < 1 or temperature <= 0 or not 0.0 <= keep < 1.0:
-            raise ValueError(f"need iterations >= 1, temperature > 0, keep in [0, 1); got "
-                             f"{iterations}, {temperature}, {keep}")
+            raise ValueError(
+                f"need iterations >= 1, temperature > 0, keep in [0, 1); got {iterations}, {temperature}, {keep}"
+            )
         self.iterations, self.temperature, self.keep = iterations, temperature, keep
 
     def refit(self, dist: SequenceDistribution, actions: Tensor, scores: Tensor) -> SequenceDistribution:

@@ -9,7 +9,6 @@ functions here apply them to decoded states before and after each step.
 from __future__ import annotations
 
 from torch import Tensor
-
 from vim_world.envs.simulator import goal_distance
 from vim_world.envs.simulator import steer_reward as _steer_rule
 

@@ -26,8 +26,9 @@ class PointGoal:
         noise: std of the per-step position noise in sampled futures.
     """
 
-    def __init__(self, action_space: spaces.Space, n_samples: int = 4, noise: float = 0.0,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, action_space: spaces.Space, n_samples: int = 4, noise: float = 0.0, device: torch.device | str = "cpu"
+    ) -> None:
         self.action_space = action_space
         self.n_samples, self.noise = n_samples, noise
         self.device = torch.device(device)

@@ -30,11 +30,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 from scipy import stats
+from vim_world.envs import MECHANISM_NAMES, MECHANISMS, WorldConfig
+from vim_world.envs.identifiability import identifiability_report
 
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.data import collect, open_dataset
-from vim_world.envs import MECHANISMS, MECHANISM_NAMES, WorldConfig
-from vim_world.envs.identifiability import identifiability_report
 from vim_world.metrics import discovery_scores
 from vim_world.train import TrainConfig, load_model, train
 
@@ -117,19 +117,45 @@ def main() -> None:
         for split, episodes, seed in (("train", args.episodes, 0), ("eval", 128, 5000)):
             paths[split] = root / split
             if not (paths[split] / "meta.json").exists():
-                collect(env_id, paths[split], episodes=episodes, episode_len=24, seed=seed, num_envs=64,
-                        env_kwargs={"obs_size": 32, **kwargs}, overwrite=True)
+                collect(
+                    env_id,
+                    paths[split],
+                    episodes=episodes,
+                    episode_len=24,
+                    seed=seed,
+                    num_envs=64,
+                    env_kwargs={"obs_size": 32, **kwargs},
+                    overwrite=True,
+                )
         runs = {}
         for seed in seeds:
             start = time.perf_counter()
-            cfg = TrainConfig(data=str(paths["train"]), out=str(root / f"run_{seed}"), preset=args.preset, mode="state",
-                              overrides={"num_modules": m, **json.loads(args.overrides)}, steps=args.steps, seed=seed,
-                              device="cpu", amp=False, holdout=0.0, progress=False, checkpoint_every=args.steps,
-                              revive_every=args.revive, static_attributes=not args.no_static)
+            cfg = TrainConfig(
+                data=str(paths["train"]),
+                out=str(root / f"run_{seed}"),
+                preset=args.preset,
+                mode="state",
+                overrides={"num_modules": m, **json.loads(args.overrides)},
+                steps=args.steps,
+                seed=seed,
+                device="cpu",
+                amp=False,
+                holdout=0.0,
+                progress=False,
+                checkpoint_every=args.steps,
+                revive_every=args.revive,
+                static_attributes=not args.no_static,
+            )
             train(cfg)
-            runs[seed] = {**score_run(Path(cfg.out), paths["eval"]), "train_seconds": round(time.perf_counter() - start, 1)}
-            print(f"{label} seed {seed}: accuracy {runs[seed]['accuracy']:.3f} NMI {runs[seed]['nmi']:.3f} "
-                  f"({runs[seed]['train_seconds']} s)", flush=True)
+            runs[seed] = {
+                **score_run(Path(cfg.out), paths["eval"]),
+                "train_seconds": round(time.perf_counter() - start, 1),
+            }
+            print(
+                f"{label} seed {seed}: accuracy {runs[seed]['accuracy']:.3f} NMI {runs[seed]['nmi']:.3f} "
+                f"({runs[seed]['train_seconds']} s)",
+                flush=True,
+            )
         summary = {}
         for key in ("accuracy", "nmi"):
             values = [runs[s][key] for s in seeds]
@@ -142,9 +168,11 @@ def main() -> None:
     for label, r in results.items():
         cells = [f"{r['runs'][s]['accuracy']:.2f} / {r['runs'][s]['nmi']:.2f}" for s in seeds]
         acc, nmi = r["summary"]["accuracy"], r["summary"]["nmi"]
-        print(f"| {label} | " + " | ".join(cells) + f" | {acc['mean']:.3f} / {nmi['mean']:.3f} | "
-              f"{acc['min']:.2f} / {nmi['min']:.2f} | [{acc['ci95_t'][0]:.2f}, {acc['ci95_t'][1]:.2f}] / "
-              f"[{nmi['ci95_t'][0]:.2f}, {nmi['ci95_t'][1]:.2f}] |")
+        print(
+            f"| {label} | " + " | ".join(cells) + f" | {acc['mean']:.3f} / {nmi['mean']:.3f} | "
+            f"{acc['min']:.2f} / {nmi['min']:.2f} | [{acc['ci95_t'][0]:.2f}, {acc['ci95_t'][1]:.2f}] / "
+            f"[{nmi['ci95_t'][0]:.2f}, {nmi['ci95_t'][1]:.2f}] |"
+        )
     if args.json:
         path = Path(args.json)
         tmp = path.with_name(f".{path.name}.tmp")

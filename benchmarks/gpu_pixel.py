@@ -37,10 +37,28 @@ from vim_world.train import TrainConfig, load_model, model_config, prepare, trai
 
 CONTEXT, HORIZON, SAMPLES = 5, 10, 10
 SIZES = {  # frame size, episodes, episode length, preset, batch size, seconds of training per model, max steps
-    "full": dict(obs_size=64, episodes=2048, episode_len=32, preset="default", batch_size=32, budget_s=110.0,
-                 max_steps=20_000, eval_batches=16, speed_steps=20),
-    "tiny": dict(obs_size=32, episodes=64, episode_len=16, preset="tiny", batch_size=8, budget_s=10.0,
-                 max_steps=20, eval_batches=2, speed_steps=2),
+    "full": dict(
+        obs_size=64,
+        episodes=2048,
+        episode_len=32,
+        preset="default",
+        batch_size=32,
+        budget_s=110.0,
+        max_steps=20_000,
+        eval_batches=16,
+        speed_steps=20,
+    ),
+    "tiny": dict(
+        obs_size=32,
+        episodes=64,
+        episode_len=16,
+        preset="tiny",
+        batch_size=8,
+        budget_s=10.0,
+        max_steps=20,
+        eval_batches=2,
+        speed_steps=2,
+    ),
 }
 
 
@@ -58,15 +76,16 @@ def log(message: str) -> None:
 @torch.no_grad()
 def prediction_errors(model: torch.nn.Module, data: str, batches: int, device: torch.device) -> np.ndarray:
     """Best-of-``SAMPLES`` MSE per window ``(windows,)``: per step the best sample, averaged over the horizon."""
-    loader = SequenceLoader(open_dataset(data), batch_size=32, seq_len=CONTEXT + HORIZON, mode="pixels", seed=7,
-                            device=device)
+    loader = SequenceLoader(
+        open_dataset(data), batch_size=32, seq_len=CONTEXT + HORIZON, mode="pixels", seed=7, device=device
+    )
     generator = torch.Generator(device=device).manual_seed(0)
     with_actions = uses_actions(loader.dataset)
     errors = []
     for i in range(batches):
         batch = prepare(loader.batch_at(i), with_actions)
         pred = model.predict(batch, CONTEXT, HORIZON, SAMPLES, generator=generator).obs.float()
-        target = batch.obs[:, CONTEXT:CONTEXT + HORIZON].float()
+        target = batch.obs[:, CONTEXT : CONTEXT + HORIZON].float()
         errors.append(per_step_mse(pred, target).min(1).values.mean(-1).cpu().numpy())
     return np.concatenate(errors)
 
@@ -92,9 +111,19 @@ def main() -> None:
         if args.reuse_data and (work / split / "meta.json").exists():
             data[split] = str(work / split)
             continue
-        data[split] = str(collect("VimWorld/Passive-v0", work / split, episodes=size["episodes"] if split == "train" else 256,
-                                  episode_len=size["episode_len"], seed=seed, masks=True, overwrite=True,
-                                  env_kwargs=env_kwargs, workers=min(8, os.cpu_count() or 1)))
+        data[split] = str(
+            collect(
+                "VimWorld/Passive-v0",
+                work / split,
+                episodes=size["episodes"] if split == "train" else 256,
+                episode_len=size["episode_len"],
+                seed=seed,
+                masks=True,
+                overwrite=True,
+                env_kwargs=env_kwargs,
+                workers=min(8, os.cpu_count() or 1),
+            )
+        )
     log(f"collected in {time.perf_counter() - start:.0f} s")
 
     results: dict[str, Any] = {"device": card, "torch": torch.__version__, "sizes": size, "models": {}}
@@ -105,13 +134,39 @@ def main() -> None:
         steps = int(min(size["max_steps"], max(1, speed["steps_s"] * size["budget_s"])))
         log(f"{name}: {speed['samples_s']:.0f} samples/s, {speed['params']:,} parameters; training {steps} steps")
         t0 = time.perf_counter()
-        run = train(TrainConfig(data=data["train"], out=str(work / name), model=name, mode="pixels", preset=size["preset"],
-                                steps=steps, batch_size=size["batch_size"], seq_len=10, device=device.type,
-                                checkpoint_every=steps, progress=False))
-        results["models"][name] = {**speed, "train_steps": steps, "train_s": time.perf_counter() - t0,
-                                   "checkpoint": str(run.checkpoint)}
-    train(TrainConfig(data=data["train"], out=str(work / "copy_last"), model="copy_last", mode="pixels",
-                      preset=size["preset"], steps=1, device=device.type, progress=False))
+        run = train(
+            TrainConfig(
+                data=data["train"],
+                out=str(work / name),
+                model=name,
+                mode="pixels",
+                preset=size["preset"],
+                steps=steps,
+                batch_size=size["batch_size"],
+                seq_len=10,
+                device=device.type,
+                checkpoint_every=steps,
+                progress=False,
+            )
+        )
+        results["models"][name] = {
+            **speed,
+            "train_steps": steps,
+            "train_s": time.perf_counter() - t0,
+            "checkpoint": str(run.checkpoint),
+        }
+    train(
+        TrainConfig(
+            data=data["train"],
+            out=str(work / "copy_last"),
+            model="copy_last",
+            mode="pixels",
+            preset=size["preset"],
+            steps=1,
+            device=device.type,
+            progress=False,
+        )
+    )
 
     for name in ("vim", "vrnn", "copy_last"):
         model, _ = load_model(work / name, device.type)
@@ -130,21 +185,34 @@ def markdown(r: dict[str, Any]) -> str:
     """The results as Markdown tables."""
     ci = lambda v: f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]"  # noqa: E731
     m = r["models"]
-    lines = [f"# Pixel VIM on {r['device']} (torch {r['torch']}, preset {r['sizes']['preset']}, "
-             f"{r['sizes']['obs_size']}x{r['sizes']['obs_size']}, bf16 on CUDA)", "",
-             "| model | parameters | samples/s | train steps | best-of-10 MSE, 95% CI |", "|---|---:|---:|---:|---|"]
+    lines = [
+        f"# Pixel VIM on {r['device']} (torch {r['torch']}, preset {r['sizes']['preset']}, "
+        f"{r['sizes']['obs_size']}x{r['sizes']['obs_size']}, bf16 on CUDA)",
+        "",
+        "| model | parameters | samples/s | train steps | best-of-10 MSE, 95% CI |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name in ("vim", "vrnn"):
-        lines.append(f"| {name} | {m[name]['params']:,} | {m[name]['samples_s']:.0f} | {m[name]['train_steps']} | "
-                     f"{ci(m[name]['mse_best_of_10'])} |")
+        lines.append(
+            f"| {name} | {m[name]['params']:,} | {m[name]['samples_s']:.0f} | {m[name]['train_steps']} | "
+            f"{ci(m[name]['mse_best_of_10'])} |"
+        )
     lines.append(f"| copy_last | 0 | - | - | {ci(m['copy_last']['mse_best_of_10'])} |")
     vim, vrnn, copy = (m[n]["mse_best_of_10"][0] for n in ("vim", "vrnn", "copy_last"))
     b = r["binding"]
-    lines += ["", f"VIM/VRNN samples/s: {m['vim']['samples_s'] / m['vrnn']['samples_s']:.2f}; "
-              f"MSE ratios: VIM/VRNN {vim / vrnn:.2f}, VIM/copy-last {vim / copy:.2f}.", "",
-              "| slots vs objects (VIM, held-out seeds) | mean, 95% CI | over |", "|---|---|---|",
-              f"| FG-ARI | {ci(b['fg_ari'])} | {b['windows']} windows, {b['frames']} frames |",
-              f"| binding kept over 10 steps | {ci(b['binding_kept'])} | {b['windows']} windows |", "",
-              f"Wall time of the whole script: {r['wall_s']:.0f} s.", ""]
+    lines += [
+        "",
+        f"VIM/VRNN samples/s: {m['vim']['samples_s'] / m['vrnn']['samples_s']:.2f}; "
+        f"MSE ratios: VIM/VRNN {vim / vrnn:.2f}, VIM/copy-last {vim / copy:.2f}.",
+        "",
+        "| slots vs objects (VIM, held-out seeds) | mean, 95% CI | over |",
+        "|---|---|---|",
+        f"| FG-ARI | {ci(b['fg_ari'])} | {b['windows']} windows, {b['frames']} frames |",
+        f"| binding kept over 10 steps | {ci(b['binding_kept'])} | {b['windows']} windows |",
+        "",
+        f"Wall time of the whole script: {r['wall_s']:.0f} s.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -34,14 +34,28 @@ def interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2 or np.all(values == values[0]):
         return float(values.mean()), float(values.mean()), float(values.mean())
-    ci = bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
-                   random_state=np.random.default_rng(seed)).confidence_interval
+    ci = bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=2000,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    ).confidence_interval
     return float(values.mean()), float(ci.low), float(ci.high)
 
 
 @torch.no_grad()
-def binding_scores(model: torch.nn.Module, data: str, *, batches: int = 16, batch_size: int = 32,
-                   window: int = 10, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, Any]:
+def binding_scores(
+    model: torch.nn.Module,
+    data: str,
+    *,
+    batches: int = 16,
+    batch_size: int = 32,
+    window: int = 10,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
     """FG-ARI and binding stability of ``model``'s posterior slot masks over ``batches x batch_size``
     random windows of ``window`` steps of the data set ``data``.
 
@@ -50,8 +64,7 @@ def binding_scores(model: torch.nn.Module, data: str, *, batches: int = 16, batc
     dataset = open_dataset(data)
     if "masks" not in dataset.meta["shards"][0]["sha256"]:
         raise ValueError(f"data set {data} has no masks; collect it with --masks")
-    loader = SequenceLoader(dataset, batch_size=batch_size, seq_len=window, mode="pixels", seed=seed + 1,
-                            device=device)
+    loader = SequenceLoader(dataset, batch_size=batch_size, seq_len=window, mode="pixels", seed=seed + 1, device=device)
     model.eval()
     window_ari, kept, frames = [], [], 0
     for i in range(batches):
@@ -63,8 +76,12 @@ def binding_scores(model: torch.nn.Module, data: str, *, batches: int = 16, batc
         kept.append(binding_unchanged(masks, batch.masks))
     window_ari = np.concatenate(window_ari)
     window_ari = window_ari[np.isfinite(window_ari)]
-    return {"fg_ari": interval(window_ari, seed), "binding_kept": interval(np.concatenate(kept).astype(float), seed),
-            "windows": int(window_ari.size), "frames": frames}
+    return {
+        "fg_ari": interval(window_ari, seed),
+        "binding_kept": interval(np.concatenate(kept).astype(float), seed),
+        "windows": int(window_ari.size),
+        "frames": frames,
+    }
 
 
 def main() -> None:
@@ -77,14 +94,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     model, _ = load_model(args.run, args.device)
-    r = binding_scores(model, args.data, batches=args.batches, batch_size=args.batch_size, seed=args.seed,
-                       device=args.device)
+    r = binding_scores(
+        model, args.data, batches=args.batches, batch_size=args.batch_size, seed=args.seed, device=args.device
+    )
     print("| metric | mean | 95% interval | over |")
     print("|---|---:|---|---|")
-    print(f"| FG-ARI | {r['fg_ari'][0]:.3f} | [{r['fg_ari'][1]:.3f}, {r['fg_ari'][2]:.3f}] | "
-          f"{r['windows']} windows ({r['frames']} frames) |")
-    print(f"| binding kept over 10 steps | {r['binding_kept'][0]:.3f} | "
-          f"[{r['binding_kept'][1]:.3f}, {r['binding_kept'][2]:.3f}] | {r['windows']} windows |")
+    print(
+        f"| FG-ARI | {r['fg_ari'][0]:.3f} | [{r['fg_ari'][1]:.3f}, {r['fg_ari'][2]:.3f}] | "
+        f"{r['windows']} windows ({r['frames']} frames) |"
+    )
+    print(
+        f"| binding kept over 10 steps | {r['binding_kept'][0]:.3f} | "
+        f"[{r['binding_kept'][1]:.3f}, {r['binding_kept'][2]:.3f}] | {r['windows']} windows |"
+    )
 
 
 if __name__ == "__main__":

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import torch
-
-from vim_world.actions import action_vectors
 from vim_world.agents import CEM, MPPI, ImaginationReturns, RandomShooting
 from vim_world.envs import STATE_FEATURES, STEER_ACTIONS
+
+from vim_world.actions import action_vectors
 from vim_world.imagination import Imagination, LatentState
 from vim_world.model import VIM, preset
 from vim_world.model.distributions import sample_categorical
@@ -72,27 +72,35 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
         "task heads (reward, termination)": lambda: im.model.task(z, a),
         "Imagination.step (all of it)": lambda: im.step(LatentState(z, c), a),
     }
-    return [(f"one step: {name} ({batch} futures)", "", f"{timed(fn, device, repeats) * 1e3:.1f} ms")
-            for name, fn in parts.items()]
+    return [
+        (f"one step: {name} ({batch} futures)", "", f"{timed(fn, device, repeats) * 1e3:.1f} ms")
+        for name, fn in parts.items()
+    ]
 
 
 def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     torch.manual_seed(0)
-    cfg = preset(args.preset, num_slots=4, state_dim=len(STATE_FEATURES), action_dim=len(STEER_ACTIONS),
-                 reward_head=True)
+    cfg = preset(
+        args.preset, num_slots=4, state_dim=len(STATE_FEATURES), action_dim=len(STEER_ACTIONS), reward_head=True
+    )
     im = Imagination(VIM(cfg).to(device).eval())
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
     c, n, h, k = args.candidates, args.samples, args.horizon, cfg.num_slots
-    state = LatentState(torch.randn(1, k, cfg.latent_dim, device=device),
-                        torch.full((1, k), -1, dtype=torch.long, device=device))
+    state = LatentState(
+        torch.randn(1, k, cfg.latent_dim, device=device), torch.full((1, k), -1, dtype=torch.long, device=device)
+    )
     actions = action_vectors(torch.randint(0, space.n, (1, c, h), device=device), space)
     object_steps = c * n * h * k
     rows = []
     with torch.inference_mode():
-        for name, fn in (("Imagination.rollout", lambda: im.rollout(state, actions, n_samples=n, decode=False)),
-                         ("VIM.prior_step loop", lambda: prior_step_rollout(im, state, actions, n))):
+        for name, fn in (
+            ("Imagination.rollout", lambda: im.rollout(state, actions, n_samples=n, decode=False)),
+            ("VIM.prior_step loop", lambda: prior_step_rollout(im, state, actions, n)),
+        ):
             s = timed(fn, device, args.repeats)
-            rows.append((f"{name} ({c}x{n}x{h}, K={k})", f"{object_steps / s:,.0f} object-steps/s", f"{s * 1e3:.0f} ms"))
+            rows.append(
+                (f"{name} ({c}x{n}x{h}, K={k})", f"{object_steps / s:,.0f} object-steps/s", f"{s * 1e3:.0f} ms")
+            )
         rows += step_parts(im, c * n, device, args.repeats)
     model = ImaginationReturns(im, space, n_samples=n)
     planners = {
@@ -102,17 +110,23 @@ def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str
     }
     for name, planner in planners.items():
         generator = torch.Generator(device=device).manual_seed(0)
-        s = timed(lambda: planner.plan(model, state, 1, generator), device, args.repeats)
+        s = timed(lambda p=planner, g=generator: p.plan(model, state, 1, g), device, args.repeats)
         rows.append((f"{name} decision ({c}x{n}x{h})", f"{1 / s:.2f} decisions/s", f"{s * 1e3:.0f} ms"))
     for iterations in (1, 2):
         s = timed(warm_decision(model, CEM(h, c, iterations=iterations), state, device), device, args.repeats)
-        rows.append((f"CEM warm-started ({iterations} iteration{'s' * (iterations > 1)}) decision ({c}x{n}x{h})",
-                     f"{1 / s:.2f} decisions/s", f"{s * 1e3:.0f} ms"))
+        rows.append(
+            (
+                f"CEM warm-started ({iterations} iteration{'s' * (iterations > 1)}) decision ({c}x{n}x{h})",
+                f"{1 / s:.2f} decisions/s",
+                f"{s * 1e3:.0f} ms",
+            )
+        )
     return rows
 
 
-def warm_decision(model: ImaginationReturns, planner: CEM, state: LatentState,
-                  device: torch.device) -> Callable[[], object]:
+def warm_decision(
+    model: ImaginationReturns, planner: CEM, state: LatentState, device: torch.device
+) -> Callable[[], object]:
     """One MPC decision as :class:`MPCAgent` takes it after the first: the search starts from the
     previous decision's distribution shifted by one step (with 0.2 of the broad one mixed in)."""
     generator = torch.Generator(device=device).manual_seed(0)

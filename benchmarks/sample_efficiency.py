@@ -33,12 +33,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
 from vim_world.agents import CEM, ImaginationReturns, MPCAgent
 from vim_world.agents.baselines import train_ppo_imagined, train_ppo_real
 from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes
-from vim_world.data import collect
 from vim_world.envs import STEER_ACTIONS
+
+from vim_world.data import collect
 from vim_world.imagination import Imagination
 from vim_world.train import TrainConfig, train
 
@@ -63,8 +63,9 @@ def crossing(steps: list[int], success: np.ndarray, target: float) -> float | No
     return None
 
 
-def crossing_interval(steps: list[int], outcomes: np.ndarray, target_outcomes: np.ndarray,
-                      resamples: int = 1000, seed: int = 0) -> tuple[float | None, float | None, float]:
+def crossing_interval(
+    steps: list[int], outcomes: np.ndarray, target_outcomes: np.ndarray, resamples: int = 1000, seed: int = 0
+) -> tuple[float | None, float | None, float]:
     """95% bootstrap interval of the crossing, and the share of resamples where PPO never crosses.
 
     ``outcomes``: bool ``(budgets, seeds, episodes)`` PPO successes; ``target_outcomes``: bool
@@ -102,9 +103,15 @@ def plot(results: dict[str, Any], path: Path) -> None:
     means = [np.mean([r["success_rate"] for r in ppo if r["steps"] == b]) for b in budgets]
     ax.plot(budgets, means, color="black", marker="s", label="PPO mean over seeds")
     mpc = results["mpc"][CONTROL_ENVS[0]]
-    ax.errorbar([results["model"]["real_steps"]], [mpc["success_rate"]],
-                yerr=[[mpc["success_rate"] - mpc["success_low"]], [mpc["success_high"] - mpc["success_rate"]]],
-                color="red", marker="*", markersize=12, label="MPC-CEM over VIM (learned heads)")
+    ax.errorbar(
+        [results["model"]["real_steps"]],
+        [mpc["success_rate"]],
+        yerr=[[mpc["success_rate"] - mpc["success_low"]], [mpc["success_high"] - mpc["success_rate"]]],
+        color="red",
+        marker="*",
+        markersize=12,
+        label="MPC-CEM over VIM (learned heads)",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("real environment steps")
     ax.set_ylabel("success rate on Steer-v0")
@@ -116,15 +123,44 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
     """Collect Steer data and a held-out set, train VIM, and record the heads' held-out errors."""
-    data = collect(CONTROL_ENVS[0], out / "steer_data", episodes=b.data_episodes, episode_len=b.episode_len,
-                   seed=0, num_envs=min(64, b.data_episodes), env_kwargs={"obs_size": 32}, overwrite=True)
-    held_out = collect(CONTROL_ENVS[0], out / "steer_heldout", episodes=256, episode_len=b.episode_len,
-                       seed=10_000, num_envs=64, env_kwargs={"obs_size": 32}, overwrite=True)
-    run = train(TrainConfig(data=str(data), out=str(out / "vim_run"), mode="state", steps=b.train_steps,
-                            seed=0, device="cpu", progress=True, checkpoint_every=b.train_steps))
+    data = collect(
+        CONTROL_ENVS[0],
+        out / "steer_data",
+        episodes=b.data_episodes,
+        episode_len=b.episode_len,
+        seed=0,
+        num_envs=min(64, b.data_episodes),
+        env_kwargs={"obs_size": 32},
+        overwrite=True,
+    )
+    held_out = collect(
+        CONTROL_ENVS[0],
+        out / "steer_heldout",
+        episodes=256,
+        episode_len=b.episode_len,
+        seed=10_000,
+        num_envs=64,
+        env_kwargs={"obs_size": 32},
+        overwrite=True,
+    )
+    run = train(
+        TrainConfig(
+            data=str(data),
+            out=str(out / "vim_run"),
+            mode="state",
+            steps=b.train_steps,
+            seed=0,
+            device="cpu",
+            progress=True,
+            checkpoint_every=b.train_steps,
+        )
+    )
     im = Imagination.from_checkpoint(run.out, device="cpu")
-    results["model"] = {"real_steps": b.data_episodes * b.episode_len, "train_steps": b.train_steps,
-                        "held_out": head_errors(im, held_out)}
+    results["model"] = {
+        "real_steps": b.data_episodes * b.episode_len,
+        "train_steps": b.train_steps,
+        "held_out": head_errors(im, held_out),
+    }
     return im
 
 
@@ -135,10 +171,18 @@ def main() -> None:
     parser.add_argument("--ppo-steps", type=int, nargs="+", default=[8192, 12288, 16384, 24576, 32768, 65536])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per agent and env")
-    parser.add_argument("--stages", nargs="+", default=["mpc", "imagined", "ppo"], choices=["mpc", "imagined", "ppo"],
-                        help="stages after the world model (ppo needs mpc)")
-    parser.add_argument("--reuse-model", action="store_true",
-                        help="use the VIM of an earlier run in <out>/vim_run instead of training one")
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=["mpc", "imagined", "ppo"],
+        choices=["mpc", "imagined", "ppo"],
+        help="stages after the world model (ppo needs mpc)",
+    )
+    parser.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="use the VIM of an earlier run in <out>/vim_run instead of training one",
+    )
     parser.add_argument("--iterations", type=int, default=None, help="CEM iterations (default: the budget's)")
     args = parser.parse_args()
     b = BUDGETS[args.budget]
@@ -166,8 +210,9 @@ def main() -> None:
             clock = time.perf_counter()
             k = gym.spec(env_id).kwargs["num_objects"] + 2
             model = ImaginationReturns(im.for_num_objects(k), space, n_samples=b.samples)
-            agent = MPCAgent(CEM(b.horizon, b.candidates, iterations=b.iterations), model, seed=0,
-                             warm_start=b.warm_start)
+            agent = MPCAgent(
+                CEM(b.horizon, b.candidates, iterations=b.iterations), model, seed=0, warm_start=b.warm_start
+            )
             stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
             outcomes_mpc = stats.successes if outcomes_mpc is None else outcomes_mpc
             results["mpc"][env_id] = {**stats.summary(), "seconds": round(time.perf_counter() - clock, 1)}
@@ -175,8 +220,14 @@ def main() -> None:
             save(results, path)
     if "imagined" in args.stages:
         clock = time.perf_counter()
-        agent = train_ppo_imagined(im, CONTROL_ENVS[0], b.ppo_imagined_steps,
-                                   real_steps=results["model"]["real_steps"], n_envs=b.ppo_envs, seed=0)
+        agent = train_ppo_imagined(
+            im,
+            CONTROL_ENVS[0],
+            b.ppo_imagined_steps,
+            real_steps=results["model"]["real_steps"],
+            n_envs=b.ppo_envs,
+            seed=0,
+        )
         results["imagined"] = {}
         for env_id in CONTROL_ENVS:
             stats = run_episodes(agent, env_id, args.episodes, seed=100_000, num_objects=im.config.num_slots)
@@ -195,21 +246,30 @@ def main() -> None:
             agent = train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed)
             stats = run_episodes(agent, CONTROL_ENVS[0], args.episodes, seed=100_000)
             outcomes[i, j] = stats.successes
-            row = {"steps": steps, "seed": seed, "real_steps": agent.real_steps, **stats.summary(),
-                   "seconds": round(time.perf_counter() - clock, 1)}
+            row = {
+                "steps": steps,
+                "seed": seed,
+                "real_steps": agent.real_steps,
+                **stats.summary(),
+                "seconds": round(time.perf_counter() - clock, 1),
+            }
             results["ppo"].append(row)
             print("PPO (real env)", json.dumps(row), flush=True)
             save(results, path)
-        done = sorted(args.ppo_steps)[:i + 1]
+        done = sorted(args.ppo_steps)[: i + 1]
         target = results["mpc"][CONTROL_ENVS[0]]["success_rate"]
-        point = crossing(done, outcomes[:i + 1].mean((1, 2)), target)
-        low, high, never = crossing_interval(done, outcomes[:i + 1], outcomes_mpc)
+        point = crossing(done, outcomes[: i + 1].mean((1, 2)), target)
+        low, high, never = crossing_interval(done, outcomes[: i + 1], outcomes_mpc)
         mpc_steps = results["model"]["real_steps"]
-        results["crossing"] = {"target_success": target, "ppo_steps": point, "ci": [low, high],
-                               "never_share": never, "budgets": done,
-                               "ratio": None if point is None else point / mpc_steps,
-                               "ratio_ci": [None if low is None else low / mpc_steps,
-                                            None if high is None else high / mpc_steps]}
+        results["crossing"] = {
+            "target_success": target,
+            "ppo_steps": point,
+            "ci": [low, high],
+            "never_share": never,
+            "budgets": done,
+            "ratio": None if point is None else point / mpc_steps,
+            "ratio_ci": [None if low is None else low / mpc_steps, None if high is None else high / mpc_steps],
+        }
         print("crossing", json.dumps(results["crossing"]), flush=True)
         save(results, path)
         plot(results, out / "sample_efficiency.png")

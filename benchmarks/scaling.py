@@ -68,7 +68,9 @@ def main() -> None:
               f"{args.num_envs} envs per shard ({os.cpu_count()} CPUs)")  # fmt: skip
         print("| workers | frames/s |\n|---:|---:|")
         for w in args.workers:
-            print(f"| {w} | {collection_rate(root, w, args.episodes, args.episode_len, args.num_envs):,.0f} |", flush=True)
+            print(
+                f"| {w} | {collection_rate(root, w, args.episodes, args.episode_len, args.num_envs):,.0f} |", flush=True
+            )
         data = root / f"w{args.workers[0]}"
         print(f"\ntraining: vim tiny-state, global batch {args.batch_size} x {args.seq_len} steps, "
               f"{args.steps} steps after {args.warmup} warm-up steps, gloo on the CPU")  # fmt: skip

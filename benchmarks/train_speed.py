@@ -26,9 +26,9 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+from vim_world.envs import STATE_FEATURES
 
 from vim_world.batch import Batch
-from vim_world.envs import STATE_FEATURES
 from vim_world.model import build_model, count_parameters, preset
 
 
@@ -40,8 +40,9 @@ def batch_for(config, batch_size: int, seq_len: int, device: torch.device) -> Ba
     return Batch(obs=obs)
 
 
-def measure(name: str, config, batch_size: int, seq_len: int, steps: int, device: torch.device,
-            channels_last: bool = False) -> dict:
+def measure(
+    name: str, config, batch_size: int, seq_len: int, steps: int, device: torch.device, channels_last: bool = False
+) -> dict:
     torch.manual_seed(0)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = build_model(name, config).to(device)
@@ -72,8 +73,12 @@ def measure(name: str, config, batch_size: int, seq_len: int, steps: int, device
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     seconds = time.perf_counter() - start
-    return {"params": count_parameters(model), "steps_s": steps / seconds, "samples_s": steps * batch_size / seconds,
-            "peak_mb": peak_mb}
+    return {
+        "params": count_parameters(model),
+        "steps_s": steps / seconds,
+        "samples_s": steps * batch_size / seconds,
+        "peak_mb": peak_mb,
+    }
 
 
 def _measure_in_child(args: tuple) -> dict:
@@ -93,8 +98,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--devices", default="cpu,cuda",
-                        help="comma-separated; cuda rows are skipped when no GPU is present")
+    parser.add_argument(
+        "--devices", default="cpu,cuda", help="comma-separated; cuda rows are skipped when no GPU is present"
+    )
     parser.add_argument("--modes", default="state,pixels", help="comma-separated subset of state,pixels")
     parser.add_argument("--levers", action="store_true", help="add pixel VIM rows with each speed lever undone")
     args = parser.parse_args()
@@ -106,8 +112,10 @@ def main() -> None:
     if not modes or set(modes) - {"state", "pixels"}:
         parser.error(f"--modes: {args.modes!r}; expected a comma-separated subset of state,pixels")
     devices = [torch.device(d) for d in wanted if d == "cpu" or torch.cuda.is_available()]
-    print(f"# preset {args.preset}, batch {args.batch_size} x {args.seq_len} steps; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} CPU threads")
+    print(
+        f"# preset {args.preset}, batch {args.batch_size} x {args.seq_len} steps; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads"
+    )
     print("| device | mode | model | parameters | steps/s | samples/s | peak memory (MB) |")
     print("|---|---|---|---:|---:|---:|---:|")
     for device in devices:
@@ -123,8 +131,11 @@ def main() -> None:
                 ]
             for label, name, cfg, channels_last in rows:
                 r = measure_fresh(name, cfg, args.batch_size, args.seq_len, args.steps, device, channels_last)
-                print(f"| {device.type} | {mode} | {label} | {r['params']:,} | {r['steps_s']:.2f} | "
-                      f"{r['samples_s']:.1f} | {r['peak_mb']:.0f} |", flush=True)
+                print(
+                    f"| {device.type} | {mode} | {label} | {r['params']:,} | {r['steps_s']:.2f} | "
+                    f"{r['samples_s']:.1f} | {r['peak_mb']:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import gymnasium as gym
 import numpy as np
 from PIL import Image
+from vim_world.envs import STEER_ACTIONS, env_ids
 
 import vim_world  # noqa: F401
-from vim_world.envs import STEER_ACTIONS, env_ids
 
 OUT = Path(__file__).resolve().parent / "images"
 FRAMES, SIZE, SEED = 40, 128, 0

@@ -91,8 +91,10 @@ class MechanismWorldEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         a = _check_actions(self.action_space, action, batched=False)
         if self._terminated:  # as Gymnasium's PassiveEnvChecker warns, also without the checker
-            gym.logger.warn("step() called after the episode terminated; call reset() first: "
-                            "the results of further steps are undefined")
+            gym.logger.warn(
+                "step() called after the episode terminated; call reset() first: "
+                "the results of further steps are undefined"
+            )
         reward, terminated = self._sim.step(a[None], np.ones(1, bool))
         self._terminated = bool(terminated[0])
         if self.render_mode == "human":
@@ -155,7 +157,9 @@ class MechanismWorldVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, render_mode: str | None = None, **options: Any):
+    def __init__(
+        self, num_envs: int = 1, max_episode_steps: int | None = None, render_mode: str | None = None, **options: Any
+    ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if max_episode_steps is not None and max_episode_steps < 1:

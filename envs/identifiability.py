@@ -69,8 +69,12 @@ class IdentifiabilityReport:
     def failing(self, min_fraction: float = MIN_FRACTION) -> list[tuple[str, str]]:
         """Ordered pairs ``(A, B)`` told apart on fewer than ``min_fraction`` of ``A``'s steps."""
         d = self.distinguishable
-        return [(a, b) for i, a in enumerate(self.mechanisms) for j, b in enumerate(self.mechanisms)
-                if d[i, j] < min_fraction]
+        return [
+            (a, b)
+            for i, a in enumerate(self.mechanisms)
+            for j, b in enumerate(self.mechanisms)
+            if d[i, j] < min_fraction
+        ]
 
     def worst(self) -> tuple[float, tuple[str, str]]:
         """The smallest distinguishable fraction among scored pairs and its pair."""
@@ -79,8 +83,9 @@ class IdentifiabilityReport:
         return float(d[i, j]), (self.mechanisms[i], self.mechanisms[j])
 
 
-def identifiability_report(config: WorldConfig, worlds: int = 64, steps: int = 50, seed: int = 0,
-                           tolerance: float = TOLERANCE) -> IdentifiabilityReport:
+def identifiability_report(
+    config: WorldConfig, worlds: int = 64, steps: int = 50, seed: int = 0, tolerance: float = TOLERANCE
+) -> IdentifiabilityReport:
     """Roll out ``worlds`` worlds of ``config`` for ``steps`` steps (seeded) and score every pair of its
     mechanisms on the object-steps the switching process gives each (objects it does not switch,
     such as the steer task's agent, are left out)."""
@@ -134,8 +139,9 @@ def identifiability_report(config: WorldConfig, worlds: int = 64, steps: int = 5
     return IdentifiabilityReport(tuple(config.mechanisms), counts, law_differs, affine_differs)
 
 
-def _shared_affine_miss(design: np.ndarray, target: np.ndarray, first: np.ndarray, iterations: int = 8,
-                        kept: float = 0.8) -> np.ndarray:
+def _shared_affine_miss(
+    design: np.ndarray, target: np.ndarray, first: np.ndarray, iterations: int = 8, kept: float = 0.8
+) -> np.ndarray:
     """How far the affine law that best explains most steps of *both* groups misses each step.
 
     Trimmed least squares: each round fits ``target (R, F)`` on ``design (R, P)`` with the two groups

@@ -14,8 +14,9 @@ convention); one call is one environment step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -144,9 +145,7 @@ def gravity(objects: Objects, noise: Noise, g: float, restitution: float) -> Obj
     return objects._replace(pos=pos, vel=vel, dsize=np.zeros_like(objects.dsize))
 
 
-def orbit(
-    objects: Objects, noise: Noise, center: tuple[float, float], angular_speed: float
-) -> Objects:
+def orbit(objects: Objects, noise: Noise, center: tuple[float, float], angular_speed: float) -> Objects:
     """Rotates by ``angular_speed`` radians around ``center``."""
     c = np.asarray(center)
     rel = objects.pos - c
@@ -280,6 +279,4 @@ def mechanism_id(name: str) -> int:
     try:
         return MECHANISM_NAMES.index(name)
     except ValueError:
-        raise ValueError(
-            f"unknown mechanism {name!r}; expected one of {list(MECHANISM_NAMES)}"
-        ) from None
+        raise ValueError(f"unknown mechanism {name!r}; expected one of {list(MECHANISM_NAMES)}") from None

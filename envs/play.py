@@ -99,8 +99,14 @@ def play(
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The flags of ``play``, shared by ``python -m vim_world.envs.play`` and ``vim-world play``;
     pair with ``parser.set_defaults(fn=run)``."""
-    parser.add_argument("env_id", nargs="?", default="VimWorld/Steer-v0", choices=env_ids(), metavar="ENV_ID",
-                        help=f"registered env id, one of {', '.join(env_ids())}")
+    parser.add_argument(
+        "env_id",
+        nargs="?",
+        default="VimWorld/Steer-v0",
+        choices=env_ids(),
+        metavar="ENV_ID",
+        help=f"registered env id, one of {', '.join(env_ids())}",
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the first reset (None: random)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (None: until Esc)")
     parser.add_argument("--fps", type=int, default=RENDER_FPS, help="steps per second")

@@ -91,8 +91,11 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
 }
 
 
-SUPERSEDED: dict[str, str] = {"Passive-v0": "Passive-v1", "PassiveHeldout-v0": "PassiveHeldout-v1",
-                               "PassiveMany-v0": "PassiveMany-v1"}
+SUPERSEDED: dict[str, str] = {
+    "Passive-v0": "Passive-v1",
+    "PassiveHeldout-v0": "PassiveHeldout-v1",
+    "PassiveMany-v0": "PassiveMany-v1",
+}
 """Ids kept for published figures and the ids that replace them: Gymnasium's ``make`` warns
 (``DeprecationWarning``, "out of date ... upgrading to version `v1`") on an id of which a newer
 version is registered."""

@@ -26,6 +26,7 @@ STEER_SUCCESS_REWARD = 1.0
 # comparison), so the same formula runs on numpy arrays here and on torch tensors in planners
 # that score decoded imagined states.
 
+
 def goal_distance(positions):
     """Distance from the agent's centre to the goal zone's: ``(..., K, >= 2)`` positions (state
     features start with x, y) -> ``(...)``."""
@@ -44,8 +45,12 @@ def steer_reward(distance_before, distance_after, bumped=False):
     ``bumped``: the agent collided at this step and not at the previous one (the env knows it;
     planners on decoded states leave it False).
     """
-    return (STEER_PROGRESS_SCALE * (distance_before - distance_after) - STEER_STEP_COST
-            - STEER_COLLISION_COST * bumped + STEER_SUCCESS_REWARD * steer_success(distance_after))
+    return (
+        STEER_PROGRESS_SCALE * (distance_before - distance_after)
+        - STEER_STEP_COST
+        - STEER_COLLISION_COST * bumped
+        + STEER_SUCCESS_REWARD * steer_success(distance_after)
+    )
 
 
 class Simulator:

@@ -39,7 +39,7 @@ class WorldState:
     wall: np.ndarray  # (N, K) bool: touched a wall in the last step
     collision: np.ndarray  # (N, K) bool: touched another solid object in the last step
 
-    def take(self, worlds: np.ndarray) -> "WorldState":
+    def take(self, worlds: np.ndarray) -> WorldState:
         """The worlds selected by index or mask."""
         return WorldState(
             Objects(*(a[worlds] for a in self.objects)),
@@ -47,7 +47,7 @@ class WorldState:
             self.wall[worlds], self.collision[worlds],
         )  # fmt: skip
 
-    def put(self, worlds: np.ndarray, other: "WorldState") -> None:
+    def put(self, worlds: np.ndarray, other: WorldState) -> None:
         """Overwrite the selected worlds with ``other`` in place."""
         for dst, src in zip(self.objects, other.objects):
             dst[worlds] = src
@@ -159,13 +159,22 @@ def settle(objects: Objects) -> Objects:
     ``[SIZE_MIN, SIZE_MAX]``, centre inside the arena, ``|vx|, |vy| <= SPEED_MAX``. Arrays ``(N, K, ...)``."""
     size = np.clip(objects.size, SIZE_MIN, SIZE_MAX)
     lo = size[..., None]
-    return objects._replace(pos=np.clip(objects.pos, lo, 1.0 - lo), vel=np.clip(objects.vel, -SPEED_MAX, SPEED_MAX), size=size)
+    return objects._replace(
+        pos=np.clip(objects.pos, lo, 1.0 - lo), vel=np.clip(objects.vel, -SPEED_MAX, SPEED_MAX), size=size
+    )
 
 
 def object_features(objects: Objects) -> np.ndarray:
     """``(N, K, 8)`` float64 dynamic features: the columns of :data:`STATE_FEATURES` before the kind."""
     angle = 2 * np.pi * objects.hue
-    cols = [objects.pos, objects.vel, objects.size[..., None], objects.dsize[..., None], np.cos(angle)[..., None], np.sin(angle)[..., None]]
+    cols = [
+        objects.pos,
+        objects.vel,
+        objects.size[..., None],
+        objects.dsize[..., None],
+        np.cos(angle)[..., None],
+        np.sin(angle)[..., None],
+    ]
     return np.concatenate(cols, -1)
 
 

@@ -105,13 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     path = args.module
     original = path.read_text()
     every = mutants(path)
-    chosen = sorted(random.Random(args.seed).sample(range(len(every)), args.sample)) if args.sample and args.sample < len(every) else list(range(len(every)))
+    chosen = (
+        sorted(random.Random(args.seed).sample(range(len(every)), args.sample))
+        if args.sample and args.sample < len(every)
+        else list(range(len(every)))
+    )
     status, base = run_tests(args.pytest_args, timeout=3600)
     if status != "passed":
         print(f"baseline: the covering tests do not pass on the unmutated code ({status})")
         return 1
     timeout = args.timeout or 5 * base + 10
-    print(f"{path}: {len(every)} mutants, running {len(chosen)} (seed {args.seed}); baseline {base:.1f} s, timeout {timeout:.0f} s")
+    print(
+        f"{path}: {len(every)} mutants, running {len(chosen)} (seed {args.seed}); baseline {base:.1f} s, timeout {timeout:.0f} s"
+    )
     counts = {"failed": 0, "timeout": 0, "passed": 0}
     try:
         for n, i in enumerate(chosen):
@@ -126,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         path.write_text(original)
     ran = sum(counts.values())
-    print(f"{path}: killed {counts['failed']} + timeout {counts['timeout']}, survived {counts['passed']} of {ran} "
-          f"({100 * counts['passed'] / max(ran, 1):.1f}% survived)")
+    print(
+        f"{path}: killed {counts['failed']} + timeout {counts['timeout']}, survived {counts['passed']} of {ran} "
+        f"({100 * counts['passed'] / max(ran, 1):.1f}% survived)"
+    )
     return 0
 
 

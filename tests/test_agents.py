@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-
 from vim_world.agents import CEM, MPPI, MPCAgent, PointGoal, RandomAgent, RandomShooting, aggregate_returns
 from vim_world.agents.distributions import CategoricalSequence, GaussianSequence, initial_distribution
 

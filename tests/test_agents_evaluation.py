@@ -7,10 +7,16 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
-
 from vim_world.agents import RandomAgent
-from vim_world.agents.evaluation import (Budget, compare_agents, markdown_table, plot_results, run_episodes, steps_ratios,
-                                         success_interval)
+from vim_world.agents.evaluation import (
+    Budget,
+    compare_agents,
+    markdown_table,
+    plot_results,
+    run_episodes,
+    steps_ratios,
+    success_interval,
+)
 
 
 class Greedy:
@@ -35,12 +41,66 @@ def test_run_episodes_scores_one_episode_per_env():
 
 
 ROWS = [
-    {"agent": "random", "env": "E", "real_steps": 0, "success_rate": 0.0, "success_low": 0.0, "success_high": 1.0, "mean_return": -1.0, "std_return": 1.0},
-    {"agent": "MPC-CEM (VIM)", "env": "E", "real_steps": 100, "success_rate": 0.5, "success_low": 0.0, "success_high": 1.0, "mean_return": 2.0, "std_return": 1.0},
-    {"agent": "PPO (real env)", "env": "E", "real_steps": 400, "success_rate": 0.2, "success_low": 0.0, "success_high": 1.0, "mean_return": 1.0, "std_return": 1.0},
-    {"agent": "PPO (real env)", "env": "E", "real_steps": 800, "success_rate": 0.6, "success_low": 0.0, "success_high": 1.0, "mean_return": 2.5, "std_return": 1.0},
-    {"agent": "MPC-CEM (VIM)", "env": "F", "real_steps": 100, "success_rate": 0.5, "success_low": 0.0, "success_high": 1.0, "mean_return": 9.0, "std_return": 1.0},
-    {"agent": "PPO (real env)", "env": "F", "real_steps": 800, "success_rate": 0.6, "success_low": 0.0, "success_high": 1.0, "mean_return": 2.5, "std_return": 1.0},
+    {
+        "agent": "random",
+        "env": "E",
+        "real_steps": 0,
+        "success_rate": 0.0,
+        "success_low": 0.0,
+        "success_high": 1.0,
+        "mean_return": -1.0,
+        "std_return": 1.0,
+    },
+    {
+        "agent": "MPC-CEM (VIM)",
+        "env": "E",
+        "real_steps": 100,
+        "success_rate": 0.5,
+        "success_low": 0.0,
+        "success_high": 1.0,
+        "mean_return": 2.0,
+        "std_return": 1.0,
+    },
+    {
+        "agent": "PPO (real env)",
+        "env": "E",
+        "real_steps": 400,
+        "success_rate": 0.2,
+        "success_low": 0.0,
+        "success_high": 1.0,
+        "mean_return": 1.0,
+        "std_return": 1.0,
+    },
+    {
+        "agent": "PPO (real env)",
+        "env": "E",
+        "real_steps": 800,
+        "success_rate": 0.6,
+        "success_low": 0.0,
+        "success_high": 1.0,
+        "mean_return": 2.5,
+        "std_return": 1.0,
+    },
+    {
+        "agent": "MPC-CEM (VIM)",
+        "env": "F",
+        "real_steps": 100,
+        "success_rate": 0.5,
+        "success_low": 0.0,
+        "success_high": 1.0,
+        "mean_return": 9.0,
+        "std_return": 1.0,
+    },
+    {
+        "agent": "PPO (real env)",
+        "env": "F",
+        "real_steps": 800,
+        "success_rate": 0.6,
+        "success_low": 0.0,
+        "success_high": 1.0,
+        "mean_return": 2.5,
+        "std_return": 1.0,
+    },
 ]
 
 
@@ -60,18 +120,33 @@ def test_success_interval_is_wilson():
 
 def test_table_and_plot(tmp_path):
     table = markdown_table(ROWS)
-    assert table.count("\n") == len(ROWS) + 1 and "| E | MPC-CEM (VIM) | 100 | 0.50 [0.00, 1.00] | 2.00 ± 1.00 |" in table
+    assert (
+        table.count("\n") == len(ROWS) + 1 and "| E | MPC-CEM (VIM) | 100 | 0.50 [0.00, 1.00] | 2.00 ± 1.00 |" in table
+    )
     png = plot_results([{**r, "env": "VimWorld/Steer-v0"} for r in ROWS[:4]], tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_compare_agents_end_to_end_micro_budget(tmp_path):
-    budget = Budget(data_episodes=8, episode_len=12, train_steps=10, ppo_real_steps=(64,), ppo_imagined_steps=64,
-                    eval_episodes=2, candidates=8, samples=2, horizon=3, iterations=1, ppo_envs=1, replan_every=3)
+    budget = Budget(
+        data_episodes=8,
+        episode_len=12,
+        train_steps=10,
+        ppo_real_steps=(64,),
+        ppo_imagined_steps=64,
+        eval_episodes=2,
+        candidates=8,
+        samples=2,
+        horizon=3,
+        iterations=1,
+        ppo_envs=1,
+        replan_every=3,
+    )
     result = compare_agents(tmp_path, budget)
     agents = {"random", "MPC-CEM (VIM)", "MPC-CEM (VIM, task reward)", "PPO in imagination (VIM)", "PPO (real env)"}
-    assert {(r["agent"], r["env"]) for r in result.rows} == {(a, e) for a in agents for e in
-                                                           ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")}
+    assert {(r["agent"], r["env"]) for r in result.rows} == {
+        (a, e) for a in agents for e in ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
+    }
     saved = json.loads(result.json_path.read_text())
     assert saved["rows"] == result.rows
     assert set(saved["steps_ratio"]["VimWorld/SteerHeldout-v0"]) == agents - {"random", "PPO (real env)"}

@@ -6,11 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from vim_world.agents import CEM, ImaginationReturns, MPCAgent
 from vim_world.agents.evaluation import run_episodes
 from vim_world.agents.tasks import steer_reward
 from vim_world.envs import STATE_FEATURES
+
 from vim_world.imagination import Imagination
 from vim_world.model import VIM, preset
 
@@ -71,8 +71,9 @@ def test_steer_reward_equals_the_env_reward_without_collisions():
 @pytest.mark.parametrize("env_id", ["VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0"])
 def test_mpc_with_vim_acts_in_the_real_env(im, env_id):
     k = observations(1, env_id).shape[1]
-    agent = MPCAgent(CEM(3, 8, iterations=1), ImaginationReturns(im.for_num_objects(k), SPACE, n_samples=2),
-                     replan_every=3)
+    agent = MPCAgent(
+        CEM(3, 8, iterations=1), ImaginationReturns(im.for_num_objects(k), SPACE, n_samples=2), replan_every=3
+    )
     stats = run_episodes(agent, env_id, 2, seed=0)
     assert stats.returns.shape == (2,) and np.isfinite(stats.returns).all()
 

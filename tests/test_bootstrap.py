@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from vim_world.metrics import (_contingency_scores, bootstrap_ci, discovery_intervals, discovery_scores, mean_ci,
-                               ratio_ci, resample_weights, weighted_mean)
+from vim_world.metrics import (
+    _contingency_scores,
+    bootstrap_ci,
+    discovery_intervals,
+    discovery_scores,
+    mean_ci,
+    ratio_ci,
+    resample_weights,
+    weighted_mean,
+)
 
 
 def test_resample_weights_are_counts_of_a_resample_and_seeded():

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 import vim_world  # noqa: F401
-from vim_world.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_model, load_weights, save_checkpoint
+from vim_world.checkpoint import (
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    load_model,
+    load_weights,
+    save_checkpoint,
+)
 from vim_world.data import collect
 from vim_world.model.config import tiny_state
 from vim_world.model.vim import VIM
@@ -57,8 +64,18 @@ def data(tmp_path_factory):
 
 
 def _cfg(data, out, steps, **kw) -> TrainConfig:
-    opts = dict(data=str(data), out=str(out), steps=steps, batch_size=4, seq_len=4, checkpoint_every=3,
-                progress=False, device="cpu", holdout=0.0, overrides={"hidden": 16})
+    opts = dict(
+        data=str(data),
+        out=str(out),
+        steps=steps,
+        batch_size=4,
+        seq_len=4,
+        checkpoint_every=3,
+        progress=False,
+        device="cpu",
+        holdout=0.0,
+        overrides={"hidden": 16},
+    )
     return TrainConfig(**{**opts, **kw})
 
 
@@ -95,7 +112,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, mo
     assert load_checkpoint(tmp_path / "n").step == 3
 
 
-@pytest.mark.parametrize("bad", [dict(model="gpt"), dict(steps=0), dict(lr=-1.0), dict(mode="depth"), dict(holdout=1.0)])
+@pytest.mark.parametrize(
+    "bad", [dict(model="gpt"), dict(steps=0), dict(lr=-1.0), dict(mode="depth"), dict(holdout=1.0)]
+)
 def test_bad_train_options_name_the_value(bad, tmp_path):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrainConfig(**{"data": str(tmp_path), "out": str(tmp_path), **bad})

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from vim_world.envs import STATE_FEATURES
 
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset, split_shards
-from vim_world.envs import STATE_FEATURES
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from vim_world.envs import ENV_SPECS, KINDS, STATE_FEATURES, MechanismWorldEnv, env_ids
 
 import vim_world  # noqa: F401  (registers the ids)
-from vim_world.envs import ENV_SPECS, KINDS, STATE_FEATURES, MechanismWorldEnv, env_ids
 
 ENV_IDS = env_ids()
 OBS_MODES = ("pixels", "state", "both")

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from vim_world.envs import KINDS, MECHANISM_NAMES, MECHANISMS, Noise, Objects, WorldConfig, mechanism_id, world
+from vim_world.envs.mechanisms import SIZE_MAX, SIZE_MIN
 
 import vim_world  # noqa: F401
 from vim_world import testing as vt
-from vim_world.envs import KINDS, MECHANISM_NAMES, MECHANISMS, Noise, Objects, WorldConfig, mechanism_id, world
-from vim_world.envs.mechanisms import SIZE_MAX, SIZE_MIN
 
 N, K = 2, 4
 
@@ -89,7 +89,12 @@ def test_still_keeps_everything(sc: tuple[Objects, Noise]) -> None:
 
 @pytest.mark.parametrize(
     "name, step",
-    [("drift_right", (0.03, 0.0)), ("drift_left", (-0.03, 0.0)), ("drift_up", (0.0, -0.03)), ("drift_down", (0.0, 0.03))],
+    [
+        ("drift_right", (0.03, 0.0)),
+        ("drift_left", (-0.03, 0.0)),
+        ("drift_up", (0.0, -0.03)),
+        ("drift_down", (0.0, 0.03)),
+    ],
 )  # y grows downwards: up is -y
 @given(sc=scene())
 def test_drift_moves_by_speed_times_direction(name: str, step: tuple[float, float], sc: tuple[Objects, Noise]) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pygame
 import pytest
-
-import vim_world  # noqa: F401
 from vim_world.envs import STEER_ACTIONS, MechanismWorldEnv
 from vim_world.envs import play as play_module
 from vim_world.envs.viewer import Viewer
+
+import vim_world  # noqa: F401
 
 
 @pytest.fixture

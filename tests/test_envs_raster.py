@@ -11,7 +11,6 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from vim_world.envs import KINDS, raster
 from vim_world.envs.mechanisms import SIZE_MAX, SIZE_MIN
 

@@ -13,10 +13,10 @@ from gymnasium.vector import SyncVectorEnv
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from vim_world.envs import env_ids
 
 import vim_world  # noqa: F401
 from vim_world import testing as vt
-from vim_world.envs import env_ids
 
 NUM_ENVS = 2
 KEEP = 3

@@ -5,16 +5,22 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from vim_world.envs import MECHANISMS, Noise, Objects, mechanism_id
+from vim_world.envs.registration import HELDOUT_PAIRS_V1, PASSIVE_MECHANISMS_V1, SUPERSEDED, TRAIN_PAIRS_V1
 
 import vim_world  # noqa: F401
-from vim_world.envs import MECHANISMS, Noise, Objects, mechanism_id
-from vim_world.envs.registration import (HELDOUT_PAIRS_V1, PASSIVE_MECHANISMS_V1, SUPERSEDED, TRAIN_PAIRS_V1)
 
 
 def _objects(size: np.ndarray, dsize: np.ndarray) -> Objects:
     n = size.shape[0]
-    return Objects(np.full((n, 1, 2), 0.5), np.zeros((n, 1, 2)), size[:, None], dsize[:, None], np.zeros((n, 1)),
-                   np.ones((n, 1), bool))
+    return Objects(
+        np.full((n, 1, 2), 0.5),
+        np.zeros((n, 1, 2)),
+        size[:, None],
+        dsize[:, None],
+        np.zeros((n, 1)),
+        np.ones((n, 1), bool),
+    )
 
 
 def test_size_oscillate_is_a_harmonic_oscillator_around_its_middle() -> None:
@@ -77,8 +83,11 @@ def test_v0_ids_warn_that_v1_supersedes_them(old: str) -> None:
 
 # Checksums of 41 steps (reset seed 3, no interventions) measured on the code before the v1 worlds
 # existed: the v0 dynamics are unchanged.
-V0_CHECKSUMS = {"Passive-v0": (282.72429033202206, 1033), "PassiveHeldout-v0": (246.35804300161544, 1032),
-                "PassiveMany-v0": (617.594172116289, 2413)}
+V0_CHECKSUMS = {
+    "Passive-v0": (282.72429033202206, 1033),
+    "PassiveHeldout-v0": (246.35804300161544, 1032),
+    "PassiveMany-v0": (617.594172116289, 2413),
+}
 
 
 @pytest.mark.parametrize("name", sorted(V0_CHECKSUMS))

@@ -22,16 +22,31 @@ def trained(tmp_path_factory):
     kw = dict(episode_len=8, num_envs=8, env_kwargs={"obs_size": 32})
     data = {
         "train": collect("VimWorld/Passive-v0", root / "train", episodes=16, seed=0, **kw),
-        "all": collect("VimWorld/Passive-v0", root / "all", episodes=16, seed=0,
-                       **{**kw, "env_kwargs": {"obs_size": 32, "allowed": None}}),
+        "all": collect(
+            "VimWorld/Passive-v0",
+            root / "all",
+            episodes=16,
+            seed=0,
+            **{**kw, "env_kwargs": {"obs_size": 32, "allowed": None}},
+        ),
         "held": collect("VimWorld/PassiveHeldout-v0", root / "held", episodes=8, seed=5, **kw),
         "many": collect("VimWorld/PassiveMany-v0", root / "many", episodes=8, seed=6, **kw),
     }
     runs, oracles = {}, {}
     for name in ("vim", "vrnn", "copy_last"):
         for source, into in (("train", runs), ("all", oracles)):
-            cfg = TrainConfig(data=str(data[source]), out=str(root / source / name), model=name, steps=3, batch_size=4,
-                              seq_len=4, progress=False, device="cpu", holdout=0.5, overrides={"hidden": 16})
+            cfg = TrainConfig(
+                data=str(data[source]),
+                out=str(root / source / name),
+                model=name,
+                steps=3,
+                batch_size=4,
+                seq_len=4,
+                progress=False,
+                device="cpu",
+                holdout=0.5,
+                overrides={"hidden": 16},
+            )
             into[name] = str(train(cfg).out)
     return root, data, runs, oracles
 
@@ -39,9 +54,19 @@ def trained(tmp_path_factory):
 def _evaluate(trained, out="eval", splits=("in <b>&", "held", "many"), **kw):
     root, data, runs, oracles = trained
     paths = {"in <b>&": str(data["train"]), "held": str(data["held"]), "many": str(data["many"])}
-    cfg = EvalConfig(runs=runs, splits={s: paths[s] for s in splits}, out=str(root / out), context=2, horizon=3,
-                     n_samples=2, batch_size=8, device="cpu", n_boot=200,
-                     oracle_runs={k: v for k, v in oracles.items() if k != "copy_last"}, **kw)
+    cfg = EvalConfig(
+        runs=runs,
+        splits={s: paths[s] for s in splits},
+        out=str(root / out),
+        context=2,
+        horizon=3,
+        n_samples=2,
+        batch_size=8,
+        device="cpu",
+        n_boot=200,
+        oracle_runs={k: v for k, v in oracles.items() if k != "copy_last"},
+        **kw,
+    )
     return evaluate(cfg), json.loads((root / out / "metrics.json").read_text())
 
 
@@ -82,7 +107,9 @@ def test_every_figure_has_an_interval_and_every_window_is_scored(evaluated):
     for key in ("accuracy", "nmi", "ari"):
         assert disc[f"{key}_ci"][0] <= disc[f"{key}_ci"][1]
     assert _intervals(metrics) > 50
-    assert metrics["targets"] and all({"what", "target", "value", "ci", "verdict"} <= set(t) for t in metrics["targets"])
+    assert metrics["targets"] and all(
+        {"what", "target", "value", "ci", "verdict"} <= set(t) for t in metrics["targets"]
+    )
 
 
 def test_composition_gap_is_a_paired_ratio_to_the_oracle(evaluated):
@@ -144,6 +171,7 @@ def test_imagination_and_observe_take_more_objects_than_trained(trained):
 
 def test_counterfactual_frames_mark_the_intervened_object():
     from vim_world.envs import STATE_FEATURES
+
     from vim_world.figures import HIGHLIGHT, to_frames
 
     states = torch.zeros(3, 2, len(STATE_FEATURES))

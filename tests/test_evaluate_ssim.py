@@ -39,8 +39,9 @@ def test_ssim_matches_recorded_scikit_image_values():
 def test_ssim_matches_scikit_image_when_installed():
     metrics = pytest.importorskip("skimage.metrics")
     for a, b in _pairs():
-        ref = metrics.structural_similarity(a, b, channel_axis=0, gaussian_weights=True, sigma=1.5,
-                                            use_sample_covariance=False, data_range=1.0)
+        ref = metrics.structural_similarity(
+            a, b, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+        )
         assert float(ssim(torch.tensor(a), torch.tensor(b))) == pytest.approx(ref, abs=1e-6)
 
 

@@ -14,12 +14,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vim_world.envs import env_ids
+from vim_world.envs.config import WorldConfig
 
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.cli import main
 from vim_world.data import SequenceLoader, collect, open_dataset
-from vim_world.envs import env_ids
-from vim_world.envs.config import WorldConfig
 from vim_world.imagination import HOLD, Imagination, Intervention
 from vim_world.model import VIM, VIMConfig
 from vim_world.train import TrainConfig
@@ -63,7 +63,9 @@ WORLD = {
 
 
 @FUZZ
-@given(env_id=st.sampled_from(env_ids()), kwargs=_kwargs(WORLD), render_mode=st.sampled_from([None, "rgb_array", "ascii"]))
+@given(
+    env_id=st.sampled_from(env_ids()), kwargs=_kwargs(WORLD), render_mode=st.sampled_from([None, "rgb_array", "ascii"])
+)
 def test_env_constructors(env_id, kwargs, render_mode):
     """(``render_mode`` is a string or None: ``gymnasium.make`` itself reads it before our code.)"""
     with only_documented_errors():
@@ -141,7 +143,9 @@ def test_collect(tmp_path_factory, kwargs, env_id):
 @pytest.fixture(scope="module")
 def imagination():
     torch.manual_seed(0)
-    return Imagination(VIM(VIMConfig(input_mode="state", state_dim=13, num_slots=3, latent_dim=4, num_modules=3, hidden=8)))
+    return Imagination(
+        VIM(VIMConfig(input_mode="state", state_dim=13, num_slots=3, latent_dim=4, num_modules=3, hidden=8))
+    )
 
 
 @settings(FUZZ, derandomize=True)
@@ -167,7 +171,9 @@ def test_imagination_valid_arguments_run(imagination, b, tc, horizon, n_samples,
     """The fuzz above reaches real code: every valid call returns futures of the asked shape."""
     ivs = [Intervention(obj, m, start, None if stop is None else min(max(stop, start), horizon))
            for obj, m, start, stop in interventions]  # fmt: skip
-    obs = torch.from_numpy(np.random.default_rng(data.draw(st.integers(0, 99))).normal(size=(b, tc, 3, 13)).astype(np.float32))
+    obs = torch.from_numpy(
+        np.random.default_rng(data.draw(st.integers(0, 99))).normal(size=(b, tc, 3, 13)).astype(np.float32)
+    )
     with torch.no_grad():
         out = imagination.rollout(obs, horizon=horizon, n_samples=n_samples, interventions=ivs, seed=0)
     assert out.obs.shape == (b, n_samples, horizon, 3, 13) and out.obs.isfinite().all()
@@ -199,7 +205,15 @@ def test_cli_argv(dataset_path, tmp_path_factory, data):
                 "--episodes", data.draw(st.sampled_from(["2", "0", "x"])), "--episode-len", data.draw(st.sampled_from(["2", "-1"])),
                 "--num-envs", "2", "--env-kwargs", data.draw(st.sampled_from(['{"obs_size": 32}', '{"obs_size": 8}', "{", '"x"', '{"spam": 1}']))]  # fmt: skip
     elif command == "train":
-        argv = ["train", "--out", str(root / "r"), "--steps", data.draw(st.sampled_from(["1", "0", "x"])), "--device", "cpu"]
+        argv = [
+            "train",
+            "--out",
+            str(root / "r"),
+            "--steps",
+            data.draw(st.sampled_from(["1", "0", "x"])),
+            "--device",
+            "cpu",
+        ]
         source = data.draw(st.sampled_from([str(dataset_path), str(root), "nowhere", None]))
         if source is not None:
             argv += ["--data", source]
@@ -207,7 +221,9 @@ def test_cli_argv(dataset_path, tmp_path_factory, data):
                  "--config", "--device", "--checkpoint-every", "--log-every"]  # fmt: skip
         for flag in data.draw(st.lists(st.sampled_from(flags), max_size=3, unique=True)):
             if flag == "--config":
-                value = str(root / data.draw(st.sampled_from(["list.json", "bad.toml", "ok.json", "none.toml", "x.yaml"])))
+                value = str(
+                    root / data.draw(st.sampled_from(["list.json", "bad.toml", "ok.json", "none.toml", "x.yaml"]))
+                )
             elif flag == "--device":
                 value = data.draw(st.sampled_from(["cpu", "cuda", "tpu", "cuda:x", "auto"]))
             elif flag in ("--mode", "--model"):

@@ -62,8 +62,9 @@ def test_vim_trains_reward_and_termination_heads_from_the_batch():
     b, t = 4, 3
     terminations = torch.zeros(b, t, dtype=torch.bool)
     terminations[0, -1] = True
-    batch = Batch(obs=torch.randn(b, t, 3, 4), actions=torch.randn(b, t, 2), rewards=torch.randn(b, t),
-                  terminations=terminations)
+    batch = Batch(
+        obs=torch.randn(b, t, 3, 4), actions=torch.randn(b, t, 2), rewards=torch.randn(b, t), terminations=terminations
+    )
     loss, stats = model.loss(batch, step=0)
     assert {"reward_mse", "termination_bce"} <= stats.keys()
     loss.backward()
@@ -75,8 +76,15 @@ def test_vim_trains_reward_and_termination_heads_from_the_batch():
 def test_batches_mark_the_action_that_ended_an_episode(tmp_path):
     from vim_world.data import SequenceLoader, collect, open_dataset
 
-    path = collect("VimWorld/Steer-v0", tmp_path / "d", episodes=128, episode_len=60, seed=3, num_envs=64,
-                   env_kwargs={"obs_size": 32})
+    path = collect(
+        "VimWorld/Steer-v0",
+        tmp_path / "d",
+        episodes=128,
+        episode_len=60,
+        seed=3,
+        num_envs=64,
+        env_kwargs={"obs_size": 32},
+    )
     dataset = open_dataset(path)
     valid = np.concatenate([dataset.load_shard(i)["valid"] for i in range(len(dataset.shard_dirs))])
     ended = valid[:, :-1] & ~valid[:, 1:]  # (E, T - 1): action t ended episode e

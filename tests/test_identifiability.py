@@ -12,16 +12,26 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import vim_world  # noqa: F401
 from vim_world.envs import WorldConfig, env_ids
 from vim_world.envs.identifiability import MIN_FRACTION, identifiability_report
 
-_V0_SHARED = {frozenset(p) for p in [("still", "bounce"), ("still", "size_pulse"), ("bounce", "size_pulse"),
-                                      ("still", "orbit"), ("orbit", "size_pulse")]}
+import vim_world  # noqa: F401
+
+_V0_SHARED = {
+    frozenset(p)
+    for p in [
+        ("still", "bounce"),
+        ("still", "size_pulse"),
+        ("bounce", "size_pulse"),
+        ("still", "orbit"),
+        ("orbit", "size_pulse"),
+    ]
+}
 SHARED_LAWS: dict[str, set[frozenset[str]]] = {
-    **{f"VimWorld/{name}-v0": _V0_SHARED
-       for name in ("Passive", "PassiveHeldout", "PassiveMany", "Steer", "SteerHeldout")},
+    **{
+        f"VimWorld/{name}-v0": _V0_SHARED
+        for name in ("Passive", "PassiveHeldout", "PassiveMany", "Steer", "SteerHeldout")
+    },
 }
 """Pairs that follow one law on the states they visit: inertia (still, bounce, size pulse) and
 velocity rotation (orbit; an object at rest stays at rest under it, as under still)."""

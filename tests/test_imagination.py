@@ -8,8 +8,7 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vim_world.imagination import (HOLD, Imagination, Intervention, LatentState, action_vectors,
-                                   intervention_plan)
+from vim_world.imagination import HOLD, Imagination, Intervention, LatentState, action_vectors, intervention_plan
 from vim_world.model import VIM, preset
 
 B, TC, K, S, A, M, D = 2, 3, 4, 13, 5, 4, 8
@@ -32,8 +31,17 @@ def assert_close_across_batches(actual: torch.Tensor, expected: torch.Tensor) ->
 
 def make(**overrides) -> Imagination:
     torch.manual_seed(0)
-    cfg = preset("tiny-state", hidden=16, num_slots=K, state_dim=S, latent_dim=D, num_modules=M,
-                 action_dim=A, reward_head=True, **overrides)
+    cfg = preset(
+        "tiny-state",
+        hidden=16,
+        num_slots=K,
+        state_dim=S,
+        latent_dim=D,
+        num_modules=M,
+        action_dim=A,
+        reward_head=True,
+        **overrides,
+    )
     return Imagination(VIM(cfg).eval())
 
 
@@ -101,7 +109,9 @@ def test_intervention_forces_the_module_and_changes_only_that_object(im, context
     state = im.encode(*context)
     actions = randn(B, 8, A)
     base = im.rollout(state, actions, n_samples=6, seed=7)
-    forced = im.rollout(state, actions, n_samples=6, seed=7, interventions=[Intervention(obj=2, module=1, start=3, stop=6)])
+    forced = im.rollout(
+        state, actions, n_samples=6, seed=7, interventions=[Intervention(obj=2, module=1, start=3, stop=6)]
+    )
     assert (forced.selections[..., 3:6, 2] == 1).all()
     assert (base.selections[..., 3:6, 2] != 1).any()  # the intervention does change something
     # Before the intervention: the identical computation, bitwise. After it, the other objects'
@@ -121,8 +131,17 @@ def test_hold_keeps_the_current_module(im, context):
 
 
 def test_counterfactual_is_one_call_with_shared_randomness(im, context):
-    cf = im.counterfactual(context[0], obj=0, module=3, horizon=5, actions=randn(B, 5, A),
-                           n_samples=3, start=2, context_actions=context[1], seed=1)
+    cf = im.counterfactual(
+        context[0],
+        obj=0,
+        module=3,
+        horizon=5,
+        actions=randn(B, 5, A),
+        n_samples=3,
+        start=2,
+        context_actions=context[1],
+        seed=1,
+    )
     assert (cf.intervened.selections[..., 2:, 0] == 3).all()
     assert (cf.factual.selections[..., 2:, 0] != 3).any()  # the two worlds do differ
     # Factual and intervened rows are batched side by side: equal up to rounding, not bitwise.
@@ -132,8 +151,7 @@ def test_counterfactual_is_one_call_with_shared_randomness(im, context):
 
 def test_nary_interventions_run(context):
     im = make(nary=True)
-    r = im.rollout(context[0], randn(B, 4, A), context_actions=context[1],
-                   interventions=[Intervention(0, 2)], seed=0)
+    r = im.rollout(context[0], randn(B, 4, A), context_actions=context[1], interventions=[Intervention(0, 2)], seed=0)
     assert (r.selections[..., 0] == 2).all()
 
 
@@ -172,7 +190,7 @@ def test_valid_rollouts_never_raise(im, call):
     torch.testing.assert_close(r.probs.sum(-1), torch.ones(*lead, K))
     for iv in call["interventions"][-1:]:  # the last one wins where they overlap
         if iv.module != HOLD:
-            assert (r.selections[:, :, iv.start:iv.stop, iv.obj] == iv.module).all()
+            assert (r.selections[:, :, iv.start : iv.stop, iv.obj] == iv.module).all()
 
 
 def test_invalid_arguments_are_named(im, context):
@@ -220,8 +238,10 @@ def test_from_checkpoint_round_trip(tmp_path, im, context):
     save_checkpoint(tmp_path, 1, im.model, "vim", im.config.to_dict(), {"optimizer": {}, "rng": {}})
     loaded = Imagination.from_checkpoint(tmp_path, device="cpu")
     a = randn(B, 3, A)
-    torch.testing.assert_close(loaded.rollout(context[0], a, context_actions=context[1], seed=0).z,
-                               im.rollout(context[0], a, context_actions=context[1], seed=0).z)
+    torch.testing.assert_close(
+        loaded.rollout(context[0], a, context_actions=context[1], seed=0).z,
+        im.rollout(context[0], a, context_actions=context[1], seed=0).z,
+    )
 
 
 @pytest.mark.parametrize("nary", [False, True])
@@ -246,6 +266,8 @@ def test_selected_modules_equal_the_bank_gathered(context, static):
     selection = torch.randint(0, M, (6, K), generator=torch.Generator().manual_seed(2))
     means, log_std = im.model.transitions(z, action)
     mine, mine_log_std = im.model.transitions.selected(z, action, selection)
-    torch.testing.assert_close(mine, means.gather(2, selection[..., None, None].expand(-1, -1, 1, D + len(static))).squeeze(2))
+    torch.testing.assert_close(
+        mine, means.gather(2, selection[..., None, None].expand(-1, -1, 1, D + len(static))).squeeze(2)
+    )
     torch.testing.assert_close(mine_log_std, log_std[selection])
     torch.testing.assert_close(mine[..., D:], z[..., D:])  # static attributes pass through unchanged

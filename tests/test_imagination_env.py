@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-
 from vim_world.envs import STATE_FEATURES
-from vim_world.envs.world import AGENT, ZONE
-from vim_world.imagination import Imagination
 from vim_world.envs.simulator import goal_distance, steer_success
+from vim_world.envs.world import AGENT, ZONE
+
+from vim_world.imagination import Imagination
 from vim_world.imagined_env import ImaginedEnv, ImaginedVectorEnv
 from vim_world.model import VIM, preset
 
@@ -31,8 +31,9 @@ def test_single_imagined_env_passes_the_gymnasium_checker(im):
 
 
 def test_vector_env_batches_worlds_and_truncates_then_autoresets(im):
-    env = ImaginedVectorEnv(im, STEER, num_envs=6, max_episode_steps=3, success=lambda obs: np.zeros(len(obs), bool),
-                            start_states=16)
+    env = ImaginedVectorEnv(
+        im, STEER, num_envs=6, max_episode_steps=3, success=lambda obs: np.zeros(len(obs), bool), start_states=16
+    )
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     for t in range(3):

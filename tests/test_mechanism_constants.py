@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import pytest
-
 from vim_world.envs import MECHANISMS, Noise, Objects
 
 # The table of docs/environments.md, "Mechanisms", written out by hand.

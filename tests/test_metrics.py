@@ -131,7 +131,9 @@ def test_per_step_mse_hand_computed() -> None:
     assert mse.tolist() == [[[0.0, 0.0], [5.0, 2.0]]]
     frames = torch.zeros(2, 1, 3, 3, 4, 4)  # (B, N, H, C, H, W): the mean runs over all pixel dims
     frames[1, 0, 2, 0, 0, 0] = 4.0
-    assert per_step_mse(frames, torch.zeros(2, 3, 3, 4, 4))[1, 0].tolist() == pytest.approx([0.0, 0.0, 16 / 48], abs=1e-7)
+    assert per_step_mse(frames, torch.zeros(2, 3, 3, 4, 4))[1, 0].tolist() == pytest.approx(
+        [0.0, 0.0, 16 / 48], abs=1e-7
+    )
 
 
 def test_psnr_hand_computed() -> None:

@@ -103,4 +103,6 @@ def test_cli_subcommands(steer_data, minari_home, tmp_path):
     args.fn(args)
     args = parser.parse_args(["from-minari", "vim_world/steer-cli-v0", "--out", str(tmp_path / "cli")])
     args.fn(args)
-    np.testing.assert_array_equal(_all(open_dataset(tmp_path / "cli"))["states"], _all(open_dataset(steer_data))["states"])
+    np.testing.assert_array_equal(
+        _all(open_dataset(tmp_path / "cli"))["states"], _all(open_dataset(steer_data))["states"]
+    )

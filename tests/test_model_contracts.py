@@ -23,8 +23,15 @@ sizes = st.fixed_dictionaries({
 
 def _model_and_batch(mode: str, s: dict) -> tuple[VIM, Batch]:
     torch.manual_seed(0)
-    common = dict(num_slots=s["k"], num_modules=s["m"], action_dim=s["a"], nary=s["nary"],
-                  hidden=16, latent_dim=6, reward_head=s["a"] > 0)
+    common = dict(
+        num_slots=s["k"],
+        num_modules=s["m"],
+        action_dim=s["a"],
+        nary=s["nary"],
+        hidden=16,
+        latent_dim=6,
+        reward_head=s["a"] > 0,
+    )
     if mode == "pixels":
         config = tiny_pixels(slot_iters=2, **common)
         obs = torch.rand(s["b"], s["t"], 3, 32, 32)
@@ -60,8 +67,7 @@ def _check_contracts(mode: str, s: dict) -> None:
         assert post.masks is None and post.slots is None
 
     action = batch.actions[:, 0] if s["a"] else None
-    z, c, probs = model.prior_step(post.last_z, post.last_c, action,
-                                   generator=torch.Generator().manual_seed(0))
+    z, c, probs = model.prior_step(post.last_z, post.last_c, action, generator=torch.Generator().manual_seed(0))
     assert z.shape == (b, k, d) and c.shape == (b, k) and c.dtype == torch.int64
     assert probs.shape == (b, k, m) and torch.allclose(probs.sum(-1), torch.ones(b, k))
 
@@ -74,8 +80,7 @@ def _check_contracts(mode: str, s: dict) -> None:
     if s["a"]:
         assert model.reward(z, action).shape == (b,)
 
-    pred = model.predict(batch, context=1, horizon=t - 1, n_samples=2,
-                         generator=torch.Generator().manual_seed(0))
+    pred = model.predict(batch, context=1, horizon=t - 1, n_samples=2, generator=torch.Generator().manual_seed(0))
     assert pred.obs.shape == (b, 2, t - 1, *batch.obs.shape[2:])
     assert pred.z.shape == (b, 2, t - 1, k, d)
     assert pred.selections.shape == (b, 2, t - 1, k) and pred.probs.shape == (b, 2, t - 1, k, m)

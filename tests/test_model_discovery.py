@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from vim_world.envs import MECHANISM_NAMES, STATE_FEATURES
 
 import vim_world  # noqa: F401
 from vim_world.batch import Batch
 from vim_world.data import SequenceLoader, collect, open_dataset
-from vim_world.envs import MECHANISM_NAMES, STATE_FEATURES
 from vim_world.metrics import discovery_scores, hungarian_accuracy
 from vim_world.model import VIM, preset
 
@@ -38,8 +38,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _train_and_infer(root, mechanisms: list[str], steps: int = STEPS, revive_every: int = 100,
-                     **overrides: Any) -> tuple[np.ndarray, np.ndarray]:
+def _train_and_infer(
+    root, mechanisms: list[str], steps: int = STEPS, revive_every: int = 100, **overrides: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """Collect a world of ``mechanisms``, train state VIM (M = number of mechanisms) on the visible
     features, and return its inferred modules and the true mechanism ids on held-out windows,
     ``(B, T - 1, K)`` each."""
@@ -100,6 +101,10 @@ def test_revival_splits_the_live_modules_of_largest_distortion_one_per_dead_modu
     assert usage[0] > 0.125 and usage[1] > 0.125, usage  # both live
     revived = model.revive_unused_modules(batch, torch.Generator().manual_seed(0))
     assert revived == [2, 3]
-    sources = [int(torch.argmin(torch.stack([(bank.layers[-1].bias[t] - bank.layers[-1].bias[s]).abs().sum()
-                                             for s in (0, 1)]))) for t in revived]
+    sources = [
+        int(
+            torch.argmin(torch.stack([(bank.layers[-1].bias[t] - bank.layers[-1].bias[s]).abs().sum() for s in (0, 1)]))
+        )
+        for t in revived
+    ]
     assert sorted(sources) == [0, 1]

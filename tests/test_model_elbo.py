@@ -10,8 +10,15 @@ from torch.distributions import Categorical, Normal
 
 from vim_world.batch import Batch
 from vim_world.model.config import VIMConfig, tiny_pixels, tiny_state
-from vim_world.model.distributions import (apply_free_bits, categorical_kl, gaussian_kl, gaussian_log_prob,
-                                           gumbel_softmax_st, kl_weight, selection_temperature)
+from vim_world.model.distributions import (
+    apply_free_bits,
+    categorical_kl,
+    gaussian_kl,
+    gaussian_log_prob,
+    gumbel_softmax_st,
+    kl_weight,
+    selection_temperature,
+)
 from vim_world.model.vim import VIM
 
 
@@ -96,8 +103,9 @@ def test_forced_selections_are_respected():
     forced = torch.full((64, 3), -1, dtype=torch.long)
     forced[:, 1] = 2
     forced[::2, 0] = 3
-    _, c, _ = model.prior_step(z, torch.zeros(64, 3, dtype=torch.long), forced=forced,
-                               generator=torch.Generator().manual_seed(0))
+    _, c, _ = model.prior_step(
+        z, torch.zeros(64, 3, dtype=torch.long), forced=forced, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.all(c[:, 1] == 2)
     assert torch.all(c[::2, 0] == 3)
     assert len(set(c[:, 2].tolist())) > 1  # unforced objects are still sampled
@@ -240,7 +248,7 @@ def test_selection_temperature_decays_geometrically_to_one():
     from vim_world.model.distributions import selection_temperature
 
     assert selection_temperature(0, 30.0, 100) == pytest.approx(30.0)
-    assert selection_temperature(50, 30.0, 100) == pytest.approx(30.0 ** 0.5)
+    assert selection_temperature(50, 30.0, 100) == pytest.approx(30.0**0.5)
     assert selection_temperature(100, 30.0, 100) == 1.0
     assert selection_temperature(0, 30.0, 0) == 1.0
     with pytest.raises(ValueError, match="anneal_temperature"):
@@ -260,9 +268,15 @@ def test_tempered_chain_matches_brute_force_and_flattens_the_posterior():
     module_kl = torch.rand(b, t, k, m) * 5
     log_init = torch.randn(b, k, m).log_softmax(-1)
     log_trans = torch.randn(b, t, k, m, m).log_softmax(-1)
-    args = dict(log_likelihood=torch.zeros(b, t + 1), post_mean=torch.zeros(b, t + 1, k, d),
-                post_log_std=torch.zeros(b, t + 1, k, d), module_kl=module_kl, log_init=log_init,
-                log_trans=log_trans, kl_weight=1.0)
+    args = dict(
+        log_likelihood=torch.zeros(b, t + 1),
+        post_mean=torch.zeros(b, t + 1, k, d),
+        post_log_std=torch.zeros(b, t + 1, k, d),
+        module_kl=module_kl,
+        log_init=log_init,
+        log_trans=log_trans,
+        kl_weight=1.0,
+    )
     terms, tempered = collapsed_elbo_terms(**args, temperature=tau)
     _, exact = collapsed_elbo_terms(**args)
     scores = torch.stack([

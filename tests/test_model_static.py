@@ -16,8 +16,18 @@ STATIC = (4, 5)
 
 def _model(static=STATIC, **overrides) -> VIM:
     torch.manual_seed(0)
-    return VIM(preset("tiny-state", hidden=16, num_slots=K, state_dim=S, latent_dim=D, num_modules=M,
-                      static_features=static, **overrides)).eval()
+    return VIM(
+        preset(
+            "tiny-state",
+            hidden=16,
+            num_slots=K,
+            state_dim=S,
+            latent_dim=D,
+            num_modules=M,
+            static_features=static,
+            **overrides,
+        )
+    ).eval()
 
 
 def _batches() -> tuple[Batch, Batch]:
@@ -37,9 +47,15 @@ def test_the_static_features_are_what_never_changes_within_an_episode():
     assert constant_features(states) == (1, 3)
 
 
-@pytest.mark.parametrize("bad", [dict(static_features=(6,)), dict(static_features=(1, 1)),
-                                 dict(static_features=tuple(range(S))),
-                                 dict(static_features=(0,), input_mode="pixels")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(static_features=(6,)),
+        dict(static_features=(1, 1)),
+        dict(static_features=tuple(range(S))),
+        dict(static_features=(0,), input_mode="pixels"),
+    ],
+)
 def test_bad_static_features_are_refused(bad):
     with pytest.raises(ValueError, match="static_features"):
         preset("tiny-state", state_dim=S, **bad)
@@ -89,9 +105,10 @@ def test_static_attributes_are_a_state_mode_option():
 def test_trainer_reads_the_static_attributes_off_the_data_and_evaluation_scores_by_mechanism(tmp_path):
     import json
 
+    from vim_world.envs import STATE_FEATURES
+
     import vim_world  # noqa: F401
     from vim_world.data import collect
-    from vim_world.envs import STATE_FEATURES
     from vim_world.evaluate import EvalConfig, evaluate
     from vim_world.train import TrainConfig, load_model, train
 
@@ -110,7 +127,9 @@ def test_trainer_reads_the_static_attributes_off_the_data_and_evaluation_scores_
     by_mechanism = prediction["mse_mean_by_mechanism"]
     # The overall mean is the object-count-weighted mean of the per-mechanism means: it lies between them.
     assert len(by_mechanism) >= 2 and all(v > 0 for v in by_mechanism.values())
-    assert min(by_mechanism.values()) * (1 - 1e-6) <= prediction["mse_mean_avg"] <= max(by_mechanism.values()) * (1 + 1e-6)
+    assert (
+        min(by_mechanism.values()) * (1 - 1e-6) <= prediction["mse_mean_avg"] <= max(by_mechanism.values()) * (1 + 1e-6)
+    )
     again = metrics["splits"]["again"]["prediction"]["vim"]["mse_mean_by_mechanism"]  # all shards, not the held-out one
     ratios = metrics["ratios"]["again"]["vim"]["mse_mean_by_mechanism"]
     assert set(ratios) == set(by_mechanism) & set(again)

@@ -20,8 +20,9 @@ def test_subsampled_steps_are_distinct_sorted_in_range_and_seeded():
     again = subsample_steps(64, 10, 3, generator=torch.Generator().manual_seed(1))
     other = subsample_steps(64, 10, 3, generator=torch.Generator().manual_seed(2))
     assert torch.equal(steps, again) and not torch.equal(steps, other)
-    counts = torch.bincount(subsample_steps(20_000, 10, 3, generator=torch.Generator().manual_seed(3)).flatten(),
-                            minlength=10).double()
+    counts = torch.bincount(
+        subsample_steps(20_000, 10, 3, generator=torch.Generator().manual_seed(3)).flatten(), minlength=10
+    ).double()
     expected = 20_000 * 3 / 10  # every step drawn with probability s / T
     assert bool(((counts - expected).abs() < 5 * expected**0.5).all())
 
@@ -58,8 +59,9 @@ def test_subsampled_elbo_is_an_unbiased_estimate_of_the_full_elbo():
     sub_model.load_state_dict(full_model.state_dict())
     batch = Batch(obs=torch.rand(4, 6, 3, 32, 32))
     with torch.no_grad():
-        diffs = torch.tensor([_loss(sub_model, batch, i) - _loss(full_model, batch, i) for i in range(300)],
-                             dtype=torch.float64)
+        diffs = torch.tensor(
+            [_loss(sub_model, batch, i) - _loss(full_model, batch, i) for i in range(300)], dtype=torch.float64
+        )
     stderr = diffs.std() / len(diffs) ** 0.5
     assert diffs.std() > 0
     assert abs(float(diffs.mean())) < 4 * float(stderr), (float(diffs.mean()), float(stderr))

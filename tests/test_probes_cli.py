@@ -81,7 +81,12 @@ def test_lists_come_from_one_source():
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    for argv in (["train", "--steps", "x"], ["train", "--overrides", "{"], ["collect", "Nope-v0", "--out", "x"], ["fly"]):
+    for argv in (
+        ["train", "--steps", "x"],
+        ["train", "--overrides", "{"],
+        ["collect", "Nope-v0", "--out", "x"],
+        ["fly"],
+    ):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
@@ -124,5 +129,6 @@ def test_envs_import_no_torch_and_core_imports_no_agents():
                     names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                     for n in names:
                         ok = folder == "envs" and n.startswith("vim_world.envs")
-                        assert ok or not any(n == b or n.startswith(b if b.endswith(".") else b + ".") for b in banned), \
-                            f"{path.name} imports {n}"
+                        assert ok or not any(
+                            n == b or n.startswith(b if b.endswith(".") else b + ".") for b in banned
+                        ), f"{path.name} imports {n}"

@@ -96,7 +96,9 @@ def imagination():
 @pytest.mark.parametrize("where", ["first step", "last step", "static feature"])
 def test_non_finite_contexts_are_named(imagination, where):
     obs = torch.zeros(1, 3, 2, 4)
-    obs[0, {"first step": 0, "last step": -1, "static feature": 1}[where], 0, 3 if where == "static feature" else 0] = math.nan
+    obs[0, {"first step": 0, "last step": -1, "static feature": 1}[where], 0, 3 if where == "static feature" else 0] = (
+        math.nan
+    )
     with pytest.raises(ValueError, match="context observations holds 1 non-finite"):
         imagination.rollout(obs, horizon=2)
     obs[obs.isnan()] = math.inf
@@ -107,7 +109,9 @@ def test_non_finite_contexts_are_named(imagination, where):
 
 def test_non_finite_actions_are_named():
     torch.manual_seed(0)
-    im = Imagination(VIM(VIMConfig(state_dim=4, num_slots=2, latent_dim=3, num_modules=2, hidden=8, action_dim=2, reward_head=True)))
+    im = Imagination(
+        VIM(VIMConfig(state_dim=4, num_slots=2, latent_dim=3, num_modules=2, hidden=8, action_dim=2, reward_head=True))
+    )
     actions = torch.zeros(1, 3, 2)
     actions[0, 1, 0] = math.nan
     with pytest.raises(ValueError, match="actions holds 1 non-finite"):
@@ -116,7 +120,9 @@ def test_non_finite_actions_are_named():
         im.rollout(torch.zeros(1, 2, 2, 4), torch.zeros(1, 3, 2), context_actions=actions[:, 1:2])
 
 
-@pytest.mark.parametrize("field", ["gumbel_tau", "pixel_sigma", "state_sigma", "anneal_temperature", "min_log_std", "free_bits"])
+@pytest.mark.parametrize(
+    "field", ["gumbel_tau", "pixel_sigma", "state_sigma", "anneal_temperature", "min_log_std", "free_bits"]
+)
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_non_finite_config_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=f"{field}={value} \\(expected a finite number\\)"):
@@ -158,7 +164,9 @@ def test_bad_devices_are_named_with_the_available_ones(device, dataset, tmp_path
 
 
 def test_unknown_env_options_are_listed_with_a_close_match(tmp_path, capsys):
-    with pytest.raises(TypeError, match=r"'num_object' \(did you mean 'num_objects'\?\); valid options: \[.*'obs_size'"):
+    with pytest.raises(
+        TypeError, match=r"'num_object' \(did you mean 'num_objects'\?\); valid options: \[.*'obs_size'"
+    ):
         gym.make("VimWorld/Passive-v0", num_object=3)
     with pytest.raises(TypeError, match="'spam'; valid options"):
         gym.make_vec("VimWorld/Passive-v0", num_envs=2, spam=1)

@@ -17,7 +17,9 @@ TINY = dict(episodes=4, episode_len=6, num_envs=4, env_kwargs={"obs_size": 32})
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
-    return collect("VimWorld/Passive-v0", root / "a", seed=0, **TINY), collect("VimWorld/Passive-v0", root / "b", seed=1, **TINY)
+    return collect("VimWorld/Passive-v0", root / "a", seed=0, **TINY), collect(
+        "VimWorld/Passive-v0", root / "b", seed=1, **TINY
+    )
 
 
 def _cfg(data, out, steps=2, **kw) -> TrainConfig:
@@ -68,7 +70,9 @@ def test_changed_lr_needs_allow_changed_and_then_applies(data, tmp_path):
     ck = load_checkpoint(result.checkpoint)
     assert ck.state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
     args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--allow-changed", "lr,grad-clip"])
-    assert TrainConfig.from_dict({k: v for k, v in vars(args).items() if k not in ("command", "fn", "config")}).allow_changed == ("lr", "grad_clip")
+    assert TrainConfig.from_dict(
+        {k: v for k, v in vars(args).items() if k not in ("command", "fn", "config")}
+    ).allow_changed == ("lr", "grad_clip")
     with pytest.raises(ValueError, match="only"):
         _cfg(a, tmp_path / "x", allow_changed=("seq_len",))
 
@@ -92,5 +96,7 @@ def test_divergence_message_names_real_flags(data, tmp_path):
         train(_cfg(a, tmp_path / "r", steps=3, lr=1e30))
     message = str(info.value)
     assert "--grad-clip" in message and "--allow-changed lr,grad_clip" in message and "--grad_clip" not in message
-    flags = {o for a_ in build_parser()._subparsers._group_actions[0].choices["train"]._actions for o in a_.option_strings}
+    flags = {
+        o for a_ in build_parser()._subparsers._group_actions[0].choices["train"]._actions for o in a_.option_strings
+    }
     assert {"--lr", "--grad-clip", "--allow-changed"} <= flags

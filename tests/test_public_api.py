@@ -31,6 +31,7 @@ def test_every_exported_name_resolves():
     for name in vim_world.__all__:
         assert getattr(vim_world, name) is not None, name
     from vim_world.agents import CEM
+
     from vim_world.imagination import Imagination as Im
 
     assert vim_world.CEM is CEM and vim_world.Imagination is Im
@@ -86,7 +87,9 @@ def test_imagination_takes_numpy_state_observations():
 def test_imagination_takes_numpy_frames():
     torch.manual_seed(0)
     im = Imagination(VIM(preset("tiny-pixels")).eval())
-    frames = np.stack([gym.make("VimWorld/Passive-v0", obs_size=32).reset(seed=s)[0] for s in range(2)])  # (2, 32, 32, 3)
+    frames = np.stack(
+        [gym.make("VimWorld/Passive-v0", obs_size=32).reset(seed=s)[0] for s in range(2)]
+    )  # (2, 32, 32, 3)
     with torch.no_grad():
         a = im.encode(frames[:, None])
         b = im.encode(observations_to_tensor(frames, im.config)[:, None])

@@ -80,12 +80,18 @@ def test_ppo_trains_on_native_vector_env():
 def test_ppo_trains_on_imagined_vector_env():
     torch.manual_seed(0)
     im = Imagination(VIM(preset("tiny-state", num_slots=4, state_dim=13, action_dim=5, reward_head=True)).eval())
-    imagined = ImaginedVectorEnv(im, "VimWorld/Steer-v0", num_envs=8, start_states=16, max_episode_steps=10,
-                                 success=lambda o: np.zeros(len(o), bool))
+    imagined = ImaginedVectorEnv(
+        im,
+        "VimWorld/Steer-v0",
+        num_envs=8,
+        start_states=16,
+        max_episode_steps=10,
+        success=lambda o: np.zeros(len(o), bool),
+    )
     venv = as_sb3_vec_env(imagined)
     obs = venv.reset()
     assert obs.shape == (8, *imagined.single_observation_space.shape)
-    for t in range(10):  # truncation after 10 steps: finished envs restart from the start pool in place
+    for _ in range(10):  # truncation after 10 steps: finished envs restart from the start pool in place
         obs, _, dones, infos = venv.step(np.zeros(8, np.int64))
     assert dones.all() and all(i["TimeLimit.truncated"] for i in infos)
     starts = imagined._start_obs.reshape(16, -1)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vim_world.envs import Mechanism, MechanismWorldEnv, WorldConfig, world
+from vim_world.envs.mechanisms import follow, mechanism_id
 
 import vim_world  # noqa: F401
 from vim_world import testing as vt
-from vim_world.envs import MechanismWorldEnv, Mechanism, WorldConfig, world
-from vim_world.envs.mechanisms import follow, mechanism_id
 
 PASSIVE_ID, STEER_ID = "VimWorld/Passive-v0", "VimWorld/Steer-v0"
 

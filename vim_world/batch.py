@@ -43,7 +43,7 @@ class Batch:
     def seq_len(self) -> int:
         return self.obs.shape[1]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """Move every tensor to ``device``."""
         moved = {
             f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
@@ -52,20 +52,16 @@ class Batch:
         }
         return Batch(**moved)
 
-    def slice_batch(self, start: int, stop: int) -> "Batch":
+    def slice_batch(self, start: int, stop: int) -> Batch:
         """Sequences ``[start, stop)`` of the batch."""
         return replace(
             self,
             **{f.name: getattr(self, f.name)[start:stop] for f in fields(self) if getattr(self, f.name) is not None},
         )
 
-    def slice_time(self, start: int, stop: int) -> "Batch":
+    def slice_time(self, start: int, stop: int) -> Batch:
         """Sub-sequence ``[start, stop)`` along time."""
         return replace(
             self,
-            **{
-                f.name: getattr(self, f.name)[:, start:stop]
-                for f in fields(self)
-                if getattr(self, f.name) is not None
-            },
+            **{f.name: getattr(self, f.name)[:, start:stop] for f in fields(self) if getattr(self, f.name) is not None},
         )

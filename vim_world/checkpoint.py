@@ -98,8 +98,11 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir()
-             if (m := _STEP_DIR.fullmatch(p.name)) and (p / "manifest.json").is_file()]
+    found = [
+        (int(m.group(1)), p)
+        for p in directory.iterdir()
+        if (m := _STEP_DIR.fullmatch(p.name)) and (p / "manifest.json").is_file()
+    ]
     return [p for _, p in sorted(found)]
 
 
@@ -132,7 +135,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         weights = load_file(str(path / "model.safetensors"))
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, pickle.UnpicklingError) as e:  # only reachable if the manifest was forged
+    except (
+        SafetensorError,
+        OSError,
+        RuntimeError,
+        pickle.UnpicklingError,
+    ) as e:  # only reachable if the manifest was forged
         raise CheckpointError(f"checkpoint {path} cannot be read: {e}") from None
     return Checkpoint(path, manifest["model_name"], manifest["model_config"], weights, state, manifest["extra"])
 
@@ -143,7 +151,9 @@ def _check_manifest_hash(path: Path) -> None:
     if not recorded.is_file():
         raise CheckpointError(f"checkpoint file {recorded} is missing (it holds the SHA-256 of manifest.json)")
     if recorded.read_text().strip() != sha256(path / "manifest.json"):
-        raise CheckpointError(f"checkpoint file {path / 'manifest.json'} is corrupted (SHA-256 mismatch with {MANIFEST_HASH})")
+        raise CheckpointError(
+            f"checkpoint file {path / 'manifest.json'} is corrupted (SHA-256 mismatch with {MANIFEST_HASH})"
+        )
 
 
 _MANIFEST_KEYS = {"model_name": str, "model_config": dict, "step": int, "extra": dict, "sha256": dict}
@@ -159,10 +169,14 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is corrupted: expected a JSON object, got {type(manifest).__name__}")
     for key, kind in _MANIFEST_KEYS.items():
         if not isinstance(manifest.get(key), kind):
-            raise CheckpointError(f"{path} is corrupted: {key!r} should be a {kind.__name__}, got {manifest.get(key)!r}")
+            raise CheckpointError(
+                f"{path} is corrupted: {key!r} should be a {kind.__name__}, got {manifest.get(key)!r}"
+            )
     expected = {"model.safetensors", "state.pt"}
     if set(manifest["sha256"]) != expected:
-        raise CheckpointError(f"{path} is corrupted: 'sha256' should list {sorted(expected)}, got {sorted(manifest['sha256'])}")
+        raise CheckpointError(
+            f"{path} is corrupted: 'sha256' should list {sorted(expected)}, got {sorted(manifest['sha256'])}"
+        )
     return manifest
 
 

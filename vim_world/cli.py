@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import vim_world
 from vim_world import minari_io
@@ -94,9 +95,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from vim_world.evaluate import EvalConfig, evaluate
-
     from vim_world.devices import resolve_device
+    from vim_world.evaluate import EvalConfig, evaluate
 
     out = Path(args.out)
     existing = [str(out / name) for name in ("metrics.json", "report.html") if (out / name).exists()]
@@ -108,8 +108,17 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     runs = dict(item.split("=", 1) for item in args.run)
     splits = dict(item.split("=", 1) for item in args.split)
     oracles = dict(item.split("=", 1) for item in args.oracle_run or [])
-    cfg = EvalConfig(runs=runs, splits=splits, out=args.out, context=args.context, horizon=args.horizon, n_samples=args.n_samples,
-                     device=args.device, oracle_runs=oracles, max_windows=args.max_windows)
+    cfg = EvalConfig(
+        runs=runs,
+        splits=splits,
+        out=args.out,
+        context=args.context,
+        horizon=args.horizon,
+        n_samples=args.n_samples,
+        device=args.device,
+        oracle_runs=oracles,
+        max_windows=args.max_windows,
+    )
     evaluate(cfg)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}")
 
@@ -128,8 +137,15 @@ def _cmd_imagine(args: argparse.Namespace) -> None:
 
     check_output_file(args.out, args.overwrite)
     resolve_device(args.device)
-    png = imagination_strip(args.run, args.data, device=args.device, horizon=args.horizon,
-                            n_samples=args.n_samples, obj=args.obj, seed=args.seed)
+    png = imagination_strip(
+        args.run,
+        args.data,
+        device=args.device,
+        horizon=args.horizon,
+        n_samples=args.n_samples,
+        obj=args.obj,
+        seed=args.seed,
+    )
     write_atomically(args.out, png)
     print(f"futures and counterfactuals written to {args.out}")
 
@@ -184,13 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--episode-len", type=int, default=32, help="frames per episode")
     c.add_argument("--num-envs", type=int, default=64, help="worlds stepped together (episodes per shard)")
     c.add_argument("--seed", type=int, default=0, help="seed of resets and random actions")
-    c.add_argument("--policy", choices=["noop", "random"], default=None,
-                   help="actions: noop (passive envs' default) or random (control tasks' default)")
+    c.add_argument(
+        "--policy",
+        choices=["noop", "random"],
+        default=None,
+        help="actions: noop (passive envs' default) or random (control tasks' default)",
+    )
     c.add_argument("--masks", action="store_true", help="store per-object masks (for pixel-mode slot matching)")
-    c.add_argument("--env-kwargs", type=_json_object("--env-kwargs"), default=None,
-                   help='JSON env options, e.g. \'{"obs_size": 32}\' ({"obs_mode": "state"} stores no frames)')
+    c.add_argument(
+        "--env-kwargs",
+        type=_json_object("--env-kwargs"),
+        default=None,
+        help='JSON env options, e.g. \'{"obs_size": 32}\' ({"obs_mode": "state"} stores no frames)',
+    )
     c.add_argument("--overwrite", action="store_true", help="replace an existing data set (only a vim_world data set)")
-    c.add_argument("--workers", type=int, default=1, help="processes rolling out shards in parallel (same bytes for any number)")
+    c.add_argument(
+        "--workers", type=int, default=1, help="processes rolling out shards in parallel (same bytes for any number)"
+    )
 
     t = command(
         "train", "train a world model (resumes from the run's last checkpoint; runs data-parallel under torchrun)",
@@ -204,16 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = command("eval", "evaluate trained models: prediction, discovery, composition", _cmd_eval)
     e.add_argument("--run", action="append", type=_pair, required=True, help="NAME=RUN_DIR (repeat)")
-    e.add_argument("--split", action="append", type=_pair, required=True, help="NAME=DATA_DIR (repeat; first is the reference)")
+    e.add_argument(
+        "--split", action="append", type=_pair, required=True, help="NAME=DATA_DIR (repeat; first is the reference)"
+    )
     e.add_argument("--out", required=True, help="directory for metrics.json and report.html")
     e.add_argument("--context", type=int, default=5, help="observed steps before imagining")
     e.add_argument("--horizon", type=int, default=10, help="imagined steps")
     e.add_argument("--n-samples", type=int, default=10, help="sampled futures per context")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("--overwrite", action="store_true", help="replace metrics.json / report.html in --out")
-    e.add_argument("--oracle-run", action="append", type=_pair,
-                   help="NAME=RUN_DIR: NAME trained on every (kind, mechanism) pair, same budget (repeat); gives the composition gap")
-    e.add_argument("--max-windows", type=int, default=2000, help="windows scored per split (every window of a smaller split)")
+    e.add_argument(
+        "--oracle-run",
+        action="append",
+        type=_pair,
+        help="NAME=RUN_DIR: NAME trained on every (kind, mechanism) pair, same budget (repeat); gives the composition gap",
+    )
+    e.add_argument(
+        "--max-windows", type=int, default=2000, help="windows scored per split (every window of a smaller split)"
+    )
 
     im = command("imagine", "sample futures and counterfactuals from a trained state VIM (PNG)", _cmd_imagine)
     im.add_argument("--run", required=True, help="run or checkpoint directory of a VIM")
@@ -238,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="demo directory (data, runs, eval, report.html)")
     d.add_argument("--preset", default="tiny", choices=PRESET_SIZES, help="size of data, models and training")
     d.add_argument("--device", default="auto", help=DEVICE_HELP)
-    d.add_argument("--overwrite", action="store_true", help="delete an existing demo directory first (only one the demo wrote)")
+    d.add_argument(
+        "--overwrite", action="store_true", help="delete an existing demo directory first (only one the demo wrote)"
+    )
     return p
 
 

@@ -12,10 +12,11 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -32,8 +33,9 @@ MAX_COLLECT_MEMORY = 4 << 30
 ``num_envs x episode_len`` steps, counted twice (the per-step list and the stacked array)."""
 
 
-def check_collection_size(env_id: str, env_kwargs: dict[str, Any], episodes: int, episode_len: int, num_envs: int,
-                          workers: int, where: Path) -> None:
+def check_collection_size(
+    env_id: str, env_kwargs: dict[str, Any], episodes: int, episode_len: int, num_envs: int, workers: int, where: Path
+) -> None:
     """ValueError, before any work, when one collection would hold more than
     :data:`MAX_COLLECT_MEMORY` in memory or write more than the free disk space at ``where``.
     Also names unknown or bad ``env_kwargs`` (the env is built once here)."""
@@ -59,8 +61,10 @@ def check_collection_size(env_id: str, env_kwargs: dict[str, Any], episodes: int
     total = episodes * episode_len * per_step
     free = shutil.disk_usage(where).free
     if total > free:
-        raise ValueError(f"the data set would take {total / 2**30:.1f} GiB but {str(where)!r} has "
-                         f"{free / 2**30:.1f} GiB free; lower --episodes or --episode-len")
+        raise ValueError(
+            f"the data set would take {total / 2**30:.1f} GiB but {str(where)!r} has "
+            f"{free / 2**30:.1f} GiB free; lower --episodes or --episode-len"
+        )
 
 
 def _save_npy(path: Path, array: np.ndarray) -> str:
@@ -119,7 +123,9 @@ class _ShardWriter:
         """Shard ``j``: reset seed ``seed + j * num_envs``, actions from ``rng([seed, j])``."""
         job = self.job
         rng = np.random.default_rng([job.seed, j])
-        arrays = _rollout(self.env, self.space, self.policy, job.seed + j * job.num_envs, rng, job.episode_len, job.masks)
+        arrays = _rollout(
+            self.env, self.space, self.policy, job.seed + j * job.num_envs, rng, job.episode_len, job.masks
+        )
         keep = min(job.num_envs, job.episodes - j * job.num_envs)
         shard = Path(job.root) / f"shard_{j:05d}"
         shard.mkdir()
@@ -186,7 +192,12 @@ def collect(
         ``overwrite`` is False.
     """
     path = Path(path)
-    for name, value in (("episodes", episodes), ("episode_len", episode_len), ("num_envs", num_envs), ("workers", workers)):
+    for name, value in (
+        ("episodes", episodes),
+        ("episode_len", episode_len),
+        ("num_envs", num_envs),
+        ("workers", workers),
+    ):
         _check_positive_int(name, value)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -204,12 +215,15 @@ def collect(
     kwargs.update(obs_mode="state" if kwargs.get("obs_mode") == "state" else "both", masks=bool(masks))
     n_shards = -(-episodes // num_envs)
     existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    check_collection_size(env_id, kwargs, int(episodes), int(episode_len), int(num_envs), min(int(workers), n_shards),
-                          existing)
+    check_collection_size(
+        env_id, kwargs, int(episodes), int(episode_len), int(num_envs), min(int(workers), n_shards), existing
+    )
     writer = None
     try:
         with staged_directory(path, f".{path.name}.") as tmp:
-            job = _CollectJob(env_id, kwargs, int(num_envs), policy, int(seed), int(episodes), int(episode_len), bool(masks), str(tmp))
+            job = _CollectJob(
+                env_id, kwargs, int(num_envs), policy, int(seed), int(episodes), int(episode_len), bool(masks), str(tmp)
+            )
             writer = _ShardWriter(job)
             shards = _write_shards(writer, n_shards, min(int(workers), n_shards))
             if progress:
@@ -240,14 +254,21 @@ def collect(
     return path
 
 
-def _rollout(env: gym.vector.VectorEnv, space: spaces.Space, policy: str, seed: int, rng: np.random.Generator,
-             length: int, masks: bool) -> dict[str, np.ndarray]:
+def _rollout(
+    env: gym.vector.VectorEnv,
+    space: spaces.Space,
+    policy: str,
+    seed: int,
+    rng: np.random.Generator,
+    length: int,
+    masks: bool,
+) -> dict[str, np.ndarray]:
     """``length`` steps of every world of ``env`` from ``reset(seed=seed)``: arrays ``(N, T, ...)``."""
     obs, info = env.reset(seed=seed)
     keys = ["pixels", "states", "mechanism", "actions", "rewards", "valid"] + (["masks"] if masks else [])
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     alive = np.ones(env.num_envs, bool)
-    for t in range(length):
+    for _ in range(length):
         action = _policy_actions(space, policy, rng, env.num_envs)
         if isinstance(obs, dict):
             out["pixels"].append(obs["pixels"])
@@ -261,5 +282,3 @@ def _rollout(env: gym.vector.VectorEnv, space: spaces.Space, policy: str, seed: 
         out["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
         alive &= ~(terminated | truncated)
     return {k: np.stack(v, 1) for k, v in out.items() if v}
-
-

@@ -29,7 +29,13 @@ overwritten unless asked, and ``overwrite`` replaces only a data set (a director
 
 from vim_world.collection import MAX_COLLECT_MEMORY, action_dim, check_collection_size, collect
 from vim_world.data_format import (
-    ARRAYS, FORMAT_VERSION, DatasetError, dataset_identity, has_frames, is_dataset, require_frames,
+    ARRAYS,
+    FORMAT_VERSION,
+    DatasetError,
+    dataset_identity,
+    has_frames,
+    is_dataset,
+    require_frames,
 )  # fmt: skip
 from vim_world.loading import Dataset, SequenceLoader, open_dataset, rank_rows, split_shards, uses_actions
 from vim_world.minari_io import from_minari, to_minari
@@ -39,4 +45,3 @@ __all__ = [
     "check_collection_size", "collect", "dataset_identity", "from_minari", "has_frames", "is_dataset", "open_dataset", "rank_rows",
     "require_frames", "split_shards", "to_minari", "uses_actions",
 ]  # fmt: skip
-

@@ -80,12 +80,15 @@ def check_meta(meta: dict[str, Any], root: Path) -> None:
                 raise DatasetError(f"{where} is corrupted: shards[{i}] lacks a {kind.__name__} {key!r}")
         name = shard["name"]
         if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
-            raise DatasetError(f"{where}: shards[{i}] name {name!r} must be a sub-directory of the data set, "
-                               "not a path leaving it")
+            raise DatasetError(
+                f"{where}: shards[{i}] name {name!r} must be a sub-directory of the data set, not a path leaving it"
+            )
         unknown = set(shard["sha256"]) - set(ARRAYS)
         if unknown or not set(REQUIRED_ARRAYS) <= set(shard["sha256"]):
-            raise DatasetError(f"{where} is corrupted: shards[{i}] lists files {sorted(shard['sha256'])}, "
-                               f"expected {list(REQUIRED_ARRAYS)} and optionally pixels, masks")
+            raise DatasetError(
+                f"{where} is corrupted: shards[{i}] lists files {sorted(shard['sha256'])}, "
+                f"expected {list(REQUIRED_ARRAYS)} and optionally pixels, masks"
+            )
 
 
 def check_arrays(meta: dict[str, Any], arrays: list[dict[str, np.ndarray]], root: Path) -> None:
@@ -110,8 +113,10 @@ def check_arrays(meta: dict[str, Any], arrays: list[dict[str, np.ndarray]], root
             expected.update(pixels=(e, t, *hw, 3), masks=(e, t, k, *hw))
         for name, shape in expected.items():
             if name in arr and arr[name].shape != shape:
-                raise DatasetError(f"{where / (name + '.npy')}: shape {arr[name].shape}, expected {shape} "
-                                   f"(episodes, episode_len={t}, objects={k}, ...)")
+                raise DatasetError(
+                    f"{where / (name + '.npy')}: shape {arr[name].shape}, expected {shape} "
+                    f"(episodes, episode_len={t}, objects={k}, ...)"
+                )
 
 
 def has_frames(meta: dict[str, Any]) -> bool:
@@ -123,5 +128,7 @@ def require_frames(meta: dict[str, Any], root: Path) -> None:
     """DatasetError unless the data set stores frames, naming how it was collected."""
     if not has_frames(meta):
         obs_mode = meta.get("env_kwargs", {}).get("obs_mode", "unknown")
-        raise DatasetError(f"data set {str(root)!r} has no frames; collected with obs_mode={obs_mode!r}. "
-                           "Use --mode state, or collect again with frames (obs_mode 'both')")
+        raise DatasetError(
+            f"data set {str(root)!r} has no frames; collected with obs_mode={obs_mode!r}. "
+            "Use --mode state, or collect again with frames (obs_mode 'both')"
+        )

@@ -20,9 +20,9 @@ from vim_world.envs import env_ids
 from vim_world.envs.registration import PASSIVE_MECHANISMS_V1
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.figures import strip, to_frames
+from vim_world.files import check_replaceable, write_atomically
 from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes, image, write_report
-from vim_world.files import check_replaceable, write_atomically
 from vim_world.sizing import prepare
 from vim_world.train import train
 from vim_world.train_config import MODEL_NAMES, TrainConfig
@@ -69,12 +69,22 @@ def env_gallery(frames: int = 40, size: int = 128) -> str:
                 env.reset()
             shots.append(env.render())
         env.close()
-        cells.append(f"<figure style='display:inline-block'>{image(gif_bytes(shots), 'image/gif')}<figcaption>{env_id}</figcaption></figure>")
+        cells.append(
+            f"<figure style='display:inline-block'>{image(gif_bytes(shots), 'image/gif')}<figcaption>{env_id}</figcaption></figure>"
+        )
     return "".join(cells)
 
 
-def imagination_strip(run: str | Path, data: str | Path, *, device: str = "auto", horizon: int = 10,
-                      n_samples: int = 3, obj: int = 0, seed: int = 0) -> bytes:
+def imagination_strip(
+    run: str | Path,
+    data: str | Path,
+    *,
+    device: str = "auto",
+    horizon: int = 10,
+    n_samples: int = 3,
+    obj: int = 0,
+    seed: int = 0,
+) -> bytes:
     """A PNG: one context from ``data``, the truth, ``n_samples`` imagined futures, and the
     counterfactual "object ``obj`` is driven by module m from now on" for every module m, drawn
     with the env's rasteriser (state models)."""
@@ -128,10 +138,20 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     for name in MODEL_NAMES:
         t = time.perf_counter()
         modular = name in ("vim", "vim_m1")  # kind-blind modules; module splitting against collapse
-        cfg = TrainConfig(data=str(train_data), out=str(out / "runs" / name), model=name, preset=preset, mode="state",
-                          steps=p["steps"], batch_size=p["batch_size"], seq_len=10, device=device,
-                          overrides=_overrides(name, p["steps"]), static_attributes=modular,
-                          revive_every=p["steps"] // 20 if name == "vim" else 0)
+        cfg = TrainConfig(
+            data=str(train_data),
+            out=str(out / "runs" / name),
+            model=name,
+            preset=preset,
+            mode="state",
+            steps=p["steps"],
+            batch_size=p["batch_size"],
+            seq_len=10,
+            device=device,
+            overrides=_overrides(name, p["steps"]),
+            static_attributes=modular,
+            revive_every=p["steps"] // 20 if name == "vim" else 0,
+        )
         runs[name] = str(train(cfg).out)
         timings[f"train {name}"] = time.perf_counter() - t
 

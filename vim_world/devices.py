@@ -31,8 +31,10 @@ def check_device_name(name: object) -> None:
     except (RuntimeError, ValueError):
         device = None
     if device is None or device.type not in DEVICE_TYPES:
-        raise ValueError(f"unknown device {name!r}; expected 'auto' or one of {DEVICE_TYPES} "
-                         f"(optionally ':N'); available here: {available_devices()}")
+        raise ValueError(
+            f"unknown device {name!r}; expected 'auto' or one of {DEVICE_TYPES} "
+            f"(optionally ':N'); available here: {available_devices()}"
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,8 +44,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and (not torch.cuda.is_available()
-                                  or (device.index is not None and device.index >= torch.cuda.device_count())):
+    if device.type == "cuda" and (
+        not torch.cuda.is_available() or (device.index is not None and device.index >= torch.cuda.device_count())
+    ):
         raise ValueError(f"device {name!r} is not available here; available: {available_devices()}")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {name!r} is not available here; available: {available_devices()}")

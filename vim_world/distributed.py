@@ -16,15 +16,15 @@ as well, so that this holds exactly, not only in distribution.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.overrides import TorchFunctionMode
-
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ together (paired), two splits independently.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,10 +28,19 @@ from vim_world.data import DatasetError, SequenceLoader, open_dataset, split_sha
 from vim_world.envs import MECHANISM_NAMES
 from vim_world.figures import strip, timeline, to_frames
 from vim_world.imagination import Imagination
+from vim_world.metrics import (
+    discovery_replicates,
+    discovery_scores,
+    hungarian_accuracy,
+    match_slots,
+    per_step_mse,
+    percentile_interval,
+    psnr,
+    resample_weights,
+    ssim,
+)
 from vim_world.model import VIM
 from vim_world.model.baselines import MonolithicVRNN
-from vim_world.metrics import (discovery_replicates, discovery_scores, hungarian_accuracy, match_slots, per_step_mse,
-                               percentile_interval, psnr, resample_weights, ssim)
 from vim_world.report import explained_sections, targets, write_atomic, write_report
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
 
@@ -38,16 +48,16 @@ from vim_world.train import load_model, prepare, resolve_device, uses_actions
 @dataclass
 class EvalConfig:
     """Attributes:
-        runs: model name -> checkpoint or run directory.
-        splits: split name -> data set; the first split is the reference for ratios. A split
-            that is the (first) run's training data is scored on the shards held out of training.
-        oracle_runs: model name -> a run of the same model trained on every (kind, mechanism)
-            pair with the same budget; gives the composition gap on the other splits.
-        batch_size: windows per forward pass (memory only; results do not depend on it beyond
-            float rounding).
-        max_windows: windows scored per split (every window of a smaller split).
-        max_batches: legacy cap, ``max_batches * batch_size`` windows (None: ``max_windows``).
-        n_boot: bootstrap resamples per interval.
+    runs: model name -> checkpoint or run directory.
+    splits: split name -> data set; the first split is the reference for ratios. A split
+        that is the (first) run's training data is scored on the shards held out of training.
+    oracle_runs: model name -> a run of the same model trained on every (kind, mechanism)
+        pair with the same budget; gives the composition gap on the other splits.
+    batch_size: windows per forward pass (memory only; results do not depend on it beyond
+        float rounding).
+    max_windows: windows scored per split (every window of a smaller split).
+    max_batches: legacy cap, ``max_batches * batch_size`` windows (None: ``max_windows``).
+    n_boot: bootstrap resamples per interval.
     """
 
     runs: dict[str, str]
@@ -69,12 +79,14 @@ class EvalConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"EvalConfig.{name} must be a positive int, got {value!r}")
-        if self.max_batches is not None and (isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int)
-                                             or self.max_batches < 1):
+        if self.max_batches is not None and (
+            isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int) or self.max_batches < 1
+        ):
             raise ValueError(f"EvalConfig.max_batches must be a positive int or None, got {self.max_batches!r}")
         if not self.runs or not self.splits:
-            raise ValueError(f"EvalConfig needs at least one run and one split, got runs={self.runs!r}, "
-                             f"splits={self.splits!r}")
+            raise ValueError(
+                f"EvalConfig needs at least one run and one split, got runs={self.runs!r}, splits={self.splits!r}"
+            )
         unknown = sorted(set(self.oracle_runs) - set(self.runs))
         if unknown:
             raise ValueError(f"oracle_runs names models {unknown} that are not in runs {sorted(self.runs)}")
@@ -108,7 +120,9 @@ class _Windows:
         """Batches ``(<= batch_size, context + horizon, ...)`` in window order."""
         step = self.loader.batch_size
         for i in range(0, self.episodes.size, step):
-            yield prepare(self.loader._gather(self.episodes[i:i + step], self.starts[i:i + step]), self.with_actions)
+            yield prepare(
+                self.loader._gather(self.episodes[i : i + step], self.starts[i : i + step]), self.with_actions
+            )
 
     @property
     def num_objects(self) -> int | None:
@@ -152,9 +166,14 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
         shards = split_shards(dataset, holdout)[1] if held_out else None
         windows = _windows(dataset, shards, mode, cfg, device)
         weights[split] = resample_weights(len(windows.episodes), cfg.n_boot, cfg.seed + index, windows.episodes)
-        split_result: dict[str, Any] = {"data": str(path), "windows": int(len(windows.episodes)),
-                                        "episodes": int(np.unique(windows.episodes).size),
-                                        "num_objects": windows.num_objects, "prediction": {}, "skipped": {}}
+        split_result: dict[str, Any] = {
+            "data": str(path),
+            "windows": int(len(windows.episodes)),
+            "episodes": int(np.unique(windows.episodes).size),
+            "num_objects": windows.num_objects,
+            "prediction": {},
+            "skipped": {},
+        }
         scores[split] = {}
         runnable = {}
         for name, model in models.items():
@@ -164,7 +183,9 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
             else:
                 runnable[name] = model
         first = next(windows.batches()).slice_batch(0, 1)
-        figures.append((f"{split}: window 0, truth and sample 0 of each model", ("strip", _prediction_strip(runnable, first, cfg))))
+        figures.append(
+            (f"{split}: window 0, truth and sample 0 of each model", ("strip", _prediction_strip(runnable, first, cfg)))
+        )
         for name, model in runnable.items():
             s = _score(model, windows, cfg, device)
             scores[split][name] = s
@@ -176,16 +197,27 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
                 disc.update({f"{k}_ci": list(percentile_interval(v)) for k, v in reps.items()})
                 split_result.setdefault("discovery", {})[name] = disc
                 if name == "vim":
-                    figures.append((f"{split}: {name}'s sample 0 object by object (window 0)",
-                                    ("strip", _decomposition_strip(model, first, cfg))))
+                    figures.append(
+                        (
+                            f"{split}: {name}'s sample 0 object by object (window 0)",
+                            ("strip", _decomposition_strip(model, first, cfg)),
+                        )
+                    )
                     _, mapping = hungarian_accuracy(pred, true)
-                    figures.append((f"{split}: module selections of {name} (window 0)",
-                                    ("timeline", timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES)))))
+                    figures.append(
+                        (
+                            f"{split}: module selections of {name} (window 0)",
+                            ("timeline", timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES))),
+                        )
+                    )
         if index == 0:
             reference_objects = windows.num_objects
         elif windows.num_objects == reference_objects:  # the gap is about pairs: same object count
-            oracle_scores[split] = {name: _score(o, windows, cfg, device) for name, o in oracles.items()
-                                    if name in runnable and not _cannot_run(o, windows)}
+            oracle_scores[split] = {
+                name: _score(o, windows, cfg, device)
+                for name, o in oracles.items()
+                if name in runnable and not _cannot_run(o, windows)
+            }
         results["splits"][split] = split_result
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample without some mechanism: NaN, left out
         results["ratios"] = _ratios(scores, weights, reference)
@@ -204,8 +236,15 @@ def _windows(dataset, shards: list[int] | None, mode: str, cfg: EvalConfig, devi
     """Every window of ``context + horizon`` valid steps (a seeded subset of ``cfg.window_cap``
     beyond that), in batches of ``cfg.batch_size``."""
     seq_len = cfg.context + cfg.horizon
-    loader = SequenceLoader(dataset, batch_size=cfg.batch_size, seq_len=seq_len, mode=mode, seed=cfg.seed + 1,
-                            shard_indices=shards, device=device)
+    loader = SequenceLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        seq_len=seq_len,
+        mode=mode,
+        seed=cfg.seed + 1,
+        shard_indices=shards,
+        device=device,
+    )
     valid = np.concatenate([np.asarray(a["valid"]).sum(1) for a in loader.arrays])  # (episodes,)
     starts_per = np.maximum(valid - seq_len + 1, 0)
     episodes = np.repeat(np.arange(valid.size), starts_per)
@@ -258,7 +297,7 @@ def _decomposition_strip(model, batch: Batch, cfg: EvalConfig) -> bytes:
         if decoded.masks is not None:
             rows[f"slot {k}"] = to_frames(decoded.rgb[:, k] * decoded.masks[:, k, None])
         else:
-            rows[f"object {k}"] = to_frames(decoded.obs[:, k:k + 1])
+            rows[f"object {k}"] = to_frames(decoded.obs[:, k : k + 1])
     return strip(rows)
 
 
@@ -280,9 +319,13 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
             inferred.append(p)
             true.append(t)
     cat = lambda xs: torch.cat(xs).numpy().astype(np.float64) if xs else None  # noqa: E731
-    return _Scores(mse=cat(mse), ssim=cat(sim), object_mse=cat(obj),
-                   mechanism=torch.cat(mech).numpy() if mech else None,
-                   discovery=(np.concatenate(inferred), np.concatenate(true)) if inferred else None)
+    return _Scores(
+        mse=cat(mse),
+        ssim=cat(sim),
+        object_mse=cat(obj),
+        mechanism=torch.cat(mech).numpy() if mech else None,
+        discovery=(np.concatenate(inferred), np.concatenate(true)) if inferred else None,
+    )
 
 
 def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Generator) -> torch.Tensor:
@@ -294,8 +337,11 @@ def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Gener
     c, h = cfg.context, cfg.horizon
     actions = None if batch.actions is None else batch.actions[:, c - 1 : c - 1 + h]
     context_actions = None if batch.actions is None else batch.actions[:, :c]
-    return Imagination(model).rollout(batch.obs[:, :c], actions, h, cfg.n_samples, context_actions=context_actions,
-                                      generator=generator).obs
+    return (
+        Imagination(model)
+        .rollout(batch.obs[:, :c], actions, h, cfg.n_samples, context_actions=context_actions, generator=generator)
+        .obs
+    )
 
 
 def _selections(model, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
@@ -321,8 +367,12 @@ def _prediction_summary(s: _Scores, weights: np.ndarray) -> dict[str, Any]:
     """Per-step and horizon-average figures, each with its ``*_ci`` interval."""
     best, mean = s.mse.min(1), s.mse.mean(1)  # (n, H): best of N per step, mean over samples
     out: dict[str, Any] = {}
-    for key, x in (("mse_mean", mean), ("mse_best", best), ("psnr_mean", psnr(torch.from_numpy(s.mse)).numpy().mean(1)),
-                   ("psnr_best", psnr(torch.from_numpy(best)).numpy())):
+    for key, x in (
+        ("mse_mean", mean),
+        ("mse_best", best),
+        ("psnr_mean", psnr(torch.from_numpy(s.mse)).numpy().mean(1)),
+        ("psnr_best", psnr(torch.from_numpy(best)).numpy()),
+    ):
         out[key], out[f"{key}_ci"] = x.mean(0).tolist(), _interval(weights, x)
     if s.ssim is not None:
         for key, x in (("ssim_mean", s.ssim.mean(1)), ("ssim_best", s.ssim.max(1))):
@@ -380,16 +430,27 @@ def _ratios(scores: dict[str, dict[str, _Scores]], weights: dict[str, np.ndarray
                 _put(figures, "mse_best", best.mean() / r_best.mean(), _mean_reps(w, best) / _mean_reps(w_ref, r_best))
                 if s.object_mse is not None and r.object_mse is not None:
                     # the same mechanisms on other pairs or counts: composition without the mix
-                    by, by_ci = figures.setdefault("mse_mean_by_mechanism", {}), figures.setdefault("mse_mean_by_mechanism_ci", {})
+                    by, by_ci = (
+                        figures.setdefault("mse_mean_by_mechanism", {}),
+                        figures.setdefault("mse_mean_by_mechanism_ci", {}),
+                    )
                     for m in sorted(set(np.unique(s.mechanism)) & set(np.unique(r.mechanism))):
                         num, den = _mechanism_sums(s, m)
                         rnum, rden = _mechanism_sums(r, m)
                         value = (num.sum() / den.sum()) / (rnum.sum() / rden.sum())
-                        _put(by, MECHANISM_NAMES[int(m)], value, _ratio_reps(w, num, den) / _ratio_reps(w_ref, rnum, rden), by_ci)
+                        _put(
+                            by,
+                            MECHANISM_NAMES[int(m)],
+                            value,
+                            _ratio_reps(w, num, den) / _ratio_reps(w_ref, rnum, rden),
+                            by_ci,
+                        )
                 if s.discovery is not None and r.discovery is not None:
                     acc = discovery_scores(*s.discovery)["accuracy"] / discovery_scores(*r.discovery)["accuracy"]
-                    reps = (discovery_replicates(*s.discovery, w)["accuracy"]
-                            / discovery_replicates(*r.discovery, w_ref)["accuracy"])
+                    reps = (
+                        discovery_replicates(*s.discovery, w)["accuracy"]
+                        / discovery_replicates(*r.discovery, w_ref)["accuracy"]
+                    )
                     _put(figures, "accuracy", acc, reps)
             vs, vs_ci = figures.setdefault("mse_best_vs", {}), figures.setdefault("mse_best_vs_ci", {})
             for other, o in by_model.items():

@@ -30,7 +30,7 @@ def states_to_frames(states: np.ndarray, res: int = 64, highlight: int | None = 
     pos = np.clip(x[..., [_COL["x"], _COL["y"]]], 0.0, 1.0)
     size = np.clip(x[..., _COL["size"]], SIZE_MIN, SIZE_MAX)
     hue = np.mod(np.arctan2(x[..., _COL["hue_sin"]], x[..., _COL["hue_cos"]]) / (2 * np.pi), 1.0)
-    kind = np.argmax(x[..., _COL["is_circle"]:], axis=-1)
+    kind = np.argmax(x[..., _COL["is_circle"] :], axis=-1)
     frames = render(pos, size, hue, kind, res)
     if highlight is not None:
         for frame, p, r in zip(frames, pos[:, highlight], size[:, highlight]):
@@ -44,8 +44,8 @@ def _box(frame: np.ndarray, centre: np.ndarray, half: int) -> None:
     cx, cy = int(centre[0]), int(centre[1])
     x0, x1 = max(cx - half, 0), min(cx + half, res - 1)
     y0, y1 = max(cy - half, 0), min(cy + half, res - 1)
-    frame[y0:y1 + 1, [x0, x1]] = HIGHLIGHT
-    frame[[y0, y1], x0:x1 + 1] = HIGHLIGHT
+    frame[y0 : y1 + 1, [x0, x1]] = HIGHLIGHT
+    frame[[y0, y1], x0 : x1 + 1] = HIGHLIGHT
 
 
 def to_frames(obs: torch.Tensor, res: int = 64, highlight: int | None = None) -> np.ndarray:

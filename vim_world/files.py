@@ -15,9 +15,9 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 STALE_AFTER_S = 24 * 3600
 """A temporary directory ``{prefix}{pid}_*`` is stale when its PID no longer runs, or when it
@@ -126,7 +126,9 @@ def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: s
     resolved = path.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve():
-        raise ValueError(f"refusing to replace {str(path)!r}: it is the current directory, a parent of it or the home directory")
+        raise ValueError(
+            f"refusing to replace {str(path)!r}: it is the current directory, a parent of it or the home directory"
+        )
     if not path.is_dir() or not is_ours(path):
         raise ValueError(f"refusing to replace {str(path)!r}: it exists and is not a {what}; choose another path")
 

@@ -21,9 +21,9 @@ an intervention under the same random draws.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -32,8 +32,7 @@ from torch import Tensor
 
 from vim_world.actions import action_vectors  # noqa: F401  (re-exported: part of this API)
 from vim_world.model import VIM, VIMConfig
-from vim_world.model.distributions import sample_categorical, soft_clamp_log_std
-from vim_world.model.modules import ModuleBank
+from vim_world.model.distributions import sample_categorical
 
 HOLD = -2
 """``Intervention.module`` value that keeps the object's current module."""
@@ -128,8 +127,7 @@ class Rollout:
     def last_state(self) -> LatentState:
         """The final imagined state, flattened to ``(prod(L), K, D)``, to continue from."""
         k, d = self.z.shape[-2:]
-        return LatentState(self.z[..., -1, :, :].reshape(-1, k, d),
-                           self.selections[..., -1, :].reshape(-1, k))
+        return LatentState(self.z[..., -1, :, :].reshape(-1, k, d), self.selections[..., -1, :].reshape(-1, k))
 
 
 @dataclass(frozen=True)
@@ -140,8 +138,13 @@ class Counterfactual:
     intervened: Rollout
 
 
-def intervention_plan(interventions: Sequence[Intervention], horizon: int, num_slots: int,
-                      num_modules: int, device: torch.device | str = "cpu") -> Tensor:
+def intervention_plan(
+    interventions: Sequence[Intervention],
+    horizon: int,
+    num_slots: int,
+    num_modules: int,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """``(T, K)`` int64 plan: a module id, ``HOLD``, or -1 (sample from the prior) per object-step.
 
     Later interventions override earlier ones where they overlap.
@@ -157,7 +160,7 @@ def intervention_plan(interventions: Sequence[Intervention], horizon: int, num_s
         stop = horizon if iv.stop is None else iv.stop
         if not 0 <= iv.start <= stop <= horizon:
             raise ValueError(f"intervention steps [{iv.start}, {iv.stop}) outside the horizon {horizon}")
-        plan[iv.start:stop, iv.obj] = iv.module
+        plan[iv.start : stop, iv.obj] = iv.module
     return plan
 
 
@@ -236,8 +239,14 @@ class Imagination:
 
     # ------------------------------------------------------------------------------ imagining
 
-    def step(self, state: LatentState, action: Tensor | None = None, forced: Tensor | None = None,
-             generator: torch.Generator | None = None, sample_z: bool = True) -> tuple[LatentState, Tensor]:
+    def step(
+        self,
+        state: LatentState,
+        action: Tensor | None = None,
+        forced: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sample_z: bool = True,
+    ) -> tuple[LatentState, Tensor]:
         """One imagined step of ``B`` states: :meth:`VIM.prior_step` computing only the selected modules.
 
         Same random draws, in the same order, as ``VIM.prior_step`` (selections, then noise), but
@@ -264,7 +273,6 @@ class Imagination:
         if sample_z:
             z_next = bank.add_noise(z_next, log_std, generator)
         return LatentState(z_next, c), probs
-
 
     def rollout(
         self,
@@ -367,8 +375,9 @@ class Imagination:
             intervened=self.rollout(state, interventions=[Intervention(obj, module, start, stop)], **common),
         )
 
-    def _check_actions(self, state: LatentState, actions: Tensor | None, horizon: int | None,
-                       n_samples: int) -> tuple[int, Tensor | None, tuple[int, ...]]:
+    def _check_actions(
+        self, state: LatentState, actions: Tensor | None, horizon: int | None, n_samples: int
+    ) -> tuple[int, Tensor | None, tuple[int, ...]]:
         """Validate; return the horizon, actions flattened to ``(B * C * N, T, A)`` and ``L``."""
         a, b = self.config.action_dim, state.batch_size
         _check_finite("context latents", state.z)
@@ -399,8 +408,7 @@ class Imagination:
         return t, flat.reshape(-1, t, a), lead
 
 
-def observations_to_tensor(observations: np.ndarray, config: VIMConfig,
-                           device: torch.device | str = "cpu") -> Tensor:
+def observations_to_tensor(observations: np.ndarray, config: VIMConfig, device: torch.device | str = "cpu") -> Tensor:
     """Env observations -> model inputs: states ``(*L, K, S)`` float32 as they are, frames
     ``(*L, H, W, 3)`` uint8 -> ``(*L, 3, H, W)`` float32 in [0, 1]."""
     x = torch.as_tensor(np.asarray(observations), device=device)

@@ -12,7 +12,8 @@ observation space, so a policy trained here acts in the real env unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -63,10 +64,20 @@ class ImaginedVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, imagination: Imagination, env_id: str = "VimWorld/Steer-v0", num_envs: int = 1, *,
-                 env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None,
-                 success: SuccessRule | None = None, start_states: int = 256, sample_z: bool = True,
-                 seed: int = 0, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        imagination: Imagination,
+        env_id: str = "VimWorld/Steer-v0",
+        num_envs: int = 1,
+        *,
+        env_kwargs: dict[str, Any] | None = None,
+        max_episode_steps: int | None = None,
+        success: SuccessRule | None = None,
+        start_states: int = 256,
+        sample_z: bool = True,
+        seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
         self.render_mode = render_mode

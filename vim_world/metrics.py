@@ -3,7 +3,7 @@ bootstrap confidence intervals for both."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -54,8 +54,14 @@ def resample_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: np.ndarr
     return counts.reshape(n_boot, m)[:, labels].astype(np.float64)
 
 
-def bootstrap_ci(statistic: Statistic, *samples: np.ndarray, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float]:
+def bootstrap_ci(
+    statistic: Statistic,
+    *samples: np.ndarray,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over the items (rows) of ``samples``.
 
     Every sample is resampled with the same items (a paired bootstrap): pass a numerator and
@@ -92,8 +98,16 @@ def mean_ci(x: np.ndarray, groups: np.ndarray | None = None, seed: int = 0, n_bo
     return bootstrap_ci(weighted_mean, np.asarray(x, np.float64), groups=groups, seed=seed, n_boot=n_boot)
 
 
-def ratio_ci(num: np.ndarray, den: np.ndarray, *, paired: bool, num_groups: np.ndarray | None = None,
-             den_groups: np.ndarray | None = None, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:
+def ratio_ci(
+    num: np.ndarray,
+    den: np.ndarray,
+    *,
+    paired: bool,
+    num_groups: np.ndarray | None = None,
+    den_groups: np.ndarray | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> tuple[float, float]:
     """95% interval of ``mean(num) / mean(den)``.
 
     ``paired``: ``num`` and ``den`` are measured on the same items (two models on the same
@@ -122,8 +136,9 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
     return float(low), float(high)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
-         data_range: float = 1.0) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004) of images ``(..., C, H, W)``; returns ``(...)``.
 
     The standard settings, as torchmetrics' ``structural_similarity_index_measure`` and
@@ -133,8 +148,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: floa
     libraries crop the border they pad), and over channels.
     """
     if pred.shape != target.shape or pred.dim() < 3:
-        raise ValueError(f"pred and target must be (..., C, H, W) of one shape, got {tuple(pred.shape)} "
-                         f"and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must be (..., C, H, W) of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     lead = pred.shape[:-3]
     c, h, w = pred.shape[-3:]
     if min(h, w) < window:
@@ -201,8 +217,9 @@ def _contingency_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     return {"accuracy": acc, "nmi": nmi, "ari": ari}
 
 
-def discovery_intervals(pred: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None,
-                        seed: int = 0, n_boot: int = 1000) -> dict[str, list[float]]:
+def discovery_intervals(
+    pred: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None, seed: int = 0, n_boot: int = 1000
+) -> dict[str, list[float]]:
     """95% bootstrap intervals of :func:`discovery_scores`, resampling windows.
 
     Args:
@@ -267,10 +284,16 @@ def fg_ari(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
         true_masks: ``(N, K, H, W)`` bool visible-object masks.
     Returns: ``(N,)`` float64 scores in [-1, 1]; NaN for frames without any foreground pixel.
     """
-    if slot_masks.dim() != 4 or true_masks.dim() != 4 or slot_masks.shape[0] != true_masks.shape[0] \
-            or slot_masks.shape[2:] != true_masks.shape[2:]:
-        raise ValueError(f"slot_masks (N, Ks, H, W) and true_masks (N, K, H, W) must agree on N, H, W; "
-                         f"got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}")
+    if (
+        slot_masks.dim() != 4
+        or true_masks.dim() != 4
+        or slot_masks.shape[0] != true_masks.shape[0]
+        or slot_masks.shape[2:] != true_masks.shape[2:]
+    ):
+        raise ValueError(
+            f"slot_masks (N, Ks, H, W) and true_masks (N, K, H, W) must agree on N, H, W; "
+            f"got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}"
+        )
     pred = slot_masks.float().argmax(1).flatten(1).cpu().numpy()  # (N, P)
     true_masks = true_masks.bool()
     truth = true_masks.float().argmax(1).flatten(1).cpu().numpy()
@@ -292,10 +315,17 @@ def binding_unchanged(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.
         slot_masks: ``(B, T, Ks, H, W)`` slot masks; true_masks: ``(B, T, K, H, W)`` bool, Ks >= K.
     Returns: ``(B,)`` bool.
     """
-    if slot_masks.dim() != 5 or true_masks.dim() != 5 or slot_masks.shape[:2] != true_masks.shape[:2] \
-            or slot_masks.shape[3:] != true_masks.shape[3:] or slot_masks.shape[2] < true_masks.shape[2]:
-        raise ValueError(f"slot_masks (B, T, Ks, H, W) and true_masks (B, T, K <= Ks, H, W) must agree on "
-                         f"B, T, H, W; got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}")
+    if (
+        slot_masks.dim() != 5
+        or true_masks.dim() != 5
+        or slot_masks.shape[:2] != true_masks.shape[:2]
+        or slot_masks.shape[3:] != true_masks.shape[3:]
+        or slot_masks.shape[2] < true_masks.shape[2]
+    ):
+        raise ValueError(
+            f"slot_masks (B, T, Ks, H, W) and true_masks (B, T, K <= Ks, H, W) must agree on "
+            f"B, T, H, W; got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}"
+        )
     s = slot_masks.float().flatten(3)
     t = true_masks.float().flatten(3)
     inter = torch.einsum("btsp,btkp->btsk", s, t)

@@ -34,16 +34,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from vim_world.data_format import ARRAYS, FORMAT_VERSION, DatasetError
-from vim_world.loading import Dataset, open_dataset
 from vim_world.files import fsync, sha256, staged_directory
+from vim_world.loading import Dataset, open_dataset
 
 __all__ = ["add_cli", "from_minari", "to_minari"]
 
@@ -109,7 +110,9 @@ def to_minari(data_dir: str | Path, dataset_id: str, *, overwrite: bool = False,
     dataset = open_dataset(data_dir)
     if dataset_id in minari.list_local_datasets():
         if not overwrite:
-            raise FileExistsError(f"Minari dataset {dataset_id!r} exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(
+                f"Minari dataset {dataset_id!r} exists; pass overwrite=True (--overwrite) to replace it"
+            )
         minari.delete_dataset(dataset_id)
     meta = {k: v for k, v in dataset.meta.items() if k != "shards"}
     env = gym.make(meta["env_id"], **{**meta.get("env_kwargs", {}), "obs_mode": "both"})  # its spec is recorded
@@ -139,7 +142,9 @@ def _save(path: Path, array: np.ndarray) -> str:
     return sha256(path)
 
 
-def from_minari(dataset_id: str, out_dir: str | Path, *, overwrite: bool = False, shard_size: int | None = None) -> Path:
+def from_minari(
+    dataset_id: str, out_dir: str | Path, *, overwrite: bool = False, shard_size: int | None = None
+) -> Path:
     """Bring a Minari dataset back as a data set that :func:`open_dataset` and training read.
 
     Works on datasets written by :func:`to_minari` (arrays come back equal) and on any Minari
@@ -161,7 +166,9 @@ def from_minari(dataset_id: str, out_dir: str | Path, *, overwrite: bool = False
         raise FileExistsError(f"data set {str(out)!r} exists; pass overwrite=True (--overwrite) to replace it")
     source = minari.load_dataset(dataset_id)
     if not isinstance(source.observation_space, spaces.Dict) or "state" not in source.observation_space.spaces:
-        raise ValueError(f"Minari dataset {dataset_id!r} has observations {source.observation_space}; expected a Dict with 'state'")
+        raise ValueError(
+            f"Minari dataset {dataset_id!r} has observations {source.observation_space}; expected a Dict with 'state'"
+        )
     meta = _stored_meta(source)
     size = int(shard_size or meta.get("num_envs") or 64)
     if size < 1:
@@ -169,14 +176,20 @@ def from_minari(dataset_id: str, out_dir: str | Path, *, overwrite: bool = False
     episodes = [_arrays(ep) for ep in source.iterate_episodes()]
     lengths = sorted({a["valid"].shape[0] for a in episodes})
     if len(lengths) != 1:
-        raise ValueError(f"Minari dataset {dataset_id!r} has episodes of lengths {lengths}; the data set format needs one length")
+        raise ValueError(
+            f"Minari dataset {dataset_id!r} has episodes of lengths {lengths}; the data set format needs one length"
+        )
     shards = []
     with staged_directory(out, f".{out.name}.") as tmp:
         for j, start in enumerate(range(0, len(episodes), size)):
             rows = episodes[start : start + size]
             shard = tmp / f"shard_{j:05d}"
             shard.mkdir()
-            files = {name: _save(shard / f"{name}.npy", np.stack([r[name] for r in rows])) for name in ARRAYS if name in rows[0]}
+            files = {
+                name: _save(shard / f"{name}.npy", np.stack([r[name] for r in rows]))
+                for name in ARRAYS
+                if name in rows[0]
+            }
             shards.append({"name": shard.name, "episodes": len(rows), "sha256": files})
         env_id = meta.get("env_id") or (source.spec.env_spec.id if source.spec.env_spec is not None else "unknown")
         meta = {**meta, "format_version": FORMAT_VERSION, "env_id": env_id, "policy": meta.get("policy", "unknown"),
@@ -235,9 +248,13 @@ def _cmd_from_minari(args: argparse.Namespace) -> None:
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``to-minari`` and ``from-minari`` to the ``vim-world`` sub-commands (handlers in ``fn``)."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    t = subparsers.add_parser("to-minari", help="write a data set as a Minari dataset (lossless frames)", formatter_class=fmt)
+    t = subparsers.add_parser(
+        "to-minari", help="write a data set as a Minari dataset (lossless frames)", formatter_class=fmt
+    )
     t.add_argument("data", help="data set directory (from `vim-world collect`)")
-    t.add_argument("dataset_id", help="Minari dataset id, e.g. vim_world/passive-v0 (stored under $MINARI_DATASETS_PATH)")
+    t.add_argument(
+        "dataset_id", help="Minari dataset id, e.g. vim_world/passive-v0 (stored under $MINARI_DATASETS_PATH)"
+    )
     t.add_argument("--overwrite", action="store_true", help="replace a local Minari dataset of that id")
     t.set_defaults(fn=_cmd_to_minari)
     f = subparsers.add_parser("from-minari", help="bring a Minari dataset back as a data set", formatter_class=fmt)

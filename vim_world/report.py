@@ -82,7 +82,9 @@ def training_curves_png(name: str, scalars: dict[str, tuple[np.ndarray, np.ndarr
     return _png(fig)
 
 
-def read_training_scalars(run: str | Path, tags: tuple[str, ...] = ("loss", "nll", "kl_z", "kl_c")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_training_scalars(
+    run: str | Path, tags: tuple[str, ...] = ("loss", "nll", "kl_z", "kl_c")
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The logged ``tags`` of a run (TensorBoard events in ``<run>/tb``, or its parent's when
     ``run`` is a checkpoint directory): ``tag -> (steps, values)``; empty if none were logged."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -93,8 +95,11 @@ def read_training_scalars(run: str | Path, tags: tuple[str, ...] = ("loss", "nll
             acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
             acc.Reload()
             found = set(acc.Tags().get("scalars", []))
-            return {t: (np.array([e.step for e in acc.Scalars(t)]), np.array([e.value for e in acc.Scalars(t)]))
-                    for t in tags if t in found}
+            return {
+                t: (np.array([e.step for e in acc.Scalars(t)]), np.array([e.value for e in acc.Scalars(t)]))
+                for t in tags
+                if t in found
+            }
     return {}
 
 
@@ -131,28 +136,52 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"what": what, "target": target, "value": value, "ci": ci, "verdict": verdict})
 
     ref_ratios = results["ratios"].get(reference, {})
-    for model, other, what, bound in (("vim", "vim_m1", "VIM / M = 1", M1_TARGET), ("vrnn", "copy_last", "VRNN / copy-last", 1.0)):
+    for model, other, what, bound in (
+        ("vim", "vim_m1", "VIM / M = 1", M1_TARGET),
+        ("vrnn", "copy_last", "VRNN / copy-last", 1.0),
+    ):
         r = ref_ratios.get(model, {})
         if other in r.get("mse_best_vs", {}):
             ci = r["mse_best_vs_ci"][other]
             add(f"{reference}: {what} best-of-N MSE", f"<= {bound}", r["mse_best_vs"][other], ci, _verdict(ci, bound))
     disc = results["splits"][reference].get("discovery", {}).get("vim")
     if disc:
-        add(f"{reference}: VIM discovery accuracy", f">= {ACCURACY_TARGET}", disc["accuracy"], disc["accuracy_ci"],
-            _verdict(disc["accuracy_ci"], ACCURACY_TARGET, below=False))
-        add(f"{reference}: VIM discovery NMI", f">= {NMI_TARGET}", disc["nmi"], disc["nmi_ci"],
-            _verdict(disc["nmi_ci"], NMI_TARGET, below=False))
+        add(
+            f"{reference}: VIM discovery accuracy",
+            f">= {ACCURACY_TARGET}",
+            disc["accuracy"],
+            disc["accuracy_ci"],
+            _verdict(disc["accuracy_ci"], ACCURACY_TARGET, below=False),
+        )
+        add(
+            f"{reference}: VIM discovery NMI",
+            f">= {NMI_TARGET}",
+            disc["nmi"],
+            disc["nmi_ci"],
+            _verdict(disc["nmi_ci"], NMI_TARGET, below=False),
+        )
     for split in splits[1:]:
         k = results["splits"][split].get("num_objects")
         f = results["ratios"].get(split, {}).get("vim", {})
         if "mse_best" in f and k is not None and ref_k is not None and k != ref_k:
-            add(f"{split} ({k} objects) / {reference} ({ref_k}): VIM best-of-N MSE", f"<= {OBJECTS_TARGET}",
-                f["mse_best"], f["mse_best_ci"], _verdict(f["mse_best_ci"], OBJECTS_TARGET))
+            add(
+                f"{split} ({k} objects) / {reference} ({ref_k}): VIM best-of-N MSE",
+                f"<= {OBJECTS_TARGET}",
+                f["mse_best"],
+                f["mse_best_ci"],
+                _verdict(f["mse_best_ci"], OBJECTS_TARGET),
+            )
     for split, gaps in results.get("composition_gap", {}).items():
         if "vim" not in gaps:
             continue
         g = gaps["vim"]
-        add(f"{split}: VIM composition gap", f"<= {GAP_TARGET}", g["gap"], g["gap_ci"], _verdict(g["gap_ci"], GAP_TARGET))
+        add(
+            f"{split}: VIM composition gap",
+            f"<= {GAP_TARGET}",
+            g["gap"],
+            g["gap_ci"],
+            _verdict(g["gap_ci"], GAP_TARGET),
+        )
         others = {n: o["gap_ci"] for n, o in gaps.items() if n != "vim"}
         if others:
             low, high = g["gap_ci"]
@@ -160,56 +189,91 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             overlap = any(low <= o[1] and o[0] <= high for o in others.values())
             verdict = "met" if clear else ("undecided (intervals overlap)" if overlap else "not met")
             lowest = min(o[0] for o in others.values())
-            add(f"{split}: VIM's gap below every baseline's ({', '.join(others)})", "intervals do not overlap",
-                g["gap"], g["gap_ci"], f"{verdict}; lowest baseline lower bound {lowest:.4g}")
+            add(
+                f"{split}: VIM's gap below every baseline's ({', '.join(others)})",
+                "intervals do not overlap",
+                g["gap"],
+                g["gap_ci"],
+                f"{verdict}; lowest baseline lower bound {lowest:.4g}",
+            )
     return out
 
 
 def _target_section(items: list[dict[str, Any]]) -> str:
     rows = [[t["what"], t["target"], fmt(t["value"], t["ci"]), t["verdict"]] for t in items]
     met = sum(t["verdict"].startswith("met") for t in items)
-    return (f"<p>Measured: every target this evaluation can check. A target is met only when its 95% interval "
-            f"clears it. {met} of {len(items)} met.</p>"
-            + table(["figure", "target", "value [95% interval]", "verdict"], rows))
+    return (
+        f"<p>Measured: every target this evaluation can check. A target is met only when its 95% interval "
+        f"clears it. {met} of {len(items)} met.</p>"
+        + table(["figure", "target", "value [95% interval]", "verdict"], rows)
+    )
 
 
 def _prediction_section(results: dict[str, Any]) -> str:
     rows = []
     for split, res in results["splits"].items():
         for name, p in res["prediction"].items():
-            rows.append([split, name, fmt(p["mse_mean_avg"], p["mse_mean_avg_ci"]), fmt(p["mse_best_avg"], p["mse_best_avg_ci"]),
-                         fmt(float(np.mean(p["psnr_best"])), None), fmt(float(np.mean(p["ssim_best"])), None) if "ssim_best" in p else "-"])
+            rows.append(
+                [
+                    split,
+                    name,
+                    fmt(p["mse_mean_avg"], p["mse_mean_avg_ci"]),
+                    fmt(p["mse_best_avg"], p["mse_best_avg_ci"]),
+                    fmt(float(np.mean(p["psnr_best"])), None),
+                    fmt(float(np.mean(p["ssim_best"])), None) if "ssim_best" in p else "-",
+                ]
+            )
         for name, why in res.get("skipped", {}).items():
             rows.append([split, name, "skipped: " + why, "", "", ""])
     reference = next(iter(results["splits"]))
     pred = results["splits"][reference]["prediction"]
     best = min(pred, key=lambda n: pred[n]["mse_best_avg"])
-    counts = "; ".join(f"{html.escape(s)}: {r['windows']} windows from {r['episodes']} episodes" for s, r in results["splits"].items())
-    return (f"<p>Measured: squared error of predicted observations over the horizon, averaged over steps: the mean over "
-            f"N sampled futures and the best of N (per step). Windows scored: {counts}. Intervals resample whole "
-            f"episodes.</p>"
-            + table(["split", "model", "MSE mean", "MSE best-of-N", "PSNR best (dB)", "SSIM best"], rows)
-            + f"<p>Interpretation: on {html.escape(reference)}, <b>{html.escape(best)}</b> has the lowest best-of-N "
-              f"error ({fmt(pred[best]['mse_best_avg'], pred[best]['mse_best_avg_ci'])}).</p>")
+    counts = "; ".join(
+        f"{html.escape(s)}: {r['windows']} windows from {r['episodes']} episodes" for s, r in results["splits"].items()
+    )
+    return (
+        f"<p>Measured: squared error of predicted observations over the horizon, averaged over steps: the mean over "
+        f"N sampled futures and the best of N (per step). Windows scored: {counts}. Intervals resample whole "
+        f"episodes.</p>"
+        + table(["split", "model", "MSE mean", "MSE best-of-N", "PSNR best (dB)", "SSIM best"], rows)
+        + f"<p>Interpretation: on {html.escape(reference)}, <b>{html.escape(best)}</b> has the lowest best-of-N "
+        f"error ({fmt(pred[best]['mse_best_avg'], pred[best]['mse_best_avg_ci'])}).</p>"
+    )
 
 
 def _discovery_section(results: dict[str, Any]) -> str:
     rows = []
     for split, res in results["splits"].items():
         for name, d in res.get("discovery", {}).items():
-            rows.append([split, name, fmt(d["accuracy"], d["accuracy_ci"], 3), fmt(d["nmi"], d["nmi_ci"], 3),
-                         fmt(d["ari"], d["ari_ci"], 3), str(d["object_steps"])])
+            rows.append(
+                [
+                    split,
+                    name,
+                    fmt(d["accuracy"], d["accuracy_ci"], 3),
+                    fmt(d["nmi"], d["nmi_ci"], 3),
+                    fmt(d["ari"], d["ari_ci"], 3),
+                    str(d["object_steps"]),
+                ]
+            )
     if not rows:
         return ""
     reference = next(iter(results["splits"]))
     d = results["splits"][reference].get("discovery", {}).get("vim")
-    sentence = "" if d is None else (
-        f"<p>Interpretation: VIM's modules match the true mechanisms on {d['accuracy']:.0%} of object-steps after the "
-        f"best relabelling (target >= {ACCURACY_TARGET:.0%}: {_verdict(d['accuracy_ci'], ACCURACY_TARGET, below=False)}); "
-        f"mechanisms that follow one law in the state cannot be told apart by any model.</p>")
-    return ("<p>Measured: inferred module of every object-step against its true mechanism: Hungarian accuracy, NMI and "
-            f"ARI. Targets: accuracy >= {ACCURACY_TARGET}, NMI >= {NMI_TARGET}.</p>"
-            + table(["split", "model", "accuracy", "NMI", "ARI", "object-steps"], rows) + sentence)
+    sentence = (
+        ""
+        if d is None
+        else (
+            f"<p>Interpretation: VIM's modules match the true mechanisms on {d['accuracy']:.0%} of object-steps after the "
+            f"best relabelling (target >= {ACCURACY_TARGET:.0%}: {_verdict(d['accuracy_ci'], ACCURACY_TARGET, below=False)}); "
+            f"mechanisms that follow one law in the state cannot be told apart by any model.</p>"
+        )
+    )
+    return (
+        "<p>Measured: inferred module of every object-step against its true mechanism: Hungarian accuracy, NMI and "
+        f"ARI. Targets: accuracy >= {ACCURACY_TARGET}, NMI >= {NMI_TARGET}.</p>"
+        + table(["split", "model", "accuracy", "NMI", "ARI", "object-steps"], rows)
+        + sentence
+    )
 
 
 def _composition_section(results: dict[str, Any]) -> str:
@@ -221,19 +285,29 @@ def _composition_section(results: dict[str, Any]) -> str:
         for name, r in by_model.items():
             if "mse_best" not in r:
                 continue
-            rows.append([split, name, fmt(r["mse_best"], r["mse_best_ci"]),
-                         fmt(r["accuracy"], r["accuracy_ci"], 3) if "accuracy" in r else "-"])
+            rows.append(
+                [
+                    split,
+                    name,
+                    fmt(r["mse_best"], r["mse_best_ci"]),
+                    fmt(r["accuracy"], r["accuracy_ci"], 3) if "accuracy" in r else "-",
+                ]
+            )
             for mech, value in r.get("mse_mean_by_mechanism", {}).items():
                 mech_rows.append([split, name, mech, fmt(value, r["mse_mean_by_mechanism_ci"][mech], 3)])
     if not rows:
         return ""
-    text = (f"<p>Measured: each split's error over the reference split's ({html.escape(reference)}), per model; "
-            "independent bootstraps of the two splits. Below 1 means the split is easier, not that the model "
-            "composes: the composition gap (next section) does not depend on how hard a split is.</p>"
-            + table(["split", "model", "best-of-N MSE ratio", "accuracy ratio"], rows))
+    text = (
+        f"<p>Measured: each split's error over the reference split's ({html.escape(reference)}), per model; "
+        "independent bootstraps of the two splits. Below 1 means the split is easier, not that the model "
+        "composes: the composition gap (next section) does not depend on how hard a split is.</p>"
+        + table(["split", "model", "best-of-N MSE ratio", "accuracy ratio"], rows)
+    )
     if mech_rows:
-        text += ("<p>Per mechanism (mean-over-samples object error, the same mechanism on other kinds or counts):</p>"
-                 + table(["split", "model", "mechanism", "MSE ratio"], mech_rows))
+        text += (
+            "<p>Per mechanism (mean-over-samples object error, the same mechanism on other kinds or counts):</p>"
+            + table(["split", "model", "mechanism", "MSE ratio"], mech_rows)
+        )
     return text
 
 
@@ -244,34 +318,47 @@ def _gap_section(results: dict[str, Any]) -> str:
     rows, mech_rows = [], []
     for split, by_model in gaps.items():
         for name, g in by_model.items():
-            rows.append([split, name, fmt(g["model_mse_best"]), fmt(g["oracle_mse_best"]), fmt(g["gap"], g["gap_ci"], 3)])
+            rows.append(
+                [split, name, fmt(g["model_mse_best"]), fmt(g["oracle_mse_best"]), fmt(g["gap"], g["gap_ci"], 3)]
+            )
             for mech, value in g.get("gap_by_mechanism", {}).items():
                 mech_rows.append([split, name, mech, fmt(value, g["gap_by_mechanism_ci"][mech], 3)])
     split, by_model = next(iter(gaps.items()))
     order = sorted(by_model, key=lambda n: by_model[n]["gap"])
-    return (f"<p>Measured: on each split's windows, best-of-N MSE of the model trained without the split's (kind, "
-            f"mechanism) pairs over that of the same model trained on all pairs with the same budget (an oracle); "
-            f"paired bootstrap. Target: VIM <= {GAP_TARGET}, below every baseline with intervals that do not "
-            "overlap.</p>"
-            + table(["split", "model", "MSE without pairs", "MSE oracle", "gap [95%]"], rows)
-            + "<p>Per mechanism (mean-over-samples object error):</p>"
-            + table(["split", "model", "mechanism", "gap [95%]"], mech_rows)
-            + f"<p>Interpretation: on {html.escape(split)}, the models rank by gap as "
-              f"{html.escape(' < '.join(order))}; a gap near 1 means leaving the pairs out of training costs nothing.</p>")
+    return (
+        f"<p>Measured: on each split's windows, best-of-N MSE of the model trained without the split's (kind, "
+        f"mechanism) pairs over that of the same model trained on all pairs with the same budget (an oracle); "
+        f"paired bootstrap. Target: VIM <= {GAP_TARGET}, below every baseline with intervals that do not "
+        "overlap.</p>"
+        + table(["split", "model", "MSE without pairs", "MSE oracle", "gap [95%]"], rows)
+        + "<p>Per mechanism (mean-over-samples object error):</p>"
+        + table(["split", "model", "mechanism", "gap [95%]"], mech_rows)
+        + f"<p>Interpretation: on {html.escape(split)}, the models rank by gap as "
+        f"{html.escape(' < '.join(order))}; a gap near 1 means leaving the pairs out of training costs nothing.</p>"
+    )
 
 
-def explained_sections(results: dict[str, Any], figures: list[tuple[str, tuple[str, bytes]]],
-                       runs: dict[str, str]) -> list[tuple[str, str]]:
+def explained_sections(
+    results: dict[str, Any], figures: list[tuple[str, tuple[str, bytes]]], runs: dict[str, str]
+) -> list[tuple[str, str]]:
     """The report's sections (heading, HTML body) for ``results`` of :func:`vim_world.evaluate.evaluate`."""
-    sections = [("Targets", _target_section(results.setdefault("targets", targets(results)))),
-                ("Prediction", _prediction_section(results))]
+    sections = [
+        ("Targets", _target_section(results.setdefault("targets", targets(results)))),
+        ("Prediction", _prediction_section(results)),
+    ]
     curves = "".join(image(curve_png(results, split)) for split in results["splits"])
-    sections.append(("Prediction error over the horizon",
-                     "<p>Measured: per-step error with its 95% band. Interpretation: error grows with the horizon; "
-                     "a model whose band stays below another's is better at every step.</p>" + curves))
-    for title, body in (("Mechanism discovery", _discovery_section(results)),
-                        ("Composition: ratio to the reference split", _composition_section(results)),
-                        ("Composition gap (model without the pairs / oracle with them)", _gap_section(results))):
+    sections.append(
+        (
+            "Prediction error over the horizon",
+            "<p>Measured: per-step error with its 95% band. Interpretation: error grows with the horizon; "
+            "a model whose band stays below another's is better at every step.</p>" + curves,
+        )
+    )
+    for title, body in (
+        ("Mechanism discovery", _discovery_section(results)),
+        ("Composition: ratio to the reference split", _composition_section(results)),
+        ("Composition gap (model without the pairs / oracle with them)", _gap_section(results)),
+    ):
         if body:
             sections.append((title, body))
     training = []
@@ -280,14 +367,21 @@ def explained_sections(results: dict[str, Any], figures: list[tuple[str, tuple[s
         if scalars:
             training.append(image(training_curves_png(name, scalars)))
     if training:
-        sections.append(("Training curves",
-                         "<p>Measured: the logged training loss (negative ELBO), reconstruction NLL and the KL terms "
-                         "(latent kl_z, selection kl_c) per model. Interpretation: flat tails mean the budget was "
-                         "spent; a KL that collapses to 0 means the latent or selection carries no information.</p>"
-                         + "".join(training)))
+        sections.append(
+            (
+                "Training curves",
+                "<p>Measured: the logged training loss (negative ELBO), reconstruction NLL and the KL terms "
+                "(latent kl_z, selection kl_c) per model. Interpretation: flat tails mean the budget was "
+                "spent; a KL that collapses to 0 means the latent or selection carries no information.</p>"
+                + "".join(training),
+            )
+        )
     for title, (kind, png) in figures:
-        what = ("Truth over the horizon, then each model's first sampled future." if kind == "strip"
-                else "Which module VIM selects for each object (after matching) against the true mechanism.")
+        what = (
+            "Truth over the horizon, then each model's first sampled future."
+            if kind == "strip"
+            else "Which module VIM selects for each object (after matching) against the true mechanism."
+        )
         sections.append((title, f"<p>{what}</p>" + image(png)))
     return sections
 

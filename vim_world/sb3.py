@@ -19,7 +19,8 @@ translated here:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -171,10 +172,14 @@ class GymnasiumVecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         if indices is not None and list(self._indices(indices)) != list(range(self.num_envs)):
-            raise ValueError(f"set_attr({attr_name!r}) on a subset {indices!r} of a batched env: it has one attribute for all")
+            raise ValueError(
+                f"set_attr({attr_name!r}) on a subset {indices!r} of a batched env: it has one attribute for all"
+            )
         setattr(self.venv, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         """Call the vector env's method once and return its result for each index."""
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._indices(indices)]

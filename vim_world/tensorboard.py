@@ -11,9 +11,10 @@ together:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +48,9 @@ def _frames(x: torch.Tensor | np.ndarray, size: int) -> np.ndarray:
     raise ValueError(f"expected frames (B, T, 3, H, W) or states (B, T, K, S), got shape {tuple(x.shape)}")
 
 
-def prediction_grid(truth: torch.Tensor | np.ndarray, prediction: torch.Tensor | np.ndarray, *,
-                    max_sequences: int = 4, size: int = 64) -> np.ndarray:
+def prediction_grid(
+    truth: torch.Tensor | np.ndarray, prediction: torch.Tensor | np.ndarray, *, max_sequences: int = 4, size: int = 64
+) -> np.ndarray:
     """One image ``(H', W', 3)`` uint8: for each of the first ``max_sequences`` sequences, a row of
     ground truth above a row of prediction, one column per step, 2-pixel white gaps.
 
@@ -71,8 +73,15 @@ def prediction_grid(truth: torch.Tensor | np.ndarray, prediction: torch.Tensor |
     return grid
 
 
-def log_predictions(run_dir: str | Path, step: int, truth: torch.Tensor | np.ndarray,
-                    prediction: torch.Tensor | np.ndarray, *, tag: str = "predictions", **grid: Any) -> np.ndarray:
+def log_predictions(
+    run_dir: str | Path,
+    step: int,
+    truth: torch.Tensor | np.ndarray,
+    prediction: torch.Tensor | np.ndarray,
+    *,
+    tag: str = "predictions",
+    **grid: Any,
+) -> np.ndarray:
     """Write :func:`prediction_grid` of ``truth`` and ``prediction`` as image ``tag`` at ``step``
     to the run's TensorBoard directory; returns the image ``(H', W', 3)``."""
     image = prediction_grid(truth, prediction, **grid)
@@ -94,7 +103,9 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "eval") -> dict[st
     return out
 
 
-def log_metrics(run_dir: str | Path, step: int, metrics: Mapping[str, Any], *, prefix: str = "eval") -> dict[str, float]:
+def log_metrics(
+    run_dir: str | Path, step: int, metrics: Mapping[str, Any], *, prefix: str = "eval"
+) -> dict[str, float]:
     """Write the numeric leaves of ``metrics`` (nested dicts allowed) as scalars at ``step``;
     returns what was written, tag -> value."""
     if not isinstance(metrics, Mapping):

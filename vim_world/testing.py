@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -50,8 +51,16 @@ from hypothesis.extra import numpy as hnp
 
 from vim_world.envs import world
 from vim_world.envs.config import KINDS, OBJECT_KINDS, OBS_MODES, STEER_ACTIONS, SWITCH_EVENTS, TASKS, WorldConfig
-from vim_world.envs.mechanisms import MECHANISM_NAMES, MECHANISMS, SIZE_MAX, SIZE_MIN, SPEED_MAX, Noise, Objects
-from vim_world.envs.mechanisms import mechanism_id
+from vim_world.envs.mechanisms import (
+    MECHANISM_NAMES,
+    MECHANISMS,
+    SIZE_MAX,
+    SIZE_MIN,
+    SPEED_MAX,
+    Noise,
+    Objects,
+    mechanism_id,
+)
 from vim_world.envs.world import STATE_FEATURES, WorldState
 
 __all__ = [
@@ -76,9 +85,7 @@ def seeds() -> st.SearchStrategy[int]:
     return st.integers(min_value=0, max_value=2**32 - 1)
 
 
-def _subset(
-    items: Sequence[str], min_size: int = 1, max_size: int | None = None
-) -> st.SearchStrategy[tuple[str, ...]]:
+def _subset(items: Sequence[str], min_size: int = 1, max_size: int | None = None) -> st.SearchStrategy[tuple[str, ...]]:
     """Non-repeating subsets of ``items``, in ``items`` order."""
     return st.lists(st.sampled_from(list(items)), min_size=min_size, max_size=max_size, unique=True).map(
         lambda chosen: tuple(x for x in items if x in chosen)
@@ -130,9 +137,7 @@ def config_kwargs(config: WorldConfig) -> dict[str, Any]:
 
 
 def _unit(shape: tuple[int, ...], *, exclude_max: bool = False) -> st.SearchStrategy[np.ndarray]:
-    return hnp.arrays(
-        np.float64, shape, elements=st.floats(0.0, 1.0, exclude_max=exclude_max, allow_subnormal=False)
-    )
+    return hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0, exclude_max=exclude_max, allow_subnormal=False))
 
 
 @st.composite
@@ -331,9 +336,7 @@ def _rollout(env: gym.Env | VectorEnv, actions: Sequence[Any], seed: int | None)
     return out
 
 
-def check_deterministic(
-    make_env: Callable[[], gym.Env | VectorEnv], actions: Sequence[Any], seed: int = 0
-) -> None:
+def check_deterministic(make_env: Callable[[], gym.Env | VectorEnv], actions: Sequence[Any], seed: int = 0) -> None:
     """Assert that the same seed and actions give the same trajectory: two envs from
     ``make_env`` run side by side, and the first one run again after ``reset(seed=seed)``,
     agree exactly on observations, rewards, terminations, truncations and infos."""
@@ -352,9 +355,7 @@ def check_deterministic(
             _assert_equal(x, y, f"transition {t} of {label}")
 
 
-def check_independence(
-    config: WorldConfig, state: WorldState, others: Objects, noise: Sequence[Noise] | Noise
-) -> None:
+def check_independence(config: WorldConfig, state: WorldState, others: Objects, noise: Sequence[Noise] | Noise) -> None:
     """Assert that every object whose mechanism does not interact ignores all other objects.
 
     The check runs :func:`vim_world.envs.world.step` from ``state`` and from a copy in which every

@@ -34,7 +34,14 @@ import torch
 
 from vim_world import distributed
 from vim_world.checkpoint import (
-    Checkpoint, capture_rng_state, latest_checkpoint, load_checkpoint, load_model, load_weights, restore_rng_state, save_checkpoint,
+    Checkpoint,
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    load_weights,
+    restore_rng_state,
+    save_checkpoint,
 )  # fmt: skip
 from vim_world.data import SequenceLoader, dataset_identity, open_dataset, rank_rows, split_shards, uses_actions
 from vim_world.devices import resolve_device
@@ -42,7 +49,12 @@ from vim_world.files import run_lock, write_atomically
 from vim_world.model import build_model
 from vim_world.sizing import constant_features, fit_standardizer, model_config, prepare
 from vim_world.train_config import (
-    ALLOWABLE_CHANGES, DATA_DERIVED, MODEL_NAMES, RESUMABLE_CHANGES, TrainConfig, read_config_file,
+    ALLOWABLE_CHANGES,
+    DATA_DERIVED,
+    MODEL_NAMES,
+    RESUMABLE_CHANGES,
+    TrainConfig,
+    read_config_file,
 )  # fmt: skip
 
 __all__ = [
@@ -104,8 +116,10 @@ def _check_resume(cfg: TrainConfig, out: Path, ck: Checkpoint, identity: str) ->
     recorded = ck.extra.get("data_identity")
     previous = ck.extra.get("train_config", {})
     if recorded is not None and recorded != identity:
-        raise ValueError(f"{str(out)!r} holds a run trained on other data than --data {cfg.data!r} (meta.json SHA-256 "
-                         f"{identity[:12]}, the run's {recorded[:12]}); use another --out or the run's data set")
+        raise ValueError(
+            f"{str(out)!r} holds a run trained on other data than --data {cfg.data!r} (meta.json SHA-256 "
+            f"{identity[:12]}, the run's {recorded[:12]}); use another --out or the run's data set"
+        )
     if recorded is None and Path(previous.get("data", cfg.data)).resolve() != Path(cfg.data).resolve():
         raise ValueError(f"{str(out)!r} holds a run on data set {previous['data']!r}, not --data {cfg.data!r}")
     current = json.loads(json.dumps(asdict(cfg)))
@@ -116,11 +130,14 @@ def _check_resume(cfg: TrainConfig, out: Path, ck: Checkpoint, identity: str) ->
         hint = ""
         if set(refused) <= ALLOWABLE_CHANGES:
             hint = f" or pass --allow-changed {','.join(refused)}"
-        raise ValueError(f"{str(out)!r} holds a run with other options ({diffs}); use another --out, "
-                         f"the same options{hint}")
+        raise ValueError(
+            f"{str(out)!r} holds a run with other options ({diffs}); use another --out, the same options{hint}"
+        )
     if ck.step > cfg.steps:
-        raise ValueError(f"{str(out)!r} already holds {ck.step} steps, more than --steps {cfg.steps}; "
-                         f"pass --steps >= {ck.step} to resume, or use another --out")
+        raise ValueError(
+            f"{str(out)!r} already holds {ck.step} steps, more than --steps {cfg.steps}; "
+            f"pass --steps >= {ck.step} to resume, or use another --out"
+        )
 
 
 def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
@@ -146,7 +163,15 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
     params = [p for p in model.parameters() if p.requires_grad]
     train_shards, _ = split_shards(dataset, cfg.holdout)
     fit_standardizer(model, dataset, train_shards)  # a resumed run then loads the saved one
-    loader = SequenceLoader(dataset, batch_size=cfg.batch_size, seq_len=cfg.seq_len, mode=cfg.mode, seed=cfg.seed, shard_indices=train_shards, device=device)
+    loader = SequenceLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        mode=cfg.mode,
+        seed=cfg.seed,
+        shard_indices=train_shards,
+        device=device,
+    )
     optimizer = torch.optim.Adam(params, lr=cfg.lr) if params else None
 
     start = 0

@@ -50,7 +50,7 @@ class TrainConfig:
     model: str = _opt("vim", "world model to train", choices=MODEL_NAMES)
     preset: str = _opt("tiny", "model preset size; the input mode comes from --mode", choices=PRESET_SIZES)
     mode: str = _opt("state", "model input: object states or frames", choices=INPUT_MODES)
-    overrides: dict[str, Any] = _opt({}, 'JSON VIMConfig overrides, e.g. \'{"num_modules": 8}\'')
+    overrides: dict[str, Any] = _opt({}, "JSON VIMConfig overrides, e.g. '{\"num_modules\": 8}'")
     steps: int = _opt(2000, "total optimisation steps of the run (a resumed run trains up to this step)")
     batch_size: int = _opt(32, "global batch size, split over the processes")
     seq_len: int = _opt(10, "window length in steps")
@@ -65,10 +65,12 @@ class TrainConfig:
     holdout: float = _opt(0.1, "fraction of shards held out of training")
     progress: bool = _opt(True, "show a progress bar")
     revive_every: int = _opt(0, "VIM: split the busiest module into unused ones every N steps (0: off)")
-    static_attributes: bool = _opt(False, "state mode: features constant in every episode (the kind) reach the "
-                                   "decoder, never the modules")
-    allow_changed: tuple[str, ...] = _opt((), "on resume, options that may differ from the run's "
-                                          f"(comma-separated, from {sorted(ALLOWABLE_CHANGES)})")
+    static_attributes: bool = _opt(
+        False, "state mode: features constant in every episode (the kind) reach the decoder, never the modules"
+    )
+    allow_changed: tuple[str, ...] = _opt(
+        (), f"on resume, options that may differ from the run's (comma-separated, from {sorted(ALLOWABLE_CHANGES)})"
+    )
 
     def __post_init__(self) -> None:
         names = self.allow_changed.split(",") if isinstance(self.allow_changed, str) else self.allow_changed
@@ -77,7 +79,9 @@ class TrainConfig:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), FIELD_TYPES[f.name])
             if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
-                raise ValueError(f"{f.name} must be one of {list(f.metadata['choices'])}, got {getattr(self, f.name)!r}")
+                raise ValueError(
+                    f"{f.name} must be one of {list(f.metadata['choices'])}, got {getattr(self, f.name)!r}"
+                )
         for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
@@ -92,7 +96,9 @@ class TrainConfig:
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout!r}")
         if self.static_attributes and self.mode != "state":
-            raise ValueError(f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}")
+            raise ValueError(
+                f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}"
+            )
         if self.revive_every < 0:
             raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
         bad = sorted(set(self.allow_changed) - ALLOWABLE_CHANGES)
@@ -158,7 +164,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {e}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a table of TrainConfig fields, got {type(values).__name__}")
+        raise ValueError(
+            f"config file {str(path)!r} must hold a table of TrainConfig fields, got {type(values).__name__}"
+        )
     return values
 
 
@@ -167,11 +175,16 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
     defaults = {f.name: f.default for f in fields(VIMConfig)}
     for key, value in overrides.items():
         if key not in defaults:
-            raise ValueError(f"overrides: unknown VIMConfig field {key!r}; expected one of {sorted(set(defaults) - DATA_DERIVED)}")
+            raise ValueError(
+                f"overrides: unknown VIMConfig field {key!r}; expected one of {sorted(set(defaults) - DATA_DERIVED)}"
+            )
         if key in DATA_DERIVED:
             raise ValueError(f"overrides: {key!r} is read off the data set and cannot be overridden")
         kind = type(defaults[key])
-        ok = isinstance(value, bool) if kind is bool else (
-            not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind))
+        ok = (
+            isinstance(value, bool)
+            if kind is bool
+            else (not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind))
+        )
         if not ok:
             raise TypeError(f"overrides: {key} must be a {kind.__name__}, got {value!r}")

@@ -11,6 +11,7 @@ from .config import PRESETS, VIMConfig, preset, single_module_config
 from .outputs import Posterior, Prediction
 from .vim import VIM
 
+
 def parameter_matched_vrnn(config: VIMConfig) -> MonolithicVRNN:
     """The monolithic baseline with its width chosen so that its parameter count is closest to
     VIM's under the same ``config`` (a fair comparison; deterministic, so checkpoints reload)."""

@@ -24,8 +24,9 @@ class CopyLastFrame(nn.Module):
         return batch.obs.new_zeros(()), {}
 
     @torch.no_grad()
-    def predict(self, batch: Batch, context: int, horizon: int, n_samples: int = 1,
-                generator: torch.Generator | None = None) -> Prediction:
+    def predict(
+        self, batch: Batch, context: int, horizon: int, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> Prediction:
         last = batch.obs[:, context - 1]
         obs = last[:, None, None].expand(-1, n_samples, horizon, *last.shape[1:])
         return Prediction(obs=obs.contiguous())
@@ -115,12 +116,17 @@ class MonolithicVRNN(nn.Module):
             h = self._advance(h, feats[:, i], z, None if actions is None else actions[:, i])
         weight = kl_weight(step, self.config.kl_warmup_steps)
         loss = (nll + weight * kl).mean()
-        return loss, {"nll": float(nll.detach().mean()), "kl_z": float(kl.detach().mean()), "kl_weight": weight,
-                      "loss": float(loss.detach())}
+        return loss, {
+            "nll": float(nll.detach().mean()),
+            "kl_z": float(kl.detach().mean()),
+            "kl_weight": weight,
+            "loss": float(loss.detach()),
+        }
 
     @torch.no_grad()
-    def predict(self, batch: Batch, context: int, horizon: int, n_samples: int = 1,
-                generator: torch.Generator | None = None) -> Prediction:
+    def predict(
+        self, batch: Batch, context: int, horizon: int, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> Prediction:
         """Filter ``context`` steps with the posterior, then roll the prior ``horizon`` steps."""
         obs, actions = self._standardize(batch.obs), batch.actions
         b = obs.shape[0]

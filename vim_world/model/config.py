@@ -95,37 +95,53 @@ class VIMConfig:
             if kind in (int, float):
                 ok = not isinstance(value, bool) and hasattr(value, "__index__" if kind is int else "__float__")
                 if not ok:
-                    raise TypeError(f"invalid VIMConfig: {f.name} must be a {kind.__name__}, got {type(value).__name__} {value!r}")
+                    raise TypeError(
+                        f"invalid VIMConfig: {f.name} must be a {kind.__name__}, got {type(value).__name__} {value!r}"
+                    )
                 if not -float("inf") < float(value) < float("inf"):
                     problems.append(f"{f.name}={value} (expected a finite number)")
         if self.input_mode not in INPUT_MODES:
             problems.append(f"input_mode={self.input_mode!r} (expected one of {INPUT_MODES})")
         if not (32 <= self.image_size <= 256 and self.image_size % 8 == 0):
             problems.append(f"image_size={self.image_size} (expected a multiple of 8 in [32, 256])")
-        positive = ("channels", "state_dim", "num_slots", "latent_dim", "num_modules", "hidden",
-                    "slot_iters")
-        problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive
-                     if getattr(self, n) < 1]
-        non_negative = ("action_dim", "kl_warmup_steps", "free_bits", "module_layers", "anneal_steps",
-                        "decoder_hidden", "decode_steps", "carried_slot_iters")
-        problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative
-                     if getattr(self, n) < 0]
+        positive = ("channels", "state_dim", "num_slots", "latent_dim", "num_modules", "hidden", "slot_iters")
+        problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive if getattr(self, n) < 1]
+        non_negative = (
+            "action_dim",
+            "kl_warmup_steps",
+            "free_bits",
+            "module_layers",
+            "anneal_steps",
+            "decoder_hidden",
+            "decode_steps",
+            "carried_slot_iters",
+        )
+        problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative if getattr(self, n) < 0]
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
-        problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive
-                     if not getattr(self, n) > 0]
+        problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive if not getattr(self, n) > 0]
         if self.free_bits > 0 and self.selection_inference == "exact":
-            problems.append(f"free_bits={self.free_bits} (free bits act on per-step KLs, which only "
-                            "selection_inference='amortized' has; use 0 with 'exact')")
+            problems.append(
+                f"free_bits={self.free_bits} (free bits act on per-step KLs, which only "
+                "selection_inference='amortized' has; use 0 with 'exact')"
+            )
         static = self.static_features
-        if static and (self.input_mode != "state" or len(set(static)) != len(static)
-                       or not all(0 <= i < self.state_dim for i in static) or len(static) >= self.state_dim):
-            problems.append(f"static_features={static} (expected distinct indices in [0, state_dim={self.state_dim}), "
-                            "fewer than state_dim, in state mode only)")
+        if static and (
+            self.input_mode != "state"
+            or len(set(static)) != len(static)
+            or not all(0 <= i < self.state_dim for i in static)
+            or len(static) >= self.state_dim
+        ):
+            problems.append(
+                f"static_features={static} (expected distinct indices in [0, state_dim={self.state_dim}), "
+                "fewer than state_dim, in state mode only)"
+            )
         if not self.anneal_temperature >= 1.0:
             problems.append(f"anneal_temperature={self.anneal_temperature} (expected >= 1)")
         if self.anneal_steps > 0 and self.selection_inference != "exact":
-            problems.append(f"anneal_steps={self.anneal_steps} (annealing tempers the exact selection chain; "
-                            "use selection_inference='exact' or anneal_steps=0)")
+            problems.append(
+                f"anneal_steps={self.anneal_steps} (annealing tempers the exact selection chain; "
+                "use selection_inference='exact' or anneal_steps=0)"
+            )
         if self.selection_inference not in SELECTION_INFERENCE:
             problems.append(f"selection_inference={self.selection_inference!r} (expected one of {SELECTION_INFERENCE})")
         if problems:
@@ -162,29 +178,79 @@ def single_module_config(config: VIMConfig) -> VIMConfig:
 
 def tiny_state(**overrides: Any) -> VIMConfig:
     """State input, trains on a CPU in a minute or two."""
-    return VIMConfig(**{**dict(input_mode="state", num_slots=3, state_dim=4, latent_dim=8,
-                               num_modules=4, hidden=64, kl_warmup_steps=100), **overrides})
+    return VIMConfig(
+        **{
+            **dict(
+                input_mode="state",
+                num_slots=3,
+                state_dim=4,
+                latent_dim=8,
+                num_modules=4,
+                hidden=64,
+                kl_warmup_steps=100,
+            ),
+            **overrides,
+        }
+    )
 
 
 def tiny_pixels(**overrides: Any) -> VIMConfig:
     """32x32 frames, small enough for CPU runs; the reconstruction term decodes 2 random steps
     per sequence (an unbiased ELBO estimate; see ``decode_steps``)."""
-    return VIMConfig(**{**dict(input_mode="pixels", image_size=32, num_slots=4, latent_dim=16,
-                               num_modules=4, hidden=32, kl_warmup_steps=500, decode_steps=2,
-                               decoder_hidden=28), **overrides})
+    return VIMConfig(
+        **{
+            **dict(
+                input_mode="pixels",
+                image_size=32,
+                num_slots=4,
+                latent_dim=16,
+                num_modules=4,
+                hidden=32,
+                kl_warmup_steps=500,
+                decode_steps=2,
+                decoder_hidden=28,
+            ),
+            **overrides,
+        }
+    )
 
 
 def default_state(**overrides: Any) -> VIMConfig:
     """State input, GPU-sized."""
-    return VIMConfig(**{**dict(input_mode="state", num_slots=4, state_dim=4, latent_dim=16,
-                               num_modules=6, hidden=128, kl_warmup_steps=2000), **overrides})
+    return VIMConfig(
+        **{
+            **dict(
+                input_mode="state",
+                num_slots=4,
+                state_dim=4,
+                latent_dim=16,
+                num_modules=6,
+                hidden=128,
+                kl_warmup_steps=2000,
+            ),
+            **overrides,
+        }
+    )
 
 
 def default_pixels(**overrides: Any) -> VIMConfig:
     """64x64 frames, GPU-sized; decodes 4 random steps per sequence (see ``decode_steps``)."""
-    return VIMConfig(**{**dict(input_mode="pixels", image_size=64, num_slots=6, latent_dim=32,
-                               num_modules=6, hidden=64, kl_warmup_steps=5000, decode_steps=4,
-                               decoder_hidden=56), **overrides})
+    return VIMConfig(
+        **{
+            **dict(
+                input_mode="pixels",
+                image_size=64,
+                num_slots=6,
+                latent_dim=32,
+                num_modules=6,
+                hidden=64,
+                kl_warmup_steps=5000,
+                decode_steps=4,
+                decoder_hidden=56,
+            ),
+            **overrides,
+        }
+    )
 
 
 PRESETS: dict[str, Callable[..., VIMConfig]] = {

@@ -55,14 +55,15 @@ class SpatialBroadcastDecoder(nn.Module):
     model's cost. Alpha is normalised by a softmax over slots and the frame is the alpha-weighted sum.
     """
 
-    def __init__(self, latent_dim: int, hidden: int, channels: int, image_size: int,
-                 sigma: float) -> None:
+    def __init__(self, latent_dim: int, hidden: int, channels: int, image_size: int, sigma: float) -> None:
         super().__init__()
         self.size = image_size // 4
         self.register_buffer("grid", position_grid(self.size).permute(2, 0, 1), persistent=False)
         self.net = nn.Sequential(
-            nn.Conv2d(latent_dim + 4, hidden, 3, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(latent_dim + 4, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.ConvTranspose2d(hidden, channels + 1, 4, stride=2, padding=1),
         )
         self.log_sigma = math.log(sigma)

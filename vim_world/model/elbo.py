@@ -64,10 +64,12 @@ def elbo_terms(
         kl_weight: warm-up weight in [0, 1] on both KL terms.
         free_bits: nats per object and step of latent KL that are free.
     """
-    first = gaussian_kl(post_mean[:, :1], post_log_std[:, :1],
-                        torch.zeros_like(post_mean[:, :1]), torch.zeros_like(post_log_std[:, :1]))
-    per_module = gaussian_kl(post_mean[:, 1:].unsqueeze(-2), post_log_std[:, 1:].unsqueeze(-2),
-                             module_means, module_log_std).sum(-1)  # (B, T-1, K, M)
+    first = gaussian_kl(
+        post_mean[:, :1], post_log_std[:, :1], torch.zeros_like(post_mean[:, :1]), torch.zeros_like(post_log_std[:, :1])
+    )
+    per_module = gaussian_kl(
+        post_mean[:, 1:].unsqueeze(-2), post_log_std[:, 1:].unsqueeze(-2), module_means, module_log_std
+    ).sum(-1)  # (B, T-1, K, M)
     q_c = post_c_logits.softmax(-1)
     kl_z_steps = torch.cat([first.sum(-1), (q_c * per_module).sum(-1)], dim=1)  # (B, T, K)
     kl_z = apply_free_bits(kl_z_steps, free_bits).flatten(1).sum(-1)
@@ -111,12 +113,14 @@ def collapsed_elbo_terms(
     b, steps, k, m = module_kl.shape
     chain = lambda x: x.transpose(1, 2).reshape(b * k, steps, *x.shape[3:])  # noqa: E731
     beta = 1.0 / temperature
-    log_marginal, marginals = forward_backward(beta * log_init.reshape(b * k, m), beta * chain(log_trans),
-                                               -beta * chain(module_kl))
+    log_marginal, marginals = forward_backward(
+        beta * log_init.reshape(b * k, m), beta * chain(log_trans), -beta * chain(module_kl)
+    )
     log_marginal = log_marginal / beta
     marginals = marginals.reshape(b, k, steps, m).transpose(1, 2)
-    first = gaussian_kl(post_mean[:, :1], post_log_std[:, :1],
-                        torch.zeros_like(post_mean[:, :1]), torch.zeros_like(post_log_std[:, :1]))
+    first = gaussian_kl(
+        post_mean[:, :1], post_log_std[:, :1], torch.zeros_like(post_mean[:, :1]), torch.zeros_like(post_log_std[:, :1])
+    )
     chain_kl = -log_marginal.reshape(b, k).sum(-1)
     expected_kl_z = (marginals.detach() * module_kl.detach()).flatten(1).sum(-1)
     kl_z = first.flatten(1).sum(-1) + expected_kl_z
@@ -126,8 +130,13 @@ def collapsed_elbo_terms(
     return ELBOTerms(log_likelihood=log_lik, kl_z=kl_z, kl_c=kl_c, loss=loss), marginals
 
 
-def subsample_steps(batch_size: int, seq_len: int, num: int, device: torch.device | str = "cpu",
-                    generator: torch.Generator | None = None) -> Tensor:
+def subsample_steps(
+    batch_size: int,
+    seq_len: int,
+    num: int,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """For each sequence, ``num`` distinct time steps drawn uniformly from ``range(seq_len)``.
 
     Returns ``(B, num)`` int64, sorted within each row. Deterministic under ``generator`` (or the
@@ -147,8 +156,10 @@ def reweighted_log_likelihood(log_likelihood: Tensor, steps: Tensor, seq_len: in
     drawn with probability ``s / T``.
     """
     if log_likelihood.shape != steps.shape:
-        raise ValueError(f"log_likelihood {tuple(log_likelihood.shape)} and steps {tuple(steps.shape)} "
-                         "must have the same (B, s) shape")
+        raise ValueError(
+            f"log_likelihood {tuple(log_likelihood.shape)} and steps {tuple(steps.shape)} "
+            "must have the same (B, s) shape"
+        )
     scale = seq_len / steps.shape[1]
     out = log_likelihood.new_zeros(steps.shape[0], seq_len)
     return out.scatter(1, steps, log_likelihood * scale)

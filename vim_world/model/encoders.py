@@ -85,13 +85,24 @@ class PixelEncoder(nn.Module):
     as SAVi does; 0 means ``slot_iters``).
     """
 
-    def __init__(self, channels: int, image_size: int, hidden: int, num_slots: int,
-                 latent_dim: int, slot_iters: int, min_log_std: float, carried_slot_iters: int = 0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        image_size: int,
+        hidden: int,
+        num_slots: int,
+        latent_dim: int,
+        slot_iters: int,
+        min_log_std: float,
+        carried_slot_iters: int = 0,
+    ) -> None:
         super().__init__()
         self.carried_iters = carried_slot_iters or slot_iters
         self.cnn = nn.Sequential(
-            nn.Conv2d(channels, hidden, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, hidden, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.register_buffer("grid", position_grid(image_size // 4).reshape(-1, 4), persistent=False)
         self.position = nn.Linear(4, hidden)

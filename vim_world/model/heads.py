@@ -18,7 +18,6 @@ from torch import Tensor, nn
 
 from .layers import mlp
 
-
 MAX_PAIR_WIDTH = 64
 """Widest pair feature ``g``: its cost, ``K * K * width`` per state, dominates a planner's step
 (one thread, 4000 states, K = 4: width 128 took 3.3x the time of width 64)."""

@@ -49,8 +49,17 @@ class ModuleBank(nn.Module):
     transition log-std.
     """
 
-    def __init__(self, latent_dim: int, action_dim: int, hidden: int, num_modules: int,
-                 nary: bool, min_log_std: float, layers: int = 2, static_dim: int = 0) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        hidden: int,
+        num_modules: int,
+        nary: bool,
+        min_log_std: float,
+        layers: int = 2,
+        static_dim: int = 0,
+    ) -> None:
         super().__init__()
         self.latent_dim, self.static_dim = latent_dim, static_dim
         self.context = ContextAttention(latent_dim, hidden) if nary else None
@@ -81,7 +90,7 @@ class ModuleBank(nn.Module):
 
     def _inputs(self, z: Tensor, action: Tensor | None) -> Tensor:
         """What a module reads: the dynamic dims, the action and the attention context ``(N, K, in)``."""
-        dynamic = z[..., :self.latent_dim]
+        dynamic = z[..., : self.latent_dim]
         parts = [dynamic]
         if action is not None:
             parts.append(action[:, None, :].expand(-1, z.shape[1], -1))

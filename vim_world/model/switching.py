@@ -23,7 +23,7 @@ class SwitchingPrior(nn.Module):
 
     def forward(self, z_prev: Tensor, c_prev: Tensor, action: Tensor | None) -> Tensor:
         """``z_prev (N, K, D [+ static])``, ``c_prev (N, K, M)``, ``action (N, A) | None`` -> logits ``(N, K, M)``."""
-        parts = [z_prev[..., :self.latent_dim], c_prev]
+        parts = [z_prev[..., : self.latent_dim], c_prev]
         if action is not None:
             parts.append(action[:, None, :].expand(-1, z_prev.shape[1], -1))
         return self.net(torch.cat(parts, dim=-1))

@@ -9,8 +9,7 @@ from torch import Tensor, nn
 from ..batch import Batch
 from .config import VIMConfig
 from .decoders import Decoded, SpatialBroadcastDecoder, StateDecoder
-from .distributions import gumbel_softmax_st, kl_weight, sample_categorical, selection_temperature
-from .distributions import gaussian_kl
+from .distributions import gaussian_kl, gumbel_softmax_st, kl_weight, sample_categorical, selection_temperature
 from .elbo import ELBOTerms, collapsed_elbo_terms, elbo_terms, reweighted_log_likelihood, subsample_steps
 from .encoders import PixelEncoder, StateEncoder
 from .heads import RelationHead
@@ -35,20 +34,39 @@ class VIM(nn.Module):
         self.config = config
         c = config
         if c.input_mode == "pixels":
-            self.encoder: nn.Module = PixelEncoder(c.channels, c.image_size, c.hidden, c.num_slots,
-                                                   c.latent_dim, c.slot_iters, c.min_log_std, c.carried_slot_iters)
-            self.decoder: nn.Module = SpatialBroadcastDecoder(c.latent_dim, c.decoder_hidden or c.hidden,
-                                                              c.channels, c.image_size, c.pixel_sigma)
+            self.encoder: nn.Module = PixelEncoder(
+                c.channels,
+                c.image_size,
+                c.hidden,
+                c.num_slots,
+                c.latent_dim,
+                c.slot_iters,
+                c.min_log_std,
+                c.carried_slot_iters,
+            )
+            self.decoder: nn.Module = SpatialBroadcastDecoder(
+                c.latent_dim, c.decoder_hidden or c.hidden, c.channels, c.image_size, c.pixel_sigma
+            )
         else:
             self.encoder = StateEncoder(len(c.dynamic_features), c.hidden, c.latent_dim, c.min_log_std)
             self.decoder = StateDecoder(c.latent_size, c.hidden, c.state_dim, c.state_sigma)
         self._dynamic, self._static = list(c.dynamic_features), list(c.static_features)  # state columns
         # State features are modelled standardised (identity in pixel mode and until fitted).
         self.standardizer = Standardizer(c.state_dim)
-        self.transitions = ModuleBank(c.latent_dim, c.action_dim, c.hidden, c.num_modules, c.nary,
-                                      c.min_log_std, c.module_layers, len(c.static_features))
+        self.transitions = ModuleBank(
+            c.latent_dim,
+            c.action_dim,
+            c.hidden,
+            c.num_modules,
+            c.nary,
+            c.min_log_std,
+            c.module_layers,
+            len(c.static_features),
+        )
         self.switching_prior = SwitchingPrior(c.latent_dim, c.num_modules, c.action_dim, c.hidden)
-        self.selection_posterior = SelectionPosterior(c.latent_dim, c.hidden) if c.selection_inference == "amortized" else None
+        self.selection_posterior = (
+            SelectionPosterior(c.latent_dim, c.hidden) if c.selection_inference == "amortized" else None
+        )
         # Task heads over the whole scene, one relation network with two outputs: the reward
         # R(z_t, a_t) and the logit of "the episode terminates after a_t" (trained where the data
         # records terminations).
@@ -69,11 +87,13 @@ class VIM(nn.Module):
         param = next(self.parameters())
         for name, x in (("obs", obs), ("actions", actions)):
             if x is not None and (x.dtype != param.dtype or x.device != param.device):
-                raise ValueError(f"{name} must be {param.dtype} on {param.device} (like the model), "
-                                 f"got {x.dtype} on {x.device}")
+                raise ValueError(
+                    f"{name} must be {param.dtype} on {param.device} (like the model), got {x.dtype} on {x.device}"
+                )
         if (actions is None) != (c.action_dim == 0):
-            raise ValueError(f"config.action_dim={c.action_dim} but actions is "
-                             f"{'None' if actions is None else tuple(actions.shape)}")
+            raise ValueError(
+                f"config.action_dim={c.action_dim} but actions is {'None' if actions is None else tuple(actions.shape)}"
+            )
         if actions is not None and tuple(actions.shape) != (*obs.shape[:2], c.action_dim):
             raise ValueError(f"actions must be (B, T, {c.action_dim}), got {tuple(actions.shape)}")
 
@@ -91,11 +111,13 @@ class VIM(nn.Module):
             return mean, log_std, None
         mean, log_std = self.encoder(x[..., self._dynamic])
         values = x[..., self._static]
-        return (torch.cat([mean, values], -1),
-                torch.cat([log_std, torch.full_like(values, self.config.min_log_std)], -1), None)
+        return (
+            torch.cat([mean, values], -1),
+            torch.cat([log_std, torch.full_like(values, self.config.min_log_std)], -1),
+            None,
+        )
 
-    def _transitions(self, z_prev: Tensor, z_next: Tensor,
-                     actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _transitions(self, z_prev: Tensor, z_next: Tensor, actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Every module's prediction and the selection posterior, for all steps at once.
 
         Args:
@@ -113,8 +135,9 @@ class VIM(nn.Module):
         logits = self.selection_posterior(z_next.flatten(0, 1), means, log_std)
         return means.unflatten(0, (b, t)), log_std, logits.unflatten(0, (b, t))
 
-    def _chain(self, z: Tensor, post_mean: Tensor, post_log_std: Tensor,
-               actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _chain(
+        self, z: Tensor, post_mean: Tensor, post_log_std: Tensor, actions: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """What exact selection inference needs, for every object and transition at once.
 
         Args:
@@ -129,9 +152,16 @@ class VIM(nn.Module):
         z_prev = z[:, :-1].flatten(0, 1)  # (B*(T-1), K, D)
         flat_actions = None if actions is None else actions[:, :-1].flatten(0, 1)
         means, log_std = self.transitions(z_prev, flat_actions)
-        module_kl = gaussian_kl(post_mean[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
-                                post_log_std[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
-                                means[..., :dyn], log_std).sum(-1).unflatten(0, (b, t - 1))
+        module_kl = (
+            gaussian_kl(
+                post_mean[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
+                post_log_std[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
+                means[..., :dyn],
+                log_std,
+            )
+            .sum(-1)
+            .unflatten(0, (b, t - 1))
+        )
         # The switching prior after every possible previous module, and with none (the first step).
         n = z_prev.shape[0]
         previous = torch.cat([torch.zeros(1, m), torch.eye(m)]).to(z)  # (M + 1, M)
@@ -141,8 +171,9 @@ class VIM(nn.Module):
         log_p = logits.log_softmax(-1).unflatten(0, (b, t - 1))  # (B, T-1, K, M+1, M)
         return module_kl, log_p[:, 0, :, 0], log_p[..., 1:, :]
 
-    def _amortized_terms(self, z: Tensor, mean: Tensor, log_std: Tensor, log_lik: Tensor,
-                         actions: Tensor | None, weight: float) -> tuple[ELBOTerms, Tensor]:
+    def _amortized_terms(
+        self, z: Tensor, mean: Tensor, log_std: Tensor, log_lik: Tensor, actions: Tensor | None, weight: float
+    ) -> tuple[ELBOTerms, Tensor]:
         """The ELBO with a per-step selection posterior network and straight-through Gumbel samples."""
         b, t = z.shape[:2]
         prev_actions = None if actions is None else actions[:, :-1]
@@ -150,13 +181,21 @@ class VIM(nn.Module):
         selection = gumbel_softmax_st(post_logits, self.config.gumbel_tau)
         c_prev = torch.cat([torch.zeros_like(selection[:, :1]), selection[:, :-1]], dim=1)
         flat_actions = None if prev_actions is None else prev_actions.flatten(0, 1)
-        prior_logits = self.switching_prior(z[:, :-1].flatten(0, 1), c_prev.flatten(0, 1),
-                                            flat_actions).unflatten(0, (b, t - 1))
+        prior_logits = self.switching_prior(z[:, :-1].flatten(0, 1), c_prev.flatten(0, 1), flat_actions).unflatten(
+            0, (b, t - 1)
+        )
         dyn = self.config.latent_dim
-        terms = elbo_terms(log_likelihood=log_lik, post_mean=mean[..., :dyn], post_log_std=log_std[..., :dyn],
-                           module_means=module_means[..., :dyn], module_log_std=module_log_std,
-                           post_c_logits=post_logits, prior_c_logits=prior_logits,
-                           kl_weight=weight, free_bits=self.config.free_bits)
+        terms = elbo_terms(
+            log_likelihood=log_lik,
+            post_mean=mean[..., :dyn],
+            post_log_std=log_std[..., :dyn],
+            module_means=module_means[..., :dyn],
+            module_log_std=module_log_std,
+            post_c_logits=post_logits,
+            prior_c_logits=prior_logits,
+            kl_weight=weight,
+            free_bits=self.config.free_bits,
+        )
         return terms, post_logits.softmax(-1)
 
     def _reconstruction(self, z: Tensor, obs: Tensor) -> Tensor:
@@ -195,10 +234,16 @@ class VIM(nn.Module):
         weight = kl_weight(step, self.config.kl_warmup_steps)
         if self.config.selection_inference == "exact":
             module_kl, log_init, log_trans = self._chain(z, mean, log_std, actions)
-            terms, q_c = collapsed_elbo_terms(log_likelihood=log_lik, post_mean=mean[..., :dyn],
-                                              post_log_std=log_std[..., :dyn], module_kl=module_kl, log_init=log_init, log_trans=log_trans,
-                                              kl_weight=weight, temperature=selection_temperature(
-                                                  step, self.config.anneal_temperature, self.config.anneal_steps))
+            terms, q_c = collapsed_elbo_terms(
+                log_likelihood=log_lik,
+                post_mean=mean[..., :dyn],
+                post_log_std=log_std[..., :dyn],
+                module_kl=module_kl,
+                log_init=log_init,
+                log_trans=log_trans,
+                kl_weight=weight,
+                temperature=selection_temperature(step, self.config.anneal_temperature, self.config.anneal_steps),
+            )
         else:
             terms, q_c = self._amortized_terms(z, mean, log_std, log_lik, actions, weight)
         loss = terms.loss
@@ -221,15 +266,17 @@ class VIM(nn.Module):
             stats["reward_mse"] = float(reward_mse.detach())
             if batch.terminations is not None:
                 termination_bce = F.binary_cross_entropy_with_logits(
-                    logit, batch.terminations.flatten(0, 1).to(logit.dtype))
+                    logit, batch.terminations.flatten(0, 1).to(logit.dtype)
+                )
                 loss = loss + termination_bce
                 stats["termination_bce"] = float(termination_bce.detach())
         stats["loss"] = float(loss.detach())
         return loss, stats
 
     @torch.no_grad()
-    def revive_unused_modules(self, batch: Batch, generator: torch.Generator, min_share: float = 0.5,
-                              noise: float = 0.05) -> list[int]:
+    def revive_unused_modules(
+        self, batch: Batch, generator: torch.Generator, min_share: float = 0.5, noise: float = 0.05
+    ) -> list[int]:
         """Module splitting against collapse: every module that explains less than
         ``min_share / M`` of ``batch``'s object-steps becomes a perturbed copy of a live module, so
         that the two copies can divide its data between them (as in LBG vector quantisation, which
@@ -272,9 +319,15 @@ class VIM(nn.Module):
         if t > 1:
             if self.config.selection_inference == "exact":
                 module_kl, log_init, log_trans = self._chain(mean, mean, log_std, actions)
-                _, q_c = collapsed_elbo_terms(log_likelihood=mean.new_zeros(b, t), post_mean=mean,
-                                              post_log_std=log_std, module_kl=module_kl,
-                                              log_init=log_init, log_trans=log_trans, kl_weight=1.0)
+                _, q_c = collapsed_elbo_terms(
+                    log_likelihood=mean.new_zeros(b, t),
+                    post_mean=mean,
+                    post_log_std=log_std,
+                    module_kl=module_kl,
+                    log_init=log_init,
+                    log_trans=log_trans,
+                    kl_weight=1.0,
+                )
             else:
                 prev_actions = None if actions is None else actions[:, :-1]
                 q_c = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions)[2].softmax(-1)
@@ -282,9 +335,14 @@ class VIM(nn.Module):
             selections = torch.cat([selections, q_c.argmax(-1)], dim=1)
         masks = self.decode(mean.flatten(0, 1)).masks
         return Posterior(
-            z_mean=mean, z_log_std=log_std, probs=probs, selections=selections,
+            z_mean=mean,
+            z_log_std=log_std,
+            probs=probs,
+            selections=selections,
             masks=None if masks is None else masks.unflatten(0, (b, t)),
-            last_z=mean[:, -1], last_c=selections[:, -1], slots=slots,
+            last_z=mean[:, -1],
+            last_c=selections[:, -1],
+            slots=slots,
         )
 
     # -------------------------------------------------------------------------------- generation
@@ -314,11 +372,15 @@ class VIM(nn.Module):
         m = self.config.num_modules
         if forced is not None:
             if tuple(forced.shape) != tuple(c_prev.shape) or forced.dtype != torch.long:
-                raise ValueError(f"forced must be int64 of shape {tuple(c_prev.shape)} (like c_prev), "
-                                 f"got {forced.dtype} {tuple(forced.shape)}")
+                raise ValueError(
+                    f"forced must be int64 of shape {tuple(c_prev.shape)} (like c_prev), "
+                    f"got {forced.dtype} {tuple(forced.shape)}"
+                )
             if bool((forced >= m).any()) or bool((forced < -1).any()):
-                raise ValueError(f"forced selections must be in [0, num_modules={m}) or -1 (sample), "
-                                 f"got {sorted(set(forced.flatten().tolist()))}")
+                raise ValueError(
+                    f"forced selections must be in [0, num_modules={m}) or -1 (sample), "
+                    f"got {sorted(set(forced.flatten().tolist()))}"
+                )
         c_prev_onehot = F.one_hot(c_prev.clamp(min=0), m).to(z_prev.dtype)
         c_prev_onehot = c_prev_onehot * (c_prev >= 0).unsqueeze(-1).to(z_prev.dtype)
         probs = self.switching_prior(z_prev, c_prev_onehot, action).softmax(-1)
@@ -360,8 +422,9 @@ class VIM(nn.Module):
         return self.task(z, action)[1]
 
     @torch.no_grad()
-    def predict(self, batch: Batch, context: int, horizon: int, n_samples: int = 1,
-                generator: torch.Generator | None = None) -> Prediction:
+    def predict(
+        self, batch: Batch, context: int, horizon: int, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> Prediction:
         """Observe ``context`` steps, then sample ``n_samples`` futures of ``horizon`` steps.
 
         Uses ``batch.actions`` (if any) for the imagined transitions, which needs
@@ -373,14 +436,13 @@ class VIM(nn.Module):
         if horizon < 1 or n_samples < 1:
             raise ValueError(f"horizon={horizon} and n_samples={n_samples} must be >= 1")
         if batch.actions is not None and context + horizon - 1 > t:
-            raise ValueError(f"context + horizon - 1 = {context + horizon - 1} exceeds T={t}: "
-                             "not enough actions")
+            raise ValueError(f"context + horizon - 1 = {context + horizon - 1} exceeds T={t}: not enough actions")
         posterior = self.observe(batch.slice_time(0, context))
         z = posterior.last_z.repeat_interleave(n_samples, 0)
         c = posterior.last_c.repeat_interleave(n_samples, 0)
         future_actions = None
         if batch.actions is not None:
-            future_actions = batch.actions[:, context - 1:context - 1 + horizon]
+            future_actions = batch.actions[:, context - 1 : context - 1 + horizon]
             future_actions = future_actions.repeat_interleave(n_samples, 0)
         zs, cs, probs, rewards = [], [], [], []
         for step in range(horizon):
