@@ -129,9 +129,12 @@ def main() -> None:
     results: dict[str, Any] = {"device": card, "torch": torch.__version__, "sizes": size, "models": {}}
     probe = TrainConfig(data=data["train"], out=str(work / "probe"), mode="pixels", preset=size["preset"])
     config = model_config(probe, open_dataset(data["train"]))
+    # GPU_PIXEL_BUDGET_S="vim=220,vrnn=40" gives a model another training budget than the equal default
+    budgets = dict(item.split("=") for item in os.environ.get("GPU_PIXEL_BUDGET_S", "").split(",") if item)
     for name in ("vim", "vrnn"):
         speed = measure(name, config, size["batch_size"], 10, size["speed_steps"], device)
-        steps = int(min(size["max_steps"], max(1, speed["steps_s"] * size["budget_s"])))
+        budget_s = float(budgets.get(name, size["budget_s"]))
+        steps = int(min(size["max_steps"], max(1, speed["steps_s"] * budget_s)))
         log(f"{name}: {speed['samples_s']:.0f} samples/s, {speed['params']:,} parameters; training {steps} steps")
         t0 = time.perf_counter()
         run = train(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The default 64x64 pixel preset on one CUDA GPU in <= 8 minutes: data, speed, training, evaluation.
 # Writes $OUT/gpu_pixel.md (and .json). Run from anywhere:  OUT=/some/dir bash benchmarks/gpu_pixel.sh
+# GPU_PIXEL_BUDGET_S="vim=220,vrnn=40" trains a model longer than the equal default budget.
 # CPU rehearsal at tiny sizes:  GPU_PIXEL_TINY=1 OUT=/tmp/gp bash benchmarks/gpu_pixel.sh
 # Uses the current Python when it can import everything (torch with CUDA, numpy, scipy, scikit-learn,
 # gymnasium, pygame-ce, vim_world); else makes a venv over the system packages and installs this
