@@ -30,6 +30,8 @@ DOCUMENTED = {
     "follow": {"speed": 0.025},
     "flee": {"speed": 0.025},
     "swap_on_collision": {"speed": 0.04},
+    "size_oscillate": {"omega": 0.6, "mid": 0.07},
+    "color_cycle_back": {"rate": -0.1},
 }
 TOL = 1e-12  # float64 arithmetic on numbers of order 1: a few ulps
 

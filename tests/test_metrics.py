@@ -150,9 +150,9 @@ def test_ssim_of_identical_images_is_one_and_of_a_negative_is_below_zero() -> No
     assert (ssim(x, 1.0 - x) < 0).all()  # anti-correlated structure
 
 
-def _ssim_reference(x: np.ndarray, y: np.ndarray, window: int = 7, sigma: float = 1.5) -> float:
+def _ssim_reference(x: np.ndarray, y: np.ndarray, window: int = 11, sigma: float = 1.5) -> float:
     """SSIM of two ``(H, W)`` images written out window by window (Wang et al. 2004): Gaussian
-    weights, "valid" windows, C1 = 0.01^2, C2 = 0.03^2 (data range 1), mean over windows."""
+    weights (the standard 11x11, std 1.5), "valid" windows, C1 = 0.01^2, C2 = 0.03^2 (data range 1), mean over windows."""
     r = np.arange(window) - (window - 1) / 2
     w = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
     w /= w.sum()
