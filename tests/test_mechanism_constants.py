@@ -156,3 +156,20 @@ def test_follow_and_flee_stay_when_no_other_object_is_solid() -> None:
     obj = objects([[0.2, 0.2], [0.6, 0.7], [0.8, 0.3]], solid=[False, True, False])
     for name in ("follow", "flee"):
         np.testing.assert_array_equal(step(name, obj).pos[0, 1], [0.6, 0.7])
+
+
+def test_bounce_reflects_only_an_object_that_crosses_the_wall():
+    """Landing exactly on the wall (the centre at ``1 - radius``) is not a crossing: position and
+    velocity are kept; one ulp further, the object is reflected (kills ``pos >= hi``)."""
+    size, speed = 0.125, 0.04  # documented bounce speed
+    hi = 1.0 - size
+    x = hi - speed
+    while x + speed < hi:  # the float whose step lands exactly on the wall
+        x = np.nextafter(x, 1.0)
+    while x + speed > hi:
+        x = np.nextafter(x, 0.0)
+    assert x + speed == hi
+    out = step("bounce", objects([[x, 0.5]], vel=[[1.0, 0.0]], size=size))
+    assert out.pos[0, 0, 0] == hi and out.vel[0, 0, 0] == speed
+    crossed = step("bounce", objects([[np.nextafter(x, 1.0), 0.5]], vel=[[1.0, 0.0]], size=size))
+    assert crossed.vel[0, 0, 0] == -speed and crossed.pos[0, 0, 0] < hi
