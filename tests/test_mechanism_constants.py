@@ -173,3 +173,12 @@ def test_bounce_reflects_only_an_object_that_crosses_the_wall():
     assert out.pos[0, 0, 0] == hi and out.vel[0, 0, 0] == speed
     crossed = step("bounce", objects([[np.nextafter(x, 1.0), 0.5]], vel=[[1.0, 0.0]], size=size))
     assert crossed.vel[0, 0, 0] == -speed and crossed.pos[0, 0, 0] < hi
+
+
+def test_size_oscillate_one_step_by_hand():
+    """docs/environments.md: ``dsize' = dsize - 4 sin^2(omega/2) (size - mid)``, ``size' = size + dsize'``
+    with omega = 0.6, mid = 0.07; the object stays in place."""
+    out = step("size_oscillate", objects([[0.5, 0.5]], size=0.09, dsize=0.001))
+    dsize = 0.001 - 4 * math.sin(0.3) ** 2 * (0.09 - 0.07)  # = 0.001 - 0.0069854...
+    assert abs(out.dsize[0, 0] - dsize) < TOL and abs(out.size[0, 0] - (0.09 + dsize)) < TOL
+    assert np.array_equal(out.pos, [[[0.5, 0.5]]])
