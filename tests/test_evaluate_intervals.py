@@ -4,6 +4,7 @@ against an oracle, more objects than in training, and an explained, escaped repo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,20 @@ def test_counterfactual_frames_mark_the_intervened_object():
     assert cols.min() > 32  # the box is around object 1 (right half), not object 0
     with pytest.raises(ValueError, match="highlight"):
         to_frames(states, highlight=2)
+
+
+def test_evaluation_lands_in_each_runs_tensorboard(evaluated, trained):
+    """Each run's ``tb/`` gets the evaluation's scalars and the reference split's first prediction
+    as an image, at the checkpoint's step (beside its training curves)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, metrics = evaluated
+    _, _, runs, _ = trained
+    acc = EventAccumulator(str(Path(runs["vim"]) / "tb"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert "eval/prediction (truth above model)" in tags["images"]
+    mse = [t for t in tags["scalars"] if t.startswith("eval/held/prediction/") and "mse" in t]
+    assert mse, tags["scalars"]
+    assert any(t.startswith("eval/in <b>&/discovery/accuracy") for t in tags["scalars"])
+    assert acc.Scalars(mse[0])[-1].step == 3  # the run's last checkpoint

@@ -42,6 +42,7 @@ from vim_world.metrics import (
 from vim_world.model import VIM
 from vim_world.model.baselines import MonolithicVRNN
 from vim_world.report import explained_sections, targets, write_atomic, write_report
+from vim_world.tensorboard import log_metrics, log_predictions
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
 
 
@@ -183,8 +184,11 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
             else:
                 runnable[name] = model
         first = next(windows.batches()).slice_batch(0, 1)
+        truth, predictions = _first_predictions(runnable, first, cfg)
+        if index == 0:
+            reference_predictions = (truth, predictions)
         figures.append(
-            (f"{split}: window 0, truth and sample 0 of each model", ("strip", _prediction_strip(runnable, first, cfg)))
+            (f"{split}: window 0, truth and sample 0 of each model", ("strip", _prediction_strip(truth, predictions)))
         )
         for name, model in runnable.items():
             s = _score(model, windows, cfg, device)
@@ -227,6 +231,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "metrics.json", json.dumps(results, indent=1))
+    _log_to_tensorboard(cfg, loaded, results, reference_predictions)
     sections = explained_sections(results, figures, cfg.runs)
     report = write_report(out / "report.html", "vim_world evaluation", sections)
     return Evaluation(results, sections, report)
@@ -275,14 +280,39 @@ def _cannot_run(model, windows: _Windows) -> str:
     return f"{type(model).__name__} reads a fixed {fixed} objects, this split has {k}"
 
 
-def _prediction_strip(models, batch: Batch, cfg: EvalConfig) -> bytes:
-    """Truth over the horizon, then sample 0 of every model, for the first window."""
+def _first_predictions(models, batch: Batch, cfg: EvalConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The first window's truth over the horizon ``(1, T, ...)`` and sample 0 of every model."""
     one = batch.slice_batch(0, 1)
-    rows = {"truth": to_frames(one.obs[0, cfg.context : cfg.context + cfg.horizon])}
+    predictions = {}
     for name, model in models.items():
         gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
-        rows[name] = to_frames(model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).obs[0, 0])
-    return strip(rows)
+        predictions[name] = model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).obs[:, 0]
+    return one.obs[:, cfg.context : cfg.context + cfg.horizon], predictions
+
+
+def _prediction_strip(truth: torch.Tensor, predictions: dict[str, torch.Tensor]) -> bytes:
+    """Truth over the horizon, then sample 0 of every model, for the first window."""
+    return strip({"truth": to_frames(truth[0]), **{name: to_frames(p[0]) for name, p in predictions.items()}})
+
+
+def _log_to_tensorboard(cfg: EvalConfig, loaded: dict, results: dict, first: tuple) -> None:
+    """Each evaluated run's TensorBoard directory (``<run>/tb``, beside its training curves) gets
+    its evaluation metrics as scalars and the reference split's first prediction as an image, at
+    the checkpoint's step. Runs given as a checkpoint directory log to their run directory."""
+    truth, predictions = first
+    for name, path in cfg.runs.items():
+        run = Path(path)
+        run = run.parent.parent if run.parent.name == "checkpoints" else run
+        if not (run / "train_config.json").is_file():
+            continue  # not a run directory written by the trainer
+        step = int(loaded[name][1]["step"])
+        per_split = {
+            split: {part: r[part][name] for part in ("prediction", "discovery") if name in r.get(part, {})}
+            for split, r in results["splits"].items()
+        }
+        log_metrics(run, step, per_split)
+        if name in predictions:
+            log_predictions(run, step, truth, predictions[name], tag="eval/prediction (truth above model)")
 
 
 def _decomposition_strip(model, batch: Batch, cfg: EvalConfig) -> bytes:
