@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from vim_world.imagination import Imagination
@@ -58,11 +59,31 @@ class PPOAgent:
         return self.model.predict(observations, deterministic=True)[0]
 
 
+class _ProgressBar(BaseCallback):
+    """A tqdm bar over PPO's environment steps (SB3's own ``progress_bar`` needs ``rich``)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        super().__init__()
+        self.total, self.desc, self.bar = total, desc, None
+
+    def _on_training_start(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step", leave=False)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
 def _train(make_env: Callable[[], gym.Env], steps: int, n_envs: int, seed: int, ppo_kwargs: dict[str, Any]) -> PPO:
     venv = make_vec_env(make_env, n_envs=n_envs, seed=seed)
     options = {"n_steps": 256, "batch_size": 256, "learning_rate": 3e-4, "verbose": 0, **ppo_kwargs}
     model = PPO("MlpPolicy", venv, seed=seed, device="cpu", **options)
-    model.learn(total_timesteps=steps)
+    model.learn(total_timesteps=steps, callback=_ProgressBar(steps, "PPO"))
     venv.close()
     return model
 

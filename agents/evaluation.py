@@ -18,6 +18,7 @@ the first four objects (the goal zone, the agent and two distractors).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from vim_world.envs import STEER_ACTIONS
 
 from vim_world.data import collect
 from vim_world.imagination import Imagination
+from vim_world.report import gif_bytes
 from vim_world.train import TrainConfig, train
 
 from .baselines import RandomAgent, train_ppo_imagined, train_ppo_real
@@ -49,10 +51,12 @@ class Agent(Protocol):
 
 @dataclass(frozen=True)
 class EpisodeStats:
-    """Per-episode ``returns (E,)`` float and ``successes (E,)`` bool."""
+    """Per-episode ``returns (E,)`` float and ``successes (E,)`` bool; with ``record``, the first
+    episode's frames ``(T, H, W, 3)`` uint8."""
 
     returns: np.ndarray
     successes: np.ndarray
+    frames: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """Success rate with its 95% Wilson interval, and the mean and std of the returns."""
@@ -85,15 +89,18 @@ def run_episodes(
     env_kwargs: dict[str, Any] | None = None,
     num_objects: int | None = None,
     progress: bool = False,
+    record: bool = False,
 ) -> EpisodeStats:
     """One episode in each of ``episodes`` real envs (env i seeded ``seed + i``), state observations.
 
     ``num_objects``: show the agent only the first objects (for fixed-input policies).
     ``progress``: a tqdm bar over the steps (at most the env's ``max_episode_steps``).
+    ``record``: keep the frames of episode 0 (rendered at 96 x 96), e.g. for a GIF.
     """
     from tqdm.auto import tqdm
 
-    env = gym.make_vec(env_id, num_envs=episodes, obs_mode="state", **(env_kwargs or {}))
+    render = {"render_mode": "rgb_array", "render_size": 96} if record else {}
+    env = gym.make_vec(env_id, num_envs=episodes, obs_mode="state", **render, **(env_kwargs or {}))
     obs, _ = env.reset(seed=seed)
     agent.reset()
     returns = np.zeros(episodes)
@@ -106,8 +113,11 @@ def run_episodes(
         disable=not progress,
         leave=False,
     )
+    frames = []
     while running.any():
         bar.update()
+        if record and running[0]:
+            frames.append(env.render()[0])
         actions = agent.act(obs[:, :num_objects])
         obs, reward, terminated, truncated, info = env.step(actions)
         returns += np.where(running, reward, 0.0)
@@ -115,7 +125,7 @@ def run_episodes(
         running &= ~(terminated | truncated)
     bar.close()
     env.close()
-    return EpisodeStats(returns, successes)
+    return EpisodeStats(returns, successes, np.stack(frames) if record else None)
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,7 @@ class ComparisonResult:
     markdown_path: Path
     plot_path: Path
     seconds: dict[str, float]
+    episode_gifs: dict[str, Path]  # "agent on env" -> GIF of its first evaluation episode
 
 
 def compare_agents(
@@ -254,14 +265,24 @@ def compare_agents(
         ("PPO in imagination (VIM)", data_steps, lambda k: ppo_imagined, train_objects),
         *[("PPO (real env)", a.real_steps, (lambda k, a=a: a), train_objects) for a in ppo_real.values()],
     ]
-    rows = []
+    rows, gifs = [], {}
+    (out / "episodes").mkdir(exist_ok=True)
     for env_id in CONTROL_ENVS:
         num_objects = gym.spec(env_id).kwargs["num_objects"] + 2  # + goal zone and agent
         for name, steps, make, visible in agents:
             stats = run_episodes(
-                make(num_objects), env_id, b.eval_episodes, seed=seed + 100_000, num_objects=visible, progress=progress
+                make(num_objects),
+                env_id,
+                b.eval_episodes,
+                seed=seed + 100_000,
+                num_objects=visible,
+                progress=progress,
+                record=True,
             )
             rows.append({"agent": name, "env": env_id, "real_steps": steps, **stats.summary()})
+            title = f"{name}, {steps} real steps, on {env_id}"
+            gifs[title] = out / "episodes" / (re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_") + ".gif")
+            gifs[title].write_bytes(gif_bytes(list(stats.frames)))
     lap("evaluate")
 
     summary = {"budget": asdict(b), "rows": rows, "steps_ratio": steps_ratios(rows), "seconds": seconds}
@@ -270,7 +291,7 @@ def compare_agents(
     markdown_path = out / "results.md"
     markdown_path.write_text(markdown_table(rows) + "\n")
     plot_path = plot_results(rows, out / "results.png")
-    return ComparisonResult(rows, json_path, markdown_path, plot_path, seconds)
+    return ComparisonResult(rows, json_path, markdown_path, plot_path, seconds, gifs)
 
 
 def steps_ratios(rows: list[dict[str, Any]], baseline: str = "PPO (real env)") -> dict[str, dict[str, Any]]:

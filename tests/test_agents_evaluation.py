@@ -152,3 +152,18 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
     assert set(saved["steps_ratio"]["VimWorld/SteerHeldout-v0"]) == agents - {"random", "PPO (real env)"}
     assert all(r["real_steps"] == 96 for r in result.rows if "VIM" in r["agent"])
     assert result.plot_path.is_file() and result.markdown_path.read_text().startswith("| env |")
+    # one GIF per (agent, env): the first evaluation episode, frame by frame
+    assert len(result.episode_gifs) == len(result.rows)
+    from PIL import Image
+
+    for path in result.episode_gifs.values():
+        with Image.open(path) as gif:
+            assert gif.format == "GIF" and gif.n_frames >= 1 and gif.size == (96, 96)
+
+
+def test_run_episodes_records_the_first_episode_until_it_ends():
+    stats = run_episodes(RandomAgent(gym.spaces.Discrete(5), seed=0), "VimWorld/Steer-v0", 3, seed=0, record=True)
+    limit = gym.spec("VimWorld/Steer-v0").max_episode_steps
+    assert stats.frames.dtype == np.uint8 and stats.frames.shape[1:] == (96, 96, 3)
+    assert 1 <= len(stats.frames) <= limit
+    assert run_episodes(RandomAgent(gym.spaces.Discrete(5), seed=0), "VimWorld/Steer-v0", 3, seed=0).frames is None

@@ -59,6 +59,7 @@ class EvalConfig:
     max_windows: windows scored per split (every window of a smaller split).
     max_batches: legacy cap, ``max_batches * batch_size`` windows (None: ``max_windows``).
     n_boot: bootstrap resamples per interval.
+    progress: a tqdm bar over the (split, model) scorings.
     """
 
     runs: dict[str, str]
@@ -74,6 +75,7 @@ class EvalConfig:
     device: str = "auto"
     oracle_runs: dict[str, str] = field(default_factory=dict)
     n_boot: int = 1000
+    progress: bool = True
 
     def __post_init__(self) -> None:
         for name in ("context", "horizon", "n_samples", "batch_size", "max_windows", "n_boot"):
@@ -160,6 +162,9 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     oracle_scores: dict[str, dict[str, _Scores]] = {}
     weights: dict[str, np.ndarray] = {}
     figures: list[tuple[str, tuple[str, bytes]]] = []  # title, (kind, PNG)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(cfg.splits) * len(models), desc="evaluate", unit="model", disable=not cfg.progress)
     for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
         # The (first) run's training data is scored on the shards it held out; another data set whole.
@@ -181,6 +186,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
             reason = _cannot_run(model, windows)
             if reason:
                 split_result["skipped"][name] = reason
+                bar.update()
             else:
                 runnable[name] = model
         first = next(windows.batches()).slice_batch(0, 1)
@@ -191,7 +197,9 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
             (f"{split}: window 0, truth and sample 0 of each model", ("strip", _prediction_strip(truth, predictions)))
         )
         for name, model in runnable.items():
+            bar.set_postfix_str(f"{split}: {name}")
             s = _score(model, windows, cfg, device)
+            bar.update()
             scores[split][name] = s
             split_result["prediction"][name] = _prediction_summary(s, weights[split])
             if s.discovery is not None:
@@ -227,6 +235,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
         results["ratios"] = _ratios(scores, weights, reference)
         if oracles:
             results["composition_gap"] = _gaps(scores, oracle_scores, weights)
+    bar.close()
     results["targets"] = targets(results)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
