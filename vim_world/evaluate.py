@@ -27,6 +27,7 @@ from vim_world.batch import Batch
 from vim_world.data import DatasetError, SequenceLoader, open_dataset, split_shards
 from vim_world.envs import MECHANISM_NAMES
 from vim_world.figures import strip, timeline, to_frames
+from vim_world.files import write_atomically
 from vim_world.imagination import Imagination
 from vim_world.metrics import (
     discovery_replicates,
@@ -41,7 +42,7 @@ from vim_world.metrics import (
 )
 from vim_world.model import VIM
 from vim_world.model.baselines import MonolithicVRNN
-from vim_world.report import explained_sections, targets, write_atomic, write_report
+from vim_world.report import explained_sections, targets, write_report
 from vim_world.tensorboard import log_metrics, log_predictions
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
 
@@ -239,7 +240,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     results["targets"] = targets(results)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "metrics.json", json.dumps(results, indent=1))
+    write_atomically(out / "metrics.json", json.dumps(results, indent=1))
     _log_to_tensorboard(cfg, loaded, results, reference_predictions)
     sections = explained_sections(results, figures, cfg.runs)
     report = write_report(out / "report.html", "vim_world evaluation", sections)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vim_world.files import write_atomically
 
 GAP_TARGET = 1.2
 OBJECTS_TARGET = 1.3
@@ -391,23 +391,6 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return _prediction_section(metrics) + _discovery_section(metrics)
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(path: str | Path, title: str, sections: list[tuple[str, str]]) -> Path:
     """Write ``sections`` (heading, HTML body) as one self-contained HTML page (atomically)."""
     body = "".join(f"<h2>{html.escape(h)}</h2>\n{content}\n" for h, content in sections)
@@ -416,7 +399,8 @@ def write_report(path: str | Path, title: str, sections: list[tuple[str, str]]) 
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{margin:4px;image-rendering:pixelated}}
 pre{{background:#f4f4f4;padding:8px;overflow-x:auto}}</style></head><body><h1>{html.escape(title)}</h1>
 {body}</body></html>"""
-    return write_atomic(path, page)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, page)
 
 
 def image(data: bytes, mime: str = "image/png") -> str:
