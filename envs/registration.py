@@ -42,37 +42,26 @@ TRAIN_PAIRS_V1: dict[str, tuple[str, ...]] = {
 }
 INTERACT_MECHANISMS = ("still", "random_walk", "follow", "flee", "swap_on_collision")
 
+
+def _passive_family(version: int, mechanisms: tuple[str, ...], train: dict, heldout: dict, note: str = "") -> dict:
+    """The three passive ids of one version (training pairs, held-out pairs, twice the objects);
+    ``note`` qualifies the mechanisms in the docs."""
+
+    def spec(num_objects: int, allowed: dict, doc: str) -> dict[str, Any]:
+        kwargs = dict(num_objects=num_objects, mechanisms=mechanisms, allowed=allowed, switch_prob=0.05)
+        return dict(max_episode_steps=100, kwargs=kwargs, doc=doc)
+
+    name = f"Passive-v{version}"
+    return {
+        name: spec(4, train, f"World-model training videos: 4 objects, 6 {note}mechanisms on the training pairs, sticky switching."),
+        f"PassiveHeldout-v{version}": spec(4, heldout, f"Out of distribution: only the held-out (kind, mechanism) pairs of {name}."),
+        f"PassiveMany-v{version}": spec(8, train, f"Out of distribution: 8 objects (twice as many as in training), {name}'s training pairs."),
+    }  # fmt: skip
+
+
 ENV_SPECS: dict[str, dict[str, Any]] = {
-    "Passive-v0": dict(
-        max_episode_steps=100,
-        kwargs=dict(num_objects=4, mechanisms=PASSIVE_MECHANISMS, allowed=TRAIN_PAIRS, switch_prob=0.05),
-        doc="World-model training videos: 4 objects, 6 mechanisms on the training pairs, sticky switching.",
-    ),
-    "PassiveHeldout-v0": dict(
-        max_episode_steps=100,
-        kwargs=dict(num_objects=4, mechanisms=PASSIVE_MECHANISMS, allowed=HELDOUT_PAIRS, switch_prob=0.05),
-        doc="Out of distribution: only the held-out (kind, mechanism) pairs.",
-    ),
-    "PassiveMany-v0": dict(
-        max_episode_steps=100,
-        kwargs=dict(num_objects=8, mechanisms=PASSIVE_MECHANISMS, allowed=TRAIN_PAIRS, switch_prob=0.05),
-        doc="Out of distribution: 8 objects (twice as many as in training), training pairs.",
-    ),
-    "Passive-v1": dict(
-        max_episode_steps=100,
-        kwargs=dict(num_objects=4, mechanisms=PASSIVE_MECHANISMS_V1, allowed=TRAIN_PAIRS_V1, switch_prob=0.05),
-        doc="World-model training videos: 4 objects, 6 identifiable mechanisms on the training pairs, sticky switching.",
-    ),
-    "PassiveHeldout-v1": dict(
-        max_episode_steps=100,
-        kwargs=dict(num_objects=4, mechanisms=PASSIVE_MECHANISMS_V1, allowed=HELDOUT_PAIRS_V1, switch_prob=0.05),
-        doc="Out of distribution: only the held-out (kind, mechanism) pairs of Passive-v1.",
-    ),
-    "PassiveMany-v1": dict(
-        max_episode_steps=100,
-        kwargs=dict(num_objects=8, mechanisms=PASSIVE_MECHANISMS_V1, allowed=TRAIN_PAIRS_V1, switch_prob=0.05),
-        doc="Out of distribution: 8 objects (twice as many as in training), Passive-v1's training pairs.",
-    ),
+    **_passive_family(0, PASSIVE_MECHANISMS, TRAIN_PAIRS, HELDOUT_PAIRS),
+    **_passive_family(1, PASSIVE_MECHANISMS_V1, TRAIN_PAIRS_V1, HELDOUT_PAIRS_V1, note="identifiable "),
     "Interact-v0": dict(
         max_episode_steps=100,
         kwargs=dict(num_objects=4, mechanisms=INTERACT_MECHANISMS, switch_prob=0.02, switch_on=("wall", "collision")),
