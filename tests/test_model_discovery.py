@@ -87,24 +87,35 @@ def test_vim_recovers_three_mechanisms_that_a_state_cannot_tell_apart(tmp_path):
     assert all(recall[name] >= 0.9 for name in mechanisms), (scores, recall)
 
 
-def test_revival_splits_the_live_modules_of_largest_distortion_one_per_dead_module():
-    """Two dead modules are copied from the two live ones (largest distortion first), not both from
-    the busiest: a module that two mechanisms share is the one to split."""
-    model = VIM(preset("tiny-state", hidden=16))
-    bank = model.transitions
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_the_discovery_recipe_recovers_the_six_mechanisms_of_the_passive_world(tmp_path):
+    """Full states of `Passive-v1` (velocities and size changes included), trained through the
+    CLI's ``train()`` with the recipe of ``benchmarks/discovery.py`` (observed latents, affine
+    modules, annealing, split moves), scored on every object-step of fresh-seed episodes.
+    Measured: accuracy 0.953, NMI 0.906 (seed 0; 0.953 to 0.963 over seeds 0 to 3 in
+    docs/model.md). Most of what is missed are the steps at a switch, where the new mechanism's
+    module has never seen the old one's velocity."""
+    from vim_world.train import TrainConfig, load_model, train
+
+    paths = {}
+    for split, episodes, seed in (("train", 640, 0), ("eval", 128, 5000)):
+        paths[split] = collect("VimWorld/Passive-v1", tmp_path / split, episodes=episodes, episode_len=24, seed=seed,
+                               num_envs=64, env_kwargs={"obs_size": 32})  # fmt: skip
+    steps = 2000
+    overrides = {"num_modules": 6, "state_encoder": "identity", "module_layers": 0, "anneal_temperature": 30.0,
+                 "anneal_steps": int(0.6 * steps)}  # fmt: skip
+    cfg = TrainConfig(data=str(paths["train"]), out=str(tmp_path / "run"), preset="tiny", mode="state",
+                      overrides=overrides, steps=steps, seed=0, device="cpu", amp=False, holdout=0.0,
+                      progress=False, checkpoint_every=steps, revive_every=100, static_attributes=True)  # fmt: skip
+    train(cfg)
+    model, _ = load_model(cfg.out, device="cpu")
+    data = open_dataset(paths["eval"])
+    shards = [data.load_shard(i) for i in range(len(data.shard_dirs))]
     with torch.no_grad():
-        bank.layers[-1].bias[1] += 0.02  # module 1 explains the still data a little worse than module 0
-        for m in (2, 3):
-            bank.layers[-1].bias[m] += 50.0  # modules 2 and 3 explain nothing
-    batch = Batch(obs=torch.zeros(4, 6, 3, 4))
-    usage = model.observe(batch).probs[:, 1:].flatten(0, -2).mean(0)
-    assert usage[0] > 0.125 and usage[1] > 0.125, usage  # both live
-    revived = model.revive_unused_modules(batch, torch.Generator().manual_seed(0))
-    assert revived == [2, 3]
-    sources = [
-        int(
-            torch.argmin(torch.stack([(bank.layers[-1].bias[t] - bank.layers[-1].bias[s]).abs().sum() for s in (0, 1)]))
+        selections = np.concatenate(
+            [model.observe(torch.from_numpy(np.array(s["states"]))).selections[:, 1:].numpy() for s in shards]
         )
-        for t in revived
-    ]
-    assert sorted(sources) == [0, 1]
+    true = np.concatenate([np.array(s["mechanism"])[:, 1:] for s in shards])
+    scores = discovery_scores(selections, true)
+    assert scores["accuracy"] >= 0.9 and scores["nmi"] >= 0.85, (scores, _recall(selections, true))

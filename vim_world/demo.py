@@ -39,11 +39,18 @@ MARKER = "demo.json"
 
 
 def _overrides(model: str, steps: int) -> dict:
-    """One module per true mechanism; VIM anneals its selection chain over the first 60% of training
-    (the discovery recipe of docs/model.md)."""
+    """One module per true mechanism. VIM takes the discovery recipe of docs/model.md: observed
+    latents, affine modules, its selection chain annealed over the first 60% of training (the
+    split moves run every ``steps // 30``, see ``revive_every`` below)."""
     if model != "vim":
         return {"num_modules": len(PASSIVE_MECHANISMS_V1)}
-    return {"num_modules": len(PASSIVE_MECHANISMS_V1), "anneal_temperature": 30.0, "anneal_steps": int(0.6 * steps)}
+    return {
+        "num_modules": len(PASSIVE_MECHANISMS_V1),
+        "state_encoder": "identity",
+        "module_layers": 0,
+        "anneal_temperature": 30.0,
+        "anneal_steps": int(0.6 * steps),
+    }
 
 
 def _planning_section(planning) -> str:
@@ -181,7 +188,7 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
             device=device,
             overrides=_overrides(name, p["steps"]),
             static_attributes=modular,
-            revive_every=p["steps"] // 20 if name == "vim" else 0,
+            revive_every=p["steps"] // 30 if name == "vim" else 0,
         )
         runs[name] = str(train(cfg).out)
         timings[f"train {name}"] = time.perf_counter() - t

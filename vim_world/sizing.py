@@ -42,6 +42,8 @@ def model_config(cfg: TrainConfig, dataset: Dataset) -> VIMConfig:
         require_frames(dataset.meta, dataset.path)
         sizes["image_size"] = first["pixels"].shape[2]
         sizes["num_slots"] = first["states"].shape[2] + 1  # + background
+    if cfg.overrides.get("state_encoder") == "identity":  # observed latents: one per dynamic feature
+        sizes["latent_dim"] = sizes["state_dim"] - len(sizes.get("static_features", ()))
     return preset(f"{cfg.preset}-{cfg.mode}", **{**sizes, **cfg.overrides})
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 INPUT_MODES = ("pixels", "state")
 SELECTION_INFERENCE = ("exact", "amortized")
+STATE_ENCODERS = ("mlp", "identity")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ class VIMConfig:
             tempered by this temperature at step 0, decaying geometrically to 1 at
             ``anneal_steps``, so that modules share the data before they specialise.
         anneal_steps: length of that schedule; 0 turns annealing off.
+        state_encoder: state mode: ``"mlp"`` learns an encoder and decoder of each object's
+            state; ``"identity"`` makes the latent the standardised state itself (observed
+            latents, ``latent_dim`` = the number of dynamic features), so that modules are laws of
+            the state's own coordinates; with ``module_layers=0`` each module is an affine law and
+            VIM becomes a switching linear dynamical system per object.
         selection_inference: ``"exact"``: the selection chain of each object is marginalised
             exactly by forward-backward under the switching prior (the optimal ``q(c)`` for the
             current ``q(z)``); ``"amortized"``: a per-step posterior network with Gumbel samples.
@@ -83,6 +89,7 @@ class VIMConfig:
     decode_steps: int = 0
     min_log_std: float = -6.0
     selection_inference: str = "exact"
+    state_encoder: str = "mlp"
     anneal_temperature: float = 1.0
     anneal_steps: int = 0
     static_features: tuple[int, ...] = ()
@@ -141,6 +148,16 @@ class VIMConfig:
             problems.append(
                 f"anneal_steps={self.anneal_steps} (annealing tempers the exact selection chain; "
                 "use selection_inference='exact' or anneal_steps=0)"
+            )
+        if self.state_encoder not in STATE_ENCODERS:
+            problems.append(f"state_encoder={self.state_encoder!r} (expected one of {STATE_ENCODERS})")
+        elif self.state_encoder == "identity" and (
+            self.input_mode != "state" or self.latent_dim != self.state_dim - len(static)
+        ):
+            problems.append(
+                f"state_encoder='identity' with input_mode={self.input_mode!r}, latent_dim={self.latent_dim} "
+                f"(expected state mode and latent_dim = state_dim - static features = "
+                f"{self.state_dim - len(static)})"
             )
         if self.selection_inference not in SELECTION_INFERENCE:
             problems.append(f"selection_inference={self.selection_inference!r} (expected one of {SELECTION_INFERENCE})")

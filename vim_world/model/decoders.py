@@ -45,6 +45,23 @@ class StateDecoder(nn.Module):
         return gaussian_log_prob(states, decoded.obs, log_std).flatten(1).sum(-1)
 
 
+class IdentityStateDecoder(nn.Module):
+    """Observed latents (``state_encoder="identity"``): the latent ``(N, K, D + static)`` *is* the
+    standardised state, dynamic columns first; the decoder puts each column back in its place
+    (``(N, K, S)``). Gaussian likelihood with fixed std, as :class:`StateDecoder`."""
+
+    def __init__(self, dynamic: tuple[int, ...], static: tuple[int, ...], sigma: float) -> None:
+        super().__init__()
+        order = torch.tensor(list(dynamic) + list(static))
+        self.register_buffer("columns", torch.argsort(order), persistent=False)  # state column -> latent dim
+        self.log_sigma = math.log(sigma)
+
+    def forward(self, z: Tensor) -> Decoded:
+        return Decoded(obs=z[..., self.columns])
+
+    log_likelihood = StateDecoder.log_likelihood
+
+
 class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 

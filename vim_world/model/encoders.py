@@ -40,6 +40,23 @@ class StateEncoder(nn.Module):
         return self.head(F.relu(self.body(states)))
 
 
+class IdentityStateEncoder(nn.Module):
+    """Observed latents (``state_encoder="identity"``): ``q(z | x)`` is the standardised object
+    state itself, ``(B, T, K, S)`` -> mean ``(B, T, K, S)``, with the floor std ``exp(min_log_std)``
+    (a near point mass: the state is observed). No parameters.
+
+    The modules then act on the state's own coordinates, so an affine module is an affine law of
+    the state, and no learnt encoder can warp several laws into one.
+    """
+
+    def __init__(self, min_log_std: float) -> None:
+        super().__init__()
+        self.min_log_std = min_log_std
+
+    def forward(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        return states, torch.full_like(states, self.min_log_std)
+
+
 class SlotAttention(nn.Module):
     """Slot attention (Locatello et al., 2020): K slots compete for N input features.
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .distributions import soft_clamp_log_std
+from .distributions import gaussian_kl, soft_clamp_log_std
 from .layers import StackedLinear
 
 
@@ -151,3 +151,62 @@ class ModuleBank(nn.Module):
                 layer.weight[t] = layer.weight[source] + noise * layer.weight[source].std() * jitter
                 layer.bias[t] = layer.bias[source]
         self.raw_log_std[targets] = self.raw_log_std[source].clone()
+
+    def module_params(self, m: int) -> list[Tensor]:
+        """Detached copies of module ``m``'s parameters: per layer weight and bias, then its raw log-std."""
+        return [t.detach().clone() for layer in self.layers for t in (layer.weight[m], layer.bias[m])] + [
+            self.raw_log_std[m].detach().clone()
+        ]
+
+    def fit_module(
+        self,
+        params: list[Tensor],
+        z: Tensor,
+        action: Tensor | None,
+        rows: Tensor,
+        next_mean: Tensor,
+        next_log_std: Tensor,
+        steps: int = 100,
+        lr: float = 0.01,
+    ) -> tuple[list[Tensor], Tensor]:
+        """One module, fit alone to some object-steps from ``params`` (:meth:`module_params`):
+        ``steps`` Adam steps on ``KL(q(z') || N(f(z), sigma))`` over its weights and transition
+        log-std (0 steps: only score it). Nothing in the bank changes; :meth:`load_module`
+        installs a result.
+
+        Args:
+            z: ``(N, K, D + static)`` latents before the transitions (the context reads them all).
+            action: ``(N, A)`` or None.
+            rows: ``(R, 2)`` int64 (n, k) indices of the object-steps to fit.
+            next_mean, next_log_std: ``(R, D)`` the posterior of those object-steps after the transition.
+        Returns: the fitted parameters and the fitted module's KL on each row ``(R,)``.
+        """
+        with torch.no_grad():
+            x = self._inputs(z, action)[rows[:, 0], rows[:, 1]]
+            before = z[rows[:, 0], rows[:, 1], : self.latent_dim]
+        params = [p.detach().clone().requires_grad_(True) for p in params]
+
+        def kl() -> Tensor:
+            h = x
+            for i in range(len(self.layers)):
+                h = torch.addmm(params[2 * i + 1], h.relu() if i else h, params[2 * i])
+            log_std = soft_clamp_log_std(params[-1], self.min_log_std)
+            return gaussian_kl(next_mean, next_log_std, before + h, log_std).sum(-1)
+
+        if steps and rows.shape[0]:
+            optimizer = torch.optim.Adam(params, lr=lr)
+            with torch.enable_grad():
+                for _ in range(steps):
+                    optimizer.zero_grad()
+                    kl().mean().backward()
+                    optimizer.step()
+        with torch.no_grad():
+            return [p.detach() for p in params], kl()
+
+    @torch.no_grad()
+    def load_module(self, target: int, params: list[Tensor]) -> None:
+        """Install parameters from :meth:`fit_module` as module ``target``."""
+        for i, layer in enumerate(self.layers):
+            layer.weight[target] = params[2 * i]
+            layer.bias[target] = params[2 * i + 1]
+        self.raw_log_std[target] = params[-1]

@@ -8,10 +8,10 @@ from torch import Tensor, nn
 
 from ..batch import Batch
 from .config import VIMConfig
-from .decoders import Decoded, SpatialBroadcastDecoder, StateDecoder
+from .decoders import Decoded, IdentityStateDecoder, SpatialBroadcastDecoder, StateDecoder
 from .distributions import gaussian_kl, gumbel_softmax_st, kl_weight, sample_categorical, selection_temperature
 from .elbo import ELBOTerms, collapsed_elbo_terms, elbo_terms, reweighted_log_likelihood, subsample_steps
-from .encoders import PixelEncoder, StateEncoder
+from .encoders import IdentityStateEncoder, PixelEncoder, StateEncoder
 from .heads import RelationHead
 from .layers import Standardizer
 from .modules import ModuleBank
@@ -47,6 +47,9 @@ class VIM(nn.Module):
             self.decoder: nn.Module = SpatialBroadcastDecoder(
                 c.latent_dim, c.decoder_hidden or c.hidden, c.channels, c.image_size, c.pixel_sigma
             )
+        elif c.state_encoder == "identity":
+            self.encoder = IdentityStateEncoder(c.min_log_std)
+            self.decoder = IdentityStateDecoder(c.dynamic_features, c.static_features, c.state_sigma)
         else:
             self.encoder = StateEncoder(len(c.dynamic_features), c.hidden, c.latent_dim, c.min_log_std)
             self.decoder = StateDecoder(c.latent_size, c.hidden, c.state_dim, c.state_sigma)
@@ -275,28 +278,70 @@ class VIM(nn.Module):
 
     @torch.no_grad()
     def revive_unused_modules(
-        self, batch: Batch, generator: torch.Generator, min_share: float = 0.5, noise: float = 0.05
+        self,
+        batch: Batch,
+        generator: torch.Generator,
+        min_share: float = 0.5,
+        noise: float = 0.05,
+        fit_steps: int = 100,
+        rounds: int = 3,
     ) -> list[int]:
-        """Module splitting against collapse: every module that explains less than
-        ``min_share / M`` of ``batch``'s object-steps becomes a perturbed copy of a live module, so
-        that the two copies can divide its data between them (as in LBG vector quantisation, which
-        splits the cell of largest distortion). The sources are the live modules of largest
-        distortion, ``sum over object-steps of q(c = m) * KL_m`` (the data a module takes times how
-        badly it explains it), one per dead module, largest first: the module that two mechanisms
-        share explains at least one of them badly. Returns the revived modules. Deterministic
-        under ``generator``."""
-        m = self.config.num_modules
+        """Split moves against collapse: every module that explains less than ``min_share / M`` of
+        ``batch``'s object-steps takes over part of the data of a live module.
+
+        A live module that two mechanisms share explains one of them worse. Its object-steps are
+        divided between two modules by ``rounds`` of hard EM (as in split-and-merge EM, Ueda et
+        al., 2000): the new module starts from a fit (:meth:`ModuleBank.fit_module`,
+        ``fit_steps`` Adam steps) to the half it explains worst (KL above the median), then each
+        step goes to the module that explains it better and both are refit on their own steps.
+        Each dead module takes the split that lowers the KL the most (one per live module and
+        call): a module with one broad law (a random walk) gains little from a split, two merged
+        laws a lot. When no live module is left to split, the dead module becomes a copy of one,
+        weights perturbed by ``noise`` times their std. Returns the revived modules.
+        Deterministic under ``generator``."""
+        m, dyn = self.config.num_modules, self.config.latent_dim
         mean, log_std, _ = self._encode(batch.obs)
         module_kl, _, _ = self._chain(mean, mean, log_std, batch.actions)  # (B, T-1, K, M)
         probs = self.observe(batch).probs[:, 1:]
         usage = probs.flatten(0, -2).mean(0)
         dead = (usage < min_share / m).nonzero().flatten().tolist()
         live = [i for i in range(m) if i not in dead]
-        if dead and live:
-            distortion = (probs * module_kl).flatten(0, -2).sum(0)
-            ranked = sorted(live, key=lambda i: -float(distortion[i]))
-            for n, target in enumerate(dead):
-                self.transitions.copy_module(ranked[n % len(ranked)], [target], noise, generator)
+        if not (dead and live):
+            return dead
+        owner = probs.argmax(-1).flatten(0, 1)  # (B*(T-1), K)
+        kl = module_kl.flatten(0, 1)
+        z_prev, z_next = mean[:, :-1].flatten(0, 1), mean[:, 1:].flatten(0, 1)
+        z_next_log_std = log_std[:, 1:].flatten(0, 1)
+        actions = None if batch.actions is None else batch.actions[:, :-1].flatten(0, 1)
+
+        def fit(params: list[Tensor], rows: Tensor, steps: int) -> tuple[list[Tensor], Tensor]:
+            n, k = rows[:, 0], rows[:, 1]
+            target = z_next[n, k, :dyn], z_next_log_std[n, k, :dyn]
+            return self.transitions.fit_module(params, z_prev, actions, rows, *target, steps=steps)
+
+        splits = []  # (gain, source, source's new parameters, new module's parameters)
+        for source in live:
+            rows = (owner == source).nonzero()  # (R, 2)
+            if rows.shape[0] < 8:
+                continue
+            before = kl[rows[:, 0], rows[:, 1], source]
+            kept = self.transitions.module_params(source)
+            new, _ = fit(kept, rows[before > before.median()], fit_steps)
+            for _ in range(rounds):
+                to_new = fit(new, rows, 0)[1] < fit(kept, rows, 0)[1]
+                if bool(to_new.all()) or not bool(to_new.any()):
+                    break
+                kept, new = fit(kept, rows[~to_new], fit_steps)[0], fit(new, rows[to_new], fit_steps)[0]
+            after = torch.minimum(fit(new, rows, 0)[1], fit(kept, rows, 0)[1])
+            splits.append((float((before - after).sum()), source, kept, new))
+        splits.sort(key=lambda split: -split[0])
+        for n, target in enumerate(dead):
+            if n < len(splits):
+                _, source, kept, new = splits[n]
+                self.transitions.load_module(source, kept)
+                self.transitions.load_module(target, new)
+            else:
+                self.transitions.copy_module(live[n % len(live)], [target], noise, generator)
         return dead
 
     def observe(self, batch_or_obs: Batch | Tensor, actions: Tensor | None = None) -> Posterior:
