@@ -21,7 +21,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -142,6 +142,7 @@ class Budget:
         ppo_envs: parallel envs of every PPO run (each PPO update uses ``256 * ppo_envs`` steps).
         replan_every: the MPC agent re-plans every this many steps.
         warm_start: the MPC agent starts each search from its previous one, shifted one step.
+        model_overrides: VIMConfig fields of the world model on top of the tiny state preset.
     """
 
     data_episodes: int
@@ -157,19 +158,21 @@ class Budget:
     ppo_envs: int = 8
     replan_every: int = 1
     warm_start: bool = True
+    model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget(
         data_episodes=64,
         episode_len=30,
-        train_steps=300,
+        train_steps=1500,
         ppo_real_steps=(2048, 8192),
         ppo_imagined_steps=4096,
         eval_episodes=8,
         candidates=100,
         horizon=8,
         iterations=2,
+        model_overrides={"state_encoder": "identity", "module_layers": 0},  # observed latents, affine modules
     ),
     "small": Budget(
         data_episodes=256,
@@ -230,6 +233,7 @@ def compare_agents(
             out=str(out / "vim_run"),
             mode="state",
             steps=b.train_steps,
+            overrides=b.model_overrides,
             seed=seed,
             device=device,
             progress=progress,
