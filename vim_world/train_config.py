@@ -64,7 +64,9 @@ class TrainConfig:
     log_every: int = _opt(50, "steps between TensorBoard scalars")
     holdout: float = _opt(0.1, "fraction of shards held out of training")
     progress: bool = _opt(True, "show a progress bar")
-    revive_every: int = _opt(0, "VIM: split the busiest module into unused ones every N steps (0: off)")
+    revive_every: int = _opt(
+        0, "VIM: split moves (an unused module takes over part of a live one's data) every N steps (0: off)"
+    )
     static_attributes: bool = _opt(
         False, "state mode: features constant in every episode (the kind) reach the decoder, never the modules"
     )
