@@ -332,8 +332,9 @@ class VIM(nn.Module):
                 if bool(to_new.all()) or not bool(to_new.any()):
                     break
                 kept, new = fit(kept, rows[~to_new], fit_steps)[0], fit(new, rows[to_new], fit_steps)[0]
-            after = torch.minimum(fit(new, rows, 0)[1], fit(kept, rows, 0)[1])
-            splits.append((float((before - after).sum()), source, kept, new))
+            gain = float((before - torch.minimum(fit(new, rows, 0)[1], fit(kept, rows, 0)[1])).sum())
+            if gain > 0:  # a split that explains the data no better is not made
+                splits.append((gain, source, kept, new))
         splits.sort(key=lambda split: -split[0])
         for n, target in enumerate(dead):
             if n < len(splits):
