@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy.stats import bootstrap
 
+from vim_world.batch import Batch
 from vim_world.data import SequenceLoader, open_dataset
 from vim_world.metrics import binding_unchanged, fg_ari
 from vim_world.train import load_model
@@ -69,7 +70,7 @@ def binding_scores(
     window_ari, kept, frames = [], [], 0
     for i in range(batches):
         batch = loader.batch_at(i)
-        masks = model.observe(batch.obs).masks.float()  # (B, T, K, H, W)
+        masks = model.observe(Batch(obs=batch.obs, states=batch.states)).masks.float()  # (B, T, K, H, W)
         scores = fg_ari(masks.flatten(0, 1), batch.masks.flatten(0, 1)).reshape(masks.shape[:2])
         frames += int(np.isfinite(scores).sum())
         window_ari.append(np.nanmean(scores, axis=1))

@@ -41,6 +41,11 @@ class VIMConfig:
         slot_iters: slot-attention iterations per frame.
         carried_slot_iters: iterations on frames after the first, whose slots start from the
             previous frame's (SAVi uses 1); 0 means ``slot_iters``.
+        slot_cues: pixel mode: the first frame's object slots start from the objects' positions in
+            that frame (SAVi-style conditioning; the first two state features, x and y, of
+            ``Batch.states``), slot 0 from a learnt background slot, instead of K learnt slot
+            vectors. Inference then needs the first frame's states. Off by default: results with
+            it are reported apart from the unconditioned model.
         decoder_hidden: channels of the pixel decoder's upsampling stack; 0 means ``hidden``.
         decode_steps: pixel reconstruction term from ``decode_steps`` time steps per sequence,
             drawn uniformly without replacement and reweighted by ``T / decode_steps`` (an
@@ -85,6 +90,7 @@ class VIMConfig:
     state_sigma: float = 0.05
     slot_iters: int = 3
     carried_slot_iters: int = 0
+    slot_cues: bool = False
     decoder_hidden: int = 0
     decode_steps: int = 0
     min_log_std: float = -6.0
@@ -149,6 +155,8 @@ class VIMConfig:
                 f"anneal_steps={self.anneal_steps} (annealing tempers the exact selection chain; "
                 "use selection_inference='exact' or anneal_steps=0)"
             )
+        if self.slot_cues and self.input_mode != "pixels":
+            problems.append(f"slot_cues=True with input_mode={self.input_mode!r} (expected 'pixels')")
         if self.state_encoder not in STATE_ENCODERS:
             problems.append(f"state_encoder={self.state_encoder!r} (expected one of {STATE_ENCODERS})")
         elif self.state_encoder == "identity" and (

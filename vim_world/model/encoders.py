@@ -112,9 +112,11 @@ class PixelEncoder(nn.Module):
         slot_iters: int,
         min_log_std: float,
         carried_slot_iters: int = 0,
+        slot_cues: bool = False,
     ) -> None:
         super().__init__()
         self.carried_iters = carried_slot_iters or slot_iters
+        self.num_slots = num_slots
         self.cnn = nn.Sequential(
             nn.Conv2d(channels, hidden, 4, stride=2, padding=1),
             nn.ReLU(),
@@ -124,13 +126,26 @@ class PixelEncoder(nn.Module):
         self.register_buffer("grid", position_grid(image_size // 4).reshape(-1, 4), persistent=False)
         self.position = nn.Linear(4, hidden)
         self.features = nn.Sequential(nn.LayerNorm(hidden), mlp(hidden, hidden, hidden, layers=1))
-        self.initial_slots = nn.Parameter(torch.randn(num_slots, hidden) * hidden**-0.5)
+        self.initial_slots = nn.Parameter(torch.randn(1 if slot_cues else num_slots, hidden) * hidden**-0.5)
+        self.cue = mlp(2, hidden, hidden, layers=1) if slot_cues else None
         self.slot_attention = SlotAttention(hidden, hidden, hidden, slot_iters)
         self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
 
-    def forward(self, frames: Tensor, slots: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns ``mean, log_std (B, T, K, D)`` and the last step's slots ``(B, K, hidden)``."""
+    def forward(
+        self, frames: Tensor, slots: Tensor | None = None, cues: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns ``mean, log_std (B, T, K, D)`` and the last step's slots ``(B, K, hidden)``.
+
+        ``cues (B, K - 1, 2)``: the objects' (x, y) in the first frame, for an encoder built with
+        ``slot_cues`` (slot 0, the background, starts from its learnt vector, slot k from
+        ``cue(x, y)`` of object k - 1)."""
         b, t = frames.shape[:2]
+        if slots is None and self.cue is not None:
+            expected = (b, self.num_slots - 1, 2)
+            if cues is None or tuple(cues.shape) != expected:
+                got = None if cues is None else tuple(cues.shape)
+                raise ValueError(f"slot_cues: the first frame's object positions must be {expected}, got {got}")
+            slots = torch.cat([self.initial_slots.expand(b, 1, -1), self.cue(cues)], dim=1)
         maps = self.cnn(frames.flatten(0, 1))  # (B*T, hidden, H/4, W/4)
         tokens = maps.flatten(2).transpose(1, 2) + self.position(self.grid)
         tokens = self.features(tokens).unflatten(0, (b, t))  # (B, T, L, hidden)

@@ -43,6 +43,7 @@ class VIM(nn.Module):
                 c.slot_iters,
                 c.min_log_std,
                 c.carried_slot_iters,
+                c.slot_cues,
             )
             self.decoder: nn.Module = SpatialBroadcastDecoder(
                 c.latent_dim, c.decoder_hidden or c.hidden, c.channels, c.image_size, c.pixel_sigma
@@ -100,14 +101,20 @@ class VIM(nn.Module):
         if actions is not None and tuple(actions.shape) != (*obs.shape[:2], c.action_dim):
             raise ValueError(f"actions must be (B, T, {c.action_dim}), got {tuple(actions.shape)}")
 
-    def _encode(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _encode(self, obs: Tensor, states: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """``obs`` -> posterior ``mean, log_std (B, T, K, D + static)`` and the last slots (pixel mode).
 
         Static attributes (``config.static_features``) are appended to the latent as observed
-        values (their log-std is the floor, and no noise is ever drawn for them).
+        values (their log-std is the floor, and no noise is ever drawn for them). ``states
+        (B, T, K - 1, S)``: the objects' true states, read (first frame, x and y) by a pixel
+        encoder with ``config.slot_cues``.
         """
         if isinstance(self.encoder, PixelEncoder):
-            return self.encoder(obs)
+            if not self.config.slot_cues:
+                return self.encoder(obs)
+            if states is None:
+                raise ValueError("config.slot_cues needs the objects' states: pass a Batch with states")
+            return self.encoder(obs, cues=states[:, 0, :, :2].to(obs))
         x = self.standardizer(obs)
         if not self._static:
             mean, log_std = self.encoder(x)
@@ -228,7 +235,7 @@ class VIM(nn.Module):
         self._check_inputs(obs, actions)
         if obs.shape[1] < 2:
             raise ValueError(f"loss needs sequences of length >= 2, got T={obs.shape[1]}")
-        mean, log_std, _ = self._encode(obs)
+        mean, log_std, _ = self._encode(obs, batch.states)
         dyn = self.config.latent_dim  # static attributes (if any) follow and get no noise
         noise = torch.exp(log_std[..., :dyn]) * torch.randn_like(mean[..., :dyn])
         z = mean + F.pad(noise, (0, mean.shape[-1] - dyn))
@@ -300,7 +307,7 @@ class VIM(nn.Module):
         weights perturbed by ``noise`` times their std. Returns the revived modules.
         Deterministic under ``generator``."""
         m, dyn = self.config.num_modules, self.config.latent_dim
-        mean, log_std, _ = self._encode(batch.obs)
+        mean, log_std, _ = self._encode(batch.obs, batch.states)
         module_kl, _, _ = self._chain(mean, mean, log_std, batch.actions)  # (B, T-1, K, M)
         probs = self.observe(batch).probs[:, 1:]
         usage = probs.flatten(0, -2).mean(0)
@@ -350,15 +357,17 @@ class VIM(nn.Module):
 
         Args:
             batch_or_obs: a :class:`Batch`, or observations ``(B, T, ...)`` (then pass
-                ``actions (B, T, A)`` when the model takes actions).
+                ``actions (B, T, A)`` when the model takes actions). A pixel model with
+                ``config.slot_cues`` needs a Batch with ``states``.
         """
+        states = None
         if isinstance(batch_or_obs, Batch):
-            obs, actions = batch_or_obs.obs, batch_or_obs.actions
+            obs, actions, states = batch_or_obs.obs, batch_or_obs.actions, batch_or_obs.states
         else:
             obs = batch_or_obs
         self._check_inputs(obs, actions)
         b, t = obs.shape[:2]
-        mean, log_std, slots = self._encode(obs)
+        mean, log_std, slots = self._encode(obs, states)
         k, m = mean.shape[2], self.config.num_modules
         probs = mean.new_full((b, 1, k, m), 1.0 / m)
         selections = torch.full((b, 1, k), -1, dtype=torch.long, device=obs.device)
