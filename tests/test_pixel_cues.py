@@ -51,15 +51,9 @@ def test_object_slots_follow_their_cues():
     assert not torch.allclose(z_moved[:, 0, 2], z[:, 0, 2])  # object 1's cue moved its slot
 
 
-def test_a_cued_model_trains():
+def test_the_cue_network_is_trained_by_the_elbo():
     model, batch = _model(), _batch()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for step in range(5):
-        loss, _ = model.loss(batch, step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    assert all(torch.isfinite(torch.tensor(losses)))
-    assert model.encoder.cue[0].weight.grad is not None and model.encoder.cue[0].weight.grad.abs().sum() > 0
+    loss, _ = model.loss(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.encoder.cue[0].weight.grad.abs().sum() > 0
