@@ -197,6 +197,37 @@ class ComparisonResult:
     episode_gifs: dict[str, Path]  # "agent on env" -> GIF of its first evaluation episode
 
 
+def train_world_model(
+    b: Budget, out: Path, *, seed: int = 0, device: str = "cpu", progress: bool = False
+) -> Imagination:
+    """Collect the budget's random-policy Steer data in ``out / "steer_data"`` (seeded by ``seed``)
+    and train VIM on it in ``out / "vim_run"`` (tiny state preset + ``b.model_overrides``)."""
+    data = collect(
+        CONTROL_ENVS[0],
+        out / "steer_data",
+        episodes=b.data_episodes,
+        episode_len=b.episode_len,
+        seed=seed,
+        num_envs=min(64, b.data_episodes),
+        env_kwargs={"obs_size": 32},
+        overwrite=True,
+    )
+    run = train(
+        TrainConfig(
+            data=str(data),
+            out=str(out / "vim_run"),
+            mode="state",
+            steps=b.train_steps,
+            overrides=b.model_overrides,
+            seed=seed,
+            device=device,
+            progress=progress,
+            checkpoint_every=b.train_steps,
+        )
+    )
+    return Imagination.from_checkpoint(run.out, device=device)
+
+
 def compare_agents(
     out: str | Path, budget: str | Budget = "tiny", *, device: str = "cpu", seed: int = 0, progress: bool = False
 ) -> ComparisonResult:
@@ -216,31 +247,8 @@ def compare_agents(
         seconds[name] = round(now - clock, 2)
         clock = now
 
-    data = collect(
-        CONTROL_ENVS[0],
-        out / "steer_data",
-        episodes=b.data_episodes,
-        episode_len=b.episode_len,
-        seed=seed,
-        num_envs=min(64, b.data_episodes),
-        env_kwargs={"obs_size": 32},
-        overwrite=True,
-    )
+    imagination = train_world_model(b, out, seed=seed, device=device, progress=progress)
     data_steps = b.data_episodes * b.episode_len
-    run = train(
-        TrainConfig(
-            data=str(data),
-            out=str(out / "vim_run"),
-            mode="state",
-            steps=b.train_steps,
-            overrides=b.model_overrides,
-            seed=seed,
-            device=device,
-            progress=progress,
-            checkpoint_every=b.train_steps,
-        )
-    )
-    imagination = Imagination.from_checkpoint(run.out, device=device)
     lap("collect and train VIM")
 
     space = gym.spaces.Discrete(len(STEER_ACTIONS))

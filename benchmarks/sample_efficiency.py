@@ -35,12 +35,11 @@ import gymnasium as gym
 import numpy as np
 from vim_world.agents import CEM, ImaginationReturns, MPCAgent
 from vim_world.agents.baselines import train_ppo_imagined, train_ppo_real
-from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes
+from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes, train_world_model
 from vim_world.envs import STEER_ACTIONS
 
 from vim_world.data import collect
 from vim_world.imagination import Imagination
-from vim_world.train import TrainConfig, train
 
 
 def save(results: dict[str, Any], path: Path) -> None:
@@ -122,17 +121,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
-    """Collect Steer data and a held-out set, train VIM, and record the heads' held-out errors."""
-    data = collect(
-        CONTROL_ENVS[0],
-        out / "steer_data",
-        episodes=b.data_episodes,
-        episode_len=b.episode_len,
-        seed=0,
-        num_envs=min(64, b.data_episodes),
-        env_kwargs={"obs_size": 32},
-        overwrite=True,
-    )
+    """Collect Steer data and a held-out set, train VIM (:func:`train_world_model`), and record the
+    heads' held-out errors."""
     held_out = collect(
         CONTROL_ENVS[0],
         out / "steer_heldout",
@@ -143,19 +133,7 @@ def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
         env_kwargs={"obs_size": 32},
         overwrite=True,
     )
-    run = train(
-        TrainConfig(
-            data=str(data),
-            out=str(out / "vim_run"),
-            mode="state",
-            steps=b.train_steps,
-            seed=0,
-            device="cpu",
-            progress=True,
-            checkpoint_every=b.train_steps,
-        )
-    )
-    im = Imagination.from_checkpoint(run.out, device="cpu")
+    im = train_world_model(b, out, seed=0, device="cpu", progress=True)
     results["model"] = {
         "real_steps": b.data_episodes * b.episode_len,
         "train_steps": b.train_steps,
