@@ -12,6 +12,15 @@ from .distributions import gaussian_kl, soft_clamp_log_std
 from .layers import StackedLinear
 
 
+def _one_module(x: Tensor, params: list[Tensor]) -> Tensor:
+    """One module's residual ``(R, D)`` on its inputs ``x (R, in)``: ``params`` holds each layer's
+    weight ``(in, out)`` and bias ``(out,)`` in turn, ReLU between layers."""
+    h = x
+    for i in range(0, len(params), 2):
+        h = torch.addmm(params[i + 1], h.relu_() if i else h, params[i])
+    return h
+
+
 class ContextAttention(nn.Module):
     """Each slot reads the *other* slots through single-head attention (a contextual bottleneck).
 
@@ -132,10 +141,7 @@ class ModuleBank(nn.Module):
         for m, rows in enumerate(torch.split(x[order], counts)):
             if rows.shape[0] == 0:
                 continue
-            h = torch.addmm(self.layers[0].bias[m], rows, self.layers[0].weight[m])
-            for layer in self.layers[1:]:
-                h = torch.addmm(layer.bias[m], h.relu_(), layer.weight[m])
-            outputs.append(h)
+            outputs.append(_one_module(rows, [t for layer in self.layers for t in (layer.weight[m], layer.bias[m])]))
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel(), device=order.device)
         delta = torch.cat(outputs)[inverse].view(*z.shape[:-1], self.latent_dim)
@@ -187,11 +193,8 @@ class ModuleBank(nn.Module):
         params = [p.detach().clone().requires_grad_(True) for p in params]
 
         def kl() -> Tensor:
-            h = x
-            for i in range(len(self.layers)):
-                h = torch.addmm(params[2 * i + 1], h.relu() if i else h, params[2 * i])
             log_std = soft_clamp_log_std(params[-1], self.min_log_std)
-            return gaussian_kl(next_mean, next_log_std, before + h, log_std).sum(-1)
+            return gaussian_kl(next_mean, next_log_std, before + _one_module(x, params[:-1]), log_std).sum(-1)
 
         if steps and rows.shape[0]:
             optimizer = torch.optim.Adam(params, lr=lr)
