@@ -2,7 +2,7 @@
 
 For each mechanism set, rollouts are collected once (640 training episodes x 24 steps, data seed 0;
 128 evaluation episodes of fresh seeds, 5000), then one run per training seed goes through the same
-``train(TrainConfig)`` as ``vim-world train`` with the discovery recipe :data:`RECIPE` (tiny state
+``train(TrainConfig)`` as ``vim-world train`` with the discovery recipe :func:`vim_world.model.discovery_recipe` (tiny state
 preset, M = number of mechanisms + ``--spare-modules`` (default 1: a module for the transitions at a
 switch, which follow neither mechanism's law as learnt), observed latents, affine modules, deterministic annealing over
 the first 60% of the steps, static attributes, split moves every 100 steps); ``--overrides``
@@ -40,11 +40,8 @@ from vim_world.envs.identifiability import identifiability_report
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.data import collect, open_dataset
 from vim_world.metrics import discovery_scores
+from vim_world.model import discovery_recipe
 from vim_world.train import TrainConfig, load_model, train
-
-RECIPE = {"state_encoder": "identity", "module_layers": 0, "anneal_temperature": 30.0}
-"""VIMConfig fields of the discovery recipe (``anneal_steps`` is 60% of ``--steps``): the latent
-is the standardised state and each module an affine law of it (docs/model.md, "Discovery")."""
 
 
 def random_sets(count: int, seed: int, exclude: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -146,8 +143,7 @@ def main() -> None:
                 mode="state",
                 overrides={
                     "num_modules": m + args.spare_modules,
-                    **RECIPE,
-                    "anneal_steps": int(0.6 * args.steps),
+                    **discovery_recipe(args.steps),
                     **json.loads(args.overrides),
                 },
                 steps=args.steps,

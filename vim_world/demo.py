@@ -23,6 +23,7 @@ from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.figures import strip, to_frames
 from vim_world.files import check_replaceable, write_atomically
 from vim_world.imagination import Imagination
+from vim_world.model import discovery_recipe
 from vim_world.report import gif_bytes, image, table, write_report
 from vim_world.sizing import prepare
 from vim_world.train import train
@@ -44,13 +45,7 @@ def _overrides(model: str, steps: int) -> dict:
     split moves run every ``steps // 30``, see ``revive_every`` below)."""
     if model != "vim":
         return {"num_modules": len(PASSIVE_MECHANISMS_V1)}
-    return {
-        "num_modules": len(PASSIVE_MECHANISMS_V1),
-        "state_encoder": "identity",
-        "module_layers": 0,
-        "anneal_temperature": 30.0,
-        "anneal_steps": int(0.6 * steps),
-    }
+    return {"num_modules": len(PASSIVE_MECHANISMS_V1), **discovery_recipe(steps)}
 
 
 def _planning_section(planning) -> str:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from torch import nn
 
 from .baselines import CopyLastFrame, MonolithicVRNN
-from .config import PRESETS, VIMConfig, preset, single_module_config
+from .config import PRESETS, VIMConfig, discovery_recipe, preset, single_module_config
 from .outputs import Posterior, Prediction
 from .vim import VIM
 
@@ -43,6 +43,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
+    "discovery_recipe",
     "MODELS", "PRESETS", "CopyLastFrame", "MonolithicVRNN", "Posterior", "Prediction", "VIM", "VIMConfig",
     "build_model", "count_parameters", "preset", "single_module_config",
 ]  # fmt: skip

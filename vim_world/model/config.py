@@ -196,6 +196,19 @@ class VIMConfig:
         return cls(**values)
 
 
+def discovery_recipe(steps: int) -> dict[str, Any]:
+    """VIMConfig overrides of the discovery recipe (docs/model.md, "Discovery that holds") for a run
+    of ``steps`` steps: observed latents, affine modules, the selection chain annealed from
+    temperature 30 over the first 60% of the steps. Train it with split moves
+    (``TrainConfig.revive_every``, 100 in the measured runs) and static attributes."""
+    return {
+        "state_encoder": "identity",
+        "module_layers": 0,
+        "anneal_temperature": 30.0,
+        "anneal_steps": int(0.6 * steps),
+    }
+
+
 def single_module_config(config: VIMConfig) -> VIMConfig:
     """The M = 1 baseline: same model, one transition network shared by every object."""
     return replace(config, num_modules=1)
