@@ -3,14 +3,17 @@
     python benchmarks/gpu_pixel.py --out OUT_DIR          # on a CUDA machine (bf16 autocast)
     GPU_PIXEL_TINY=1 python benchmarks/gpu_pixel.py --out /tmp/x   # CPU rehearsal, tiny sizes
 
-Steps: (1) collect the passive world's frames with masks (training seeds, and held-out seeds for
-evaluation); (2) measure training samples/s of pixel VIM and the parameter-matched pixel VRNN on
-the same card (``train_speed.measure``, synthetic batches); (3) train both with the trainer
-(bf16 on CUDA), each for the number of steps its measured speed fits in its time budget;
-(4) evaluate on held-out seeds: best-of-10 MSE over a 10-step horizon after 5 context frames
-(VIM, VRNN, copy-last), FG-ARI of VIM's slot masks and the share of 10-step windows whose
-slot-to-object binding never changes; every figure with a 95% bootstrap interval over windows.
-Writes ``OUT_DIR/gpu_pixel.md`` (Markdown tables, the device named) and ``gpu_pixel.json``.
+Steps: (1) collect ``Passive-v1`` frames with masks (training seeds; held-out seeds and the
+held-out (kind, mechanism) pairs of ``PassiveHeldout-v1`` for evaluation); (2) measure training
+samples/s of pixel VIM and the parameter-matched pixel VRNN on the card, alone
+(``train_speed.measure``, synthetic batches); (3) train the runs of ``RUNS`` at once, one process
+each, for the same wall-clock budget (a run still going at the deadline is stopped and its last
+checkpoint scored; checkpoints are atomic); (4) evaluate with ``vim_world.evaluate`` (best-of-10
+MSE over 10 steps after 5 context frames, PSNR, SSIM, mechanism discovery through the
+slot-to-object matching, held-out / in-distribution ratio, 95% bootstrap intervals over
+windows) and score each VIM run's slot masks (FG-ARI, binding kept over 10-step windows).
+Writes ``OUT_DIR/gpu_pixel.md`` (Markdown tables, the device named) and ``gpu_pixel.json`` after
+every phase, so a run cut short still leaves what it measured.
 """
 
 from __future__ import annotations
@@ -18,48 +21,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pixel_binding import binding_scores, interval  # noqa: E402
+from pixel_binding import binding_scores  # noqa: E402
 from train_speed import measure  # noqa: E402
 
-from vim_world.data import SequenceLoader, collect, open_dataset  # noqa: E402
-from vim_world.metrics import per_step_mse  # noqa: E402
-from vim_world.train import TrainConfig, load_model, model_config, prepare, train, uses_actions  # noqa: E402
+from vim_world.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
+from vim_world.data import collect, open_dataset  # noqa: E402
+from vim_world.evaluate import EvalConfig, evaluate  # noqa: E402
+from vim_world.train import TrainConfig, load_model, model_config  # noqa: E402
 
-CONTEXT, HORIZON, SAMPLES = 5, 10, 10
-SIZES = {  # frame size, episodes, episode length, preset, batch size, seconds of training per model, max steps
-    "full": dict(
-        obs_size=64,
-        episodes=2048,
-        episode_len=32,
-        preset="default",
-        batch_size=32,
-        budget_s=110.0,
-        max_steps=20_000,
-        eval_batches=16,
-        speed_steps=20,
-    ),
-    "tiny": dict(
-        obs_size=32,
-        episodes=64,
-        episode_len=16,
-        preset="tiny",
-        batch_size=8,
-        budget_s=10.0,
-        max_steps=20,
-        eval_batches=2,
-        speed_steps=2,
-    ),
+SIZES = {
+    "full": dict(obs_size=64, episodes=2048, test_episodes=256, episode_len=32, preset="default", batch_size=32,
+                 budget_s=250.0, max_steps=20_000, eval_windows=2000, binding_batches=16, speed_steps=20),
+    "tiny": dict(obs_size=32, episodes=32, test_episodes=16, episode_len=16, preset="tiny", batch_size=8,
+                 budget_s=25.0, max_steps=10, eval_windows=64, binding_batches=2, speed_steps=2),
+}  # fmt: skip
+CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside the shared ones
+    "vim": dict(model="vim"),
+    "vim_cues": dict(model="vim", overrides={"slot_cues": True}),
+    "vim_warmup": dict(model="vim", lr=4e-4, warmup_steps=300),
+    "vim_warmup_cues": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"slot_cues": True}),
+    "vim_lr2e-4": dict(model="vim", lr=2e-4, warmup_steps=300),
+    "vim_warmup_sigma05": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"pixel_sigma": 0.05}),
+    "vrnn": dict(model="vrnn"),
 }
+# GPU_PIXEL_RUNS="vim_warmup,vrnn" picks the runs (trained at once), GPU_PIXEL_BUDGET_S their seconds,
+# GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds; heldout: held-out pairs).
+RUNS = {n: CATALOGUE[n] for n in os.environ.get("GPU_PIXEL_RUNS", "vim,vim_cues,vim_warmup,vrnn").split(",")}
+CONCURRENT_SLOWDOWN = 0.6  # planned share of a run's solo speed while the runs share the card
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -73,21 +71,46 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-@torch.no_grad()
-def prediction_errors(model: torch.nn.Module, data: str, batches: int, device: torch.device) -> np.ndarray:
-    """Best-of-``SAMPLES`` MSE per window ``(windows,)``: per step the best sample, averaged over the horizon."""
-    loader = SequenceLoader(
-        open_dataset(data), batch_size=32, seq_len=CONTEXT + HORIZON, mode="pixels", seed=7, device=device
-    )
-    generator = torch.Generator(device=device).manual_seed(0)
-    with_actions = uses_actions(loader.dataset)
-    errors = []
-    for i in range(batches):
-        batch = prepare(loader.batch_at(i), with_actions)
-        pred = model.predict(batch, CONTEXT, HORIZON, SAMPLES, generator=generator).obs.float()
-        target = batch.obs[:, CONTEXT : CONTEXT + HORIZON].float()
-        errors.append(per_step_mse(pred, target).min(1).values.mean(-1).cpu().numpy())
-    return np.concatenate(errors)
+def train_command(cfg: TrainConfig) -> list[str]:
+    """The command line that trains ``cfg`` in a fresh Python process."""
+    code = "import json, sys; from vim_world.train import TrainConfig, train; train(TrainConfig(**json.loads(sys.argv[1])))"
+    return [sys.executable, "-c", code, json.dumps({k: getattr(cfg, k) for k in cfg.__dataclass_fields__})]
+
+
+def train_all(data: str, work: Path, size: dict[str, Any], speeds: dict[str, dict], device: str) -> dict[str, dict]:
+    """Train every run of ``RUNS`` at once for ``size['budget_s']`` seconds; returns per run the
+    planned and trained steps and the seconds it ran."""
+    procs, planned = {}, {}
+    threads = max(1, (os.cpu_count() or 1) // len(RUNS))  # the runs share the machine's cores
+    for name, opts in RUNS.items():
+        solo = speeds[opts["model"]]["steps_s"]
+        steps = int(min(size["max_steps"], max(2, solo * size["budget_s"] * CONCURRENT_SLOWDOWN)))
+        cfg = TrainConfig(data=data, out=str(work / name), preset=size["preset"], mode="pixels", steps=steps,
+                          batch_size=size["batch_size"], seq_len=10, device=device,
+                          checkpoint_every=max(1, steps // 20), progress=False, **opts)  # fmt: skip
+        planned[name] = steps
+        log_file = open(work / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(train_command(cfg), cwd=work, stdout=log_file, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "OMP_NUM_THREADS": str(threads)}),
+                       log_file, time.perf_counter())  # fmt: skip
+        log(f"{name}: training up to {steps} steps")
+    deadline = time.perf_counter() + size["budget_s"]
+    result = {}
+    for name, (proc, log_file, t0) in procs.items():
+        try:
+            proc.wait(timeout=max(1.0, deadline - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait()
+        log_file.close()
+        last = latest_checkpoint(work / name / "checkpoints")
+        trained = load_checkpoint(last).step if last is not None else 0
+        result[name] = {"planned_steps": planned[name], "train_steps": trained, "train_s": time.perf_counter() - t0,
+                        "returncode": proc.returncode}  # fmt: skip
+        log(f"{name}: {trained} of {planned[name]} steps (exit {proc.returncode})")
+        if trained == 0:
+            print((work / f"{name}.log").read_text()[-3000:], flush=True)
+    return result
 
 
 def main() -> None:
@@ -96,127 +119,117 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="scratch directory for data and runs (default: a temp dir)")
     parser.add_argument("--reuse-data", action="store_true", help="keep data sets already in the work directory")
     args = parser.parse_args()
-    size = SIZES["tiny" if os.environ.get("GPU_PIXEL_TINY") else "full"]
+    size = dict(SIZES["tiny" if os.environ.get("GPU_PIXEL_TINY") else "full"])
+    size["budget_s"] = float(os.environ.get("GPU_PIXEL_BUDGET_S", size["budget_s"]))
+    splits = os.environ.get("GPU_PIXEL_SPLITS", "test,heldout").split(",")
     out = Path(args.out)
     work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / "gpu_pixel_work"
     out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     log(f"device: {card}; torch {torch.__version__}; sizes: {size}")
     start = time.perf_counter()
+    results: dict[str, Any] = {"device": card, "torch": torch.__version__, "sizes": size, "runs": RUNS}
 
-    env_kwargs = {"obs_size": size["obs_size"]}
+    def save() -> None:
+        results["wall_s"] = time.perf_counter() - start
+        atomic_write_text(out / "gpu_pixel.json", json.dumps(results, indent=1, default=str))
+        atomic_write_text(out / "gpu_pixel.md", markdown(results))
+
     data = {}
-    for split, seed in (("train", 0), ("test", 1_000_000)):
-        if args.reuse_data and (work / split / "meta.json").exists():
-            data[split] = str(work / split)
+    for split, env_id, seed in (("train", "Passive-v1", 0), ("test", "Passive-v1", 1_000_000),
+                                ("heldout", "PassiveHeldout-v1", 2_000_000)):  # fmt: skip
+        if split != "train" and split not in splits:
             continue
-        data[split] = str(
-            collect(
-                "VimWorld/Passive-v0",
-                work / split,
-                episodes=size["episodes"] if split == "train" else 256,
-                episode_len=size["episode_len"],
-                seed=seed,
-                masks=True,
-                overwrite=True,
-                env_kwargs=env_kwargs,
-                workers=min(8, os.cpu_count() or 1),
-            )
-        )
+        path = work / split
+        if not (args.reuse_data and (path / "meta.json").exists()):
+            collect(f"VimWorld/{env_id}", path, episodes=size["episodes" if split == "train" else "test_episodes"],
+                    episode_len=size["episode_len"], seed=seed, masks=True, overwrite=True,
+                    env_kwargs={"obs_size": size["obs_size"]}, workers=min(8, os.cpu_count() or 1))  # fmt: skip
+        data[split] = str(path)
     log(f"collected in {time.perf_counter() - start:.0f} s")
 
-    results: dict[str, Any] = {"device": card, "torch": torch.__version__, "sizes": size, "models": {}}
     probe = TrainConfig(data=data["train"], out=str(work / "probe"), mode="pixels", preset=size["preset"])
     config = model_config(probe, open_dataset(data["train"]))
-    # GPU_PIXEL_BUDGET_S="vim=220,vrnn=40" gives a model another training budget than the equal default
-    budgets = dict(item.split("=") for item in os.environ.get("GPU_PIXEL_BUDGET_S", "").split(",") if item)
+    results["speed"] = {}
     for name in ("vim", "vrnn"):
-        speed = measure(name, config, size["batch_size"], 10, size["speed_steps"], device)
-        budget_s = float(budgets.get(name, size["budget_s"]))
-        steps = int(min(size["max_steps"], max(1, speed["steps_s"] * budget_s)))
-        log(f"{name}: {speed['samples_s']:.0f} samples/s, {speed['params']:,} parameters; training {steps} steps")
-        t0 = time.perf_counter()
-        run = train(
-            TrainConfig(
-                data=data["train"],
-                out=str(work / name),
-                model=name,
-                mode="pixels",
-                preset=size["preset"],
-                steps=steps,
-                batch_size=size["batch_size"],
-                seq_len=10,
-                device=device.type,
-                checkpoint_every=steps,
-                progress=False,
-            )
-        )
-        results["models"][name] = {
-            **speed,
-            "train_steps": steps,
-            "train_s": time.perf_counter() - t0,
-            "checkpoint": str(run.checkpoint),
-        }
-    train(
-        TrainConfig(
-            data=data["train"],
-            out=str(work / "copy_last"),
-            model="copy_last",
-            mode="pixels",
-            preset=size["preset"],
-            steps=1,
-            device=device.type,
-            progress=False,
-        )
-    )
+        results["speed"][name] = measure(name, config, size["batch_size"], 10, size["speed_steps"], device)
+        log(f"{name}: {results['speed'][name]}")
+    save()
 
-    for name in ("vim", "vrnn", "copy_last"):
-        model, _ = load_model(work / name, device.type)
-        errors = prediction_errors(model.eval(), data["test"], size["eval_batches"], device)
-        results["models"].setdefault(name, {})["mse_best_of_10"] = interval(errors)
-        if name == "vim":
-            results["binding"] = binding_scores(model, data["test"], batches=size["eval_batches"], device=device)
-    results["wall_s"] = time.perf_counter() - start
-    atomic_write_text(out / "gpu_pixel.json", json.dumps(results, indent=1, default=str))
-    atomic_write_text(out / "gpu_pixel.md", markdown(results))
-    log(f"done in {results['wall_s']:.0f} s; wrote {out / 'gpu_pixel.md'}")
+    results["training"] = train_all(data["train"], work, size, results["speed"], device.type)
+    copy_last = TrainConfig(data=data["train"], out=str(work / "copy_last"), model="copy_last", mode="pixels",
+                            preset=size["preset"], steps=1, device=device.type, progress=False)  # fmt: skip
+    subprocess.run(train_command(copy_last), cwd=work, check=True)
+    save()
+
+    trained = [name for name in RUNS if results["training"][name]["train_steps"] > 0] + ["copy_last"]
+    results["binding"] = {}
+    for name in trained:
+        if name in RUNS and RUNS[name]["model"] == "vim":
+            model, _ = load_model(work / name, device.type)
+            results["binding"][name] = binding_scores(
+                model, data["test"], batches=size["binding_batches"], device=device
+            )
+            save()
+    evaluation = evaluate(EvalConfig(runs={name: str(work / name) for name in trained},
+                                     splits={split: data[split] for split in splits}, out=str(work / "eval"),
+                                     batch_size=32, max_windows=size["eval_windows"], device=device.type,
+                                     progress=False))  # fmt: skip
+    results["evaluation"] = evaluation.metrics
+    save()
+    log(f"done in {time.perf_counter() - start:.0f} s; wrote {out / 'gpu_pixel.md'}")
     print(markdown(results))
 
 
 def markdown(r: dict[str, Any]) -> str:
-    """The results as Markdown tables."""
-    ci = lambda v: f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]"  # noqa: E731
-    m = r["models"]
-    lines = [
-        f"# Pixel VIM on {r['device']} (torch {r['torch']}, preset {r['sizes']['preset']}, "
-        f"{r['sizes']['obs_size']}x{r['sizes']['obs_size']}, bf16 on CUDA)",
-        "",
-        "| model | parameters | samples/s | train steps | best-of-10 MSE, 95% CI |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for name in ("vim", "vrnn"):
-        lines.append(
-            f"| {name} | {m[name]['params']:,} | {m[name]['samples_s']:.0f} | {m[name]['train_steps']} | "
-            f"{ci(m[name]['mse_best_of_10'])} |"
-        )
-    lines.append(f"| copy_last | 0 | - | - | {ci(m['copy_last']['mse_best_of_10'])} |")
-    vim, vrnn, copy = (m[n]["mse_best_of_10"][0] for n in ("vim", "vrnn", "copy_last"))
-    b = r["binding"]
-    lines += [
-        "",
-        f"VIM/VRNN samples/s: {m['vim']['samples_s'] / m['vrnn']['samples_s']:.2f}; "
-        f"MSE ratios: VIM/VRNN {vim / vrnn:.2f}, VIM/copy-last {vim / copy:.2f}.",
-        "",
-        "| slots vs objects (VIM, held-out seeds) | mean, 95% CI | over |",
-        "|---|---|---|",
-        f"| FG-ARI | {ci(b['fg_ari'])} | {b['windows']} windows, {b['frames']} frames |",
-        f"| binding kept over 10 steps | {ci(b['binding_kept'])} | {b['windows']} windows |",
-        "",
-        f"Wall time of the whole script: {r['wall_s']:.0f} s.",
-        "",
-    ]
-    return "\n".join(lines)
+    """The results measured so far as Markdown tables."""
+    s = r["sizes"]
+    lines = [f"# Pixel VIM on {r['device']} (torch {r['torch']}, preset {s['preset']}, {s['obs_size']}x{s['obs_size']}, "
+             "bf16 on CUDA)", ""]  # fmt: skip
+    if "speed" in r:
+        sp = r["speed"]
+        lines += ["| model (synthetic batches, alone on the card) | parameters | samples/s | peak memory (MB) |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        lines += [f"| {n} | {v['params']:,} | {v['samples_s']:.0f} | {v['peak_mb']:.0f} |" for n, v in sp.items()]
+        lines += ["", f"VIM / VRNN samples/s: {sp['vim']['samples_s'] / sp['vrnn']['samples_s']:.2f}", ""]
+    if "training" in r:
+        lines += [f"Trained at once, {s['budget_s']:.0f} s each:", "", "| run | options | steps trained (planned) |",
+                  "|---|---|---:|"]  # fmt: skip
+        for n, t in r["training"].items():
+            lines.append(f"| {n} | {json.dumps(r['runs'][n])} | {t['train_steps']} ({t['planned_steps']}) |")
+        lines.append("")
+    if "evaluation" in r:
+        lines += ["| run | split | windows | best-of-10 MSE [95% CI] | x VRNN [95% CI] | x copy-last [95% CI] | "
+                  "PSNR | SSIM | discovery acc / NMI [95% CI] |", "|---|---|---:|---|---|---|---:|---:|---|"]  # fmt: skip
+        for split, sr in r["evaluation"]["splits"].items():
+            ratios = r["evaluation"]["ratios"].get(split, {})
+            for n, p in sr["prediction"].items():
+                vs = ratios.get(n, {})
+                rel = [
+                    _ci(vs.get("mse_best_vs", {}).get(b), vs.get("mse_best_vs_ci", {}).get(b))
+                    for b in ("vrnn", "copy_last")
+                ]
+                d = sr.get("discovery", {}).get(n)
+                disc = "-" if not d else f"{_ci(d['accuracy'], d['accuracy_ci'])} / {_ci(d['nmi'], d['nmi_ci'])}"
+                lines.append(f"| {n} | {split} | {sr['windows']} | {_ci(p['mse_best_avg'], p['mse_best_avg_ci'])} | "
+                             f"{rel[0]} | {rel[1]} | {sum(p['psnr_best']) / len(p['psnr_best']):.2f} | "
+                             f"{sum(p['ssim_best']) / len(p['ssim_best']):.3f} | {disc} |")  # fmt: skip
+        lines.append("")
+    if r.get("binding"):
+        lines += ["| run | FG-ARI [95% CI] | binding kept over 10 steps | windows / frames |", "|---|---|---|---|"]
+        for n, b in r["binding"].items():
+            fg, kept = _ci(b["fg_ari"][0], b["fg_ari"][1:]), _ci(b["binding_kept"][0], b["binding_kept"][1:])
+            lines.append(f"| {n} | {fg} | {kept} | {b['windows']} / {b['frames']} |")
+        lines.append("")
+    lines.append(f"Wall time so far: {r.get('wall_s', 0):.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def _ci(value: float | None, interval: list[float] | None) -> str:
+    """``value [low, high]``, or a dash where the figure is absent."""
+    return "-" if value is None else f"{value:.4g} [{interval[0]:.4g}, {interval[1]:.4g}]"
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from vim_world.checkpoint import (
 from vim_world.data import collect
 from vim_world.model.config import tiny_state
 from vim_world.model.vim import VIM
-from vim_world.train import TrainConfig, TrainingDiverged, train
+from vim_world.train import TrainConfig, TrainingDiverged, learning_rate, train
 
 
 def _model(**kw) -> VIM:
@@ -79,16 +79,29 @@ def _cfg(data, out, steps, **kw) -> TrainConfig:
     return TrainConfig(**{**opts, **kw})
 
 
-def test_killed_run_resumes_to_the_same_parameters(data, tmp_path):
-    straight = train(_cfg(data, tmp_path / "a", steps=6))
-    first = train(_cfg(data, tmp_path / "b", steps=3))
+@pytest.mark.parametrize("schedule", [{}, {"revive_every": 2}, {"warmup_steps": 5}], ids=["plain", "revival", "warmup"])
+def test_killed_run_resumes_to_the_same_parameters(data, tmp_path, schedule):
+    straight = train(_cfg(data, tmp_path / "a", steps=6, **schedule))
+    first = train(_cfg(data, tmp_path / "b", steps=3, **schedule))
     assert first.checkpoint.name == "step_00000003"
-    resumed = train(_cfg(data, tmp_path / "b", steps=6))
+    resumed = train(_cfg(data, tmp_path / "b", steps=6, **schedule))
     assert resumed.resumed_from == 3
     a, _ = load_model(straight.out, "cpu")
     b, _ = load_model(resumed.out, "cpu")
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+
+
+def test_warmup_ramps_the_learning_rate_linearly():
+    cfg = TrainConfig(data=".", out=".", lr=1e-3, warmup_steps=4)
+    assert [learning_rate(cfg, s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert learning_rate(TrainConfig(data=".", out=".", lr=1e-3), 0) == 1e-3
+
+
+def test_warmup_changes_the_first_updates(data, tmp_path):
+    a, _ = load_model(train(_cfg(data, tmp_path / "a", steps=2)).out, "cpu")
+    b, _ = load_model(train(_cfg(data, tmp_path / "b", steps=2, warmup_steps=10)).out, "cpu")
+    assert any(not torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))
 
 
 def test_run_directory_refuses_other_options(data, tmp_path):
@@ -113,20 +126,17 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, mo
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(model="gpt"), dict(steps=0), dict(lr=-1.0), dict(mode="depth"), dict(holdout=1.0)]
+    "bad",
+    [
+        dict(model="gpt"),
+        dict(steps=0),
+        dict(lr=-1.0),
+        dict(mode="depth"),
+        dict(holdout=1.0),
+        dict(revive_every=-1),
+        dict(warmup_steps=-1),
+    ],
 )
 def test_bad_train_options_name_the_value(bad, tmp_path):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrainConfig(**{"data": str(tmp_path), "out": str(tmp_path), **bad})
-
-
-def test_module_revival_is_part_of_exact_resume(data, tmp_path):
-    straight = train(_cfg(data, tmp_path / "a", steps=6, revive_every=2))
-    train(_cfg(data, tmp_path / "b", steps=3, revive_every=2))
-    resumed = train(_cfg(data, tmp_path / "b", steps=6, revive_every=2))
-    a, _ = load_model(straight.out, "cpu")
-    b, _ = load_model(resumed.out, "cpu")
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
-        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
-    with pytest.raises(ValueError, match="revive_every"):
-        _cfg(data, tmp_path / "c", steps=1, revive_every=-1)

@@ -57,3 +57,19 @@ def test_the_cue_network_is_trained_by_the_elbo():
     loss.backward()
     assert torch.isfinite(loss)
     assert model.encoder.cue[0].weight.grad.abs().sum() > 0
+
+
+def test_imagination_reads_the_context_states_of_a_cued_model():
+    """Imagined futures from frames start from the same slots as ``observe`` when the context's
+    states are passed; without them the cued model refuses, naming what it needs."""
+    from vim_world.imagination import Imagination
+
+    model, batch = _model().eval(), _batch()
+    im = Imagination(model)
+    with pytest.raises(ValueError, match="slot_cues needs the objects' states"):
+        im.encode(batch.obs)
+    with torch.no_grad():
+        state = im.encode(batch.obs, states=batch.states)
+        torch.testing.assert_close(state.z, model.observe(batch).last_z)
+        futures = im.rollout(batch.obs, horizon=2, n_samples=3, context_states=batch.states, seed=0)
+    assert futures.obs.shape == (2, 3, 2, 3, 32, 32)

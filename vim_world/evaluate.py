@@ -377,9 +377,18 @@ def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Gener
     c, h = cfg.context, cfg.horizon
     actions = None if batch.actions is None else batch.actions[:, c - 1 : c - 1 + h]
     context_actions = None if batch.actions is None else batch.actions[:, :c]
+    context_states = batch.states[:, :c] if model.config.slot_cues else None
     return (
         Imagination(model)
-        .rollout(batch.obs[:, :c], actions, h, cfg.n_samples, context_actions=context_actions, generator=generator)
+        .rollout(
+            batch.obs[:, :c],
+            actions,
+            h,
+            cfg.n_samples,
+            context_actions=context_actions,
+            context_states=context_states,
+            generator=generator,
+        )
         .obs
     )
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vim_world.actions import action_vectors  # noqa: F401  (re-exported: part of this API)
+from vim_world.batch import Batch
 from vim_world.model import VIM, VIMConfig
 from vim_world.model.distributions import sample_categorical
 
@@ -203,7 +204,12 @@ class Imagination:
 
     # ------------------------------------------------------------------------------- encoding
 
-    def encode(self, obs: Tensor | np.ndarray, actions: Tensor | np.ndarray | None = None) -> LatentState:
+    def encode(
+        self,
+        obs: Tensor | np.ndarray,
+        actions: Tensor | np.ndarray | None = None,
+        states: Tensor | np.ndarray | None = None,
+    ) -> LatentState:
         """Encode observed steps into the state to imagine from.
 
         Args:
@@ -211,8 +217,11 @@ class Imagination:
                 observations as the env returns them (frames ``(B, Tc, H, W, 3)`` uint8).
             actions: ``(B, Tc - 1, A)`` (or ``(B, Tc, A)``, the last one unused) actions taken
                 between the context steps; may be None when ``Tc == 1``.
+            states: ``(B, Tc, K, S)`` the objects' states (``info["states"]``), needed only by a
+                pixel model with ``config.slot_cues`` (it reads the first frame's positions).
         """
         obs, actions = _as_tensor(obs, self, observation=True), _as_tensor(actions, self)
+        states = _as_tensor(states, self)
         _check_finite("context observations", obs)
         _check_finite("context actions", actions)
         a = self.config.action_dim
@@ -227,7 +236,7 @@ class Imagination:
             actions = obs.new_zeros(b, tc, a)
         elif actions.shape[1] == tc - 1:
             actions = torch.cat([actions, actions.new_zeros(b, 1, a)], dim=1)
-        posterior = self.model.observe(obs, actions)
+        posterior = self.model.observe(Batch(obs=obs, actions=actions, states=states))
         return LatentState(posterior.last_z, posterior.last_c)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -282,6 +291,7 @@ class Imagination:
         n_samples: int = 1,
         *,
         context_actions: Tensor | None = None,
+        context_states: Tensor | None = None,
         interventions: Sequence[Intervention] = (),
         seed: int | None = None,
         generator: torch.Generator | None = None,
@@ -296,7 +306,7 @@ class Imagination:
 
         Args:
             context: a :class:`LatentState` ``(B, ...)``, or observations ``(B, Tc, ...)``
-                (encoded with :meth:`encode` and ``context_actions``).
+                (encoded with :meth:`encode`, ``context_actions`` and ``context_states``).
             actions: ``(B, T, A)`` one sequence per context, or ``(B, C, T, A)`` C candidate
                 sequences per context; float action vectors (one-hot for discrete actions, see
                 :func:`action_vectors`). None for passive models.
@@ -311,7 +321,7 @@ class Imagination:
         Returns:
             a :class:`Rollout` with leading dims ``(B, N)`` or ``(B, C, N)``.
         """
-        state = context if isinstance(context, LatentState) else self.encode(context, context_actions)
+        state = context if isinstance(context, LatentState) else self.encode(context, context_actions, context_states)
         actions = _as_tensor(actions, self)
         horizon, actions, lead = self._check_actions(state, actions, horizon, n_samples)
         if generator is None and seed is not None:
@@ -360,6 +370,7 @@ class Imagination:
         start: int = 0,
         stop: int | None = None,
         context_actions: Tensor | None = None,
+        context_states: Tensor | None = None,
         seed: int = 0,
         sample_z: bool = True,
     ) -> Counterfactual:
@@ -368,7 +379,7 @@ class Imagination:
         Both rollouts use the same seed, so every difference between them is caused by the
         intervention. Arguments as in :meth:`rollout`.
         """
-        state = context if isinstance(context, LatentState) else self.encode(context, context_actions)
+        state = context if isinstance(context, LatentState) else self.encode(context, context_actions, context_states)
         common = dict(actions=actions, horizon=horizon, n_samples=n_samples, seed=seed, sample_z=sample_z)
         return Counterfactual(
             factual=self.rollout(state, **common),

@@ -59,7 +59,7 @@ from vim_world.train_config import (
 
 __all__ = [
     "ALLOWABLE_CHANGES", "DATA_DERIVED", "MODEL_NAMES", "RESUMABLE_CHANGES", "TrainConfig", "TrainResult",
-    "TrainingDiverged", "constant_features", "fit_standardizer", "load_model", "model_config", "prepare",
+    "TrainingDiverged", "constant_features", "fit_standardizer", "learning_rate", "load_model", "model_config", "prepare",
     "read_config_file", "resolve_device", "seed_everything", "train", "uses_actions",
 ]  # fmt: skip
 
@@ -82,6 +82,13 @@ class TrainResult:
     final_metrics: dict[str, float]
     checkpoint: Path | None
     resumed_from: int
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of optimisation step ``step`` (0-based): ``lr`` after a linear warm-up
+    over ``warmup_steps`` steps, as slot-attention models train. A pure function of the step, so a
+    resumed run continues the schedule exactly."""
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
 
 
 def _revive_now(cfg: TrainConfig, step: int) -> bool:
@@ -179,8 +186,6 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
         load_weights(model, ck)
         if optimizer is not None:
             optimizer.load_state_dict(ck.state["optimizer"])
-            for group in optimizer.param_groups:  # --lr may change on resume (allow_changed)
-                group["lr"] = cfg.lr
         restore_rng_state(ck.state["rng"], device)
         start = ck.step
     resumed_from = start
@@ -221,6 +226,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            for group in optimizer.param_groups:  # the schedule; --lr may change on resume (allow_changed)
+                group["lr"] = learning_rate(cfg, step)
             optimizer.step()
             if logger is not None:
                 logger.log(step, metrics)

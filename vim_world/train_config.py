@@ -55,6 +55,9 @@ class TrainConfig:
     batch_size: int = _opt(32, "global batch size, split over the processes")
     seq_len: int = _opt(10, "window length in steps")
     lr: float = _opt(1e-3, "Adam learning rate")
+    warmup_steps: int = _opt(
+        0, "linear learning-rate warm-up from lr / warmup_steps to lr over this many steps (0: off)"
+    )
     grad_clip: float = _opt(10.0, "gradient-norm clipping threshold")
     seed: int = _opt(0, "seed of batches, noise and initialisation")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)")
@@ -101,6 +104,8 @@ class TrainConfig:
             raise ValueError(
                 f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}"
             )
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0 (0: off), got {self.warmup_steps!r}")
         if self.revive_every < 0:
             raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
         bad = sorted(set(self.allow_changed) - ALLOWABLE_CHANGES)
