@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import gymnasium as gym
+import torch
 
 import vim_world
 from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
@@ -24,6 +27,7 @@ from vim_world.figures import strip, to_frames
 from vim_world.files import check_replaceable, write_atomically
 from vim_world.imagination import Imagination
 from vim_world.model import discovery_recipe
+from vim_world.pixel_demo import pixel_section
 from vim_world.report import gif_bytes, image, table, write_report
 from vim_world.sizing import prepare
 from vim_world.train import train
@@ -134,6 +138,16 @@ def imagination_strip(
     return strip(rows)
 
 
+def _pixel_part(
+    out: Path, train_data: Path, preset: str, episode_len: int, obs_size: int, device: str, threads: int
+) -> tuple[list[tuple[str, str]], float]:
+    """:func:`~vim_world.pixel_demo.pixel_section` in a worker process; returns its sections and seconds."""
+    torch.set_num_threads(threads)
+    t = time.perf_counter()
+    sections = pixel_section(out, train_data, preset, episode_len, obs_size, device)
+    return sections, time.perf_counter() - t
+
+
 def _is_demo(path: Path) -> bool:
     return (path / MARKER).is_file()
 
@@ -167,6 +181,11 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     many_data = _dataset("VimWorld/PassiveMany-v1", out / "data" / "many", p["episodes"] // 5, p, seed=20_000)
     timings["collect"] = time.perf_counter() - t0
 
+    # The pixel models train in a second process, beside the state models (a second core).
+    worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pixels = worker.submit(
+        _pixel_part, out, train_data, preset, p["episode_len"], p["obs_size"], device, torch.get_num_threads()
+    )
     runs = {}
     for name in MODEL_NAMES:
         t = time.perf_counter()
@@ -204,15 +223,21 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
 
     planning = compare_agents(out / "planning", PLANNING_BUDGET[preset], device="cpu" if device == "auto" else device)
     timings["plan"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pixel_sections, timings["pixels (second process)"] = pixels.result()
+    worker.shutdown()
+    timings["wait for pixels"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     sections = [
-        ("Summary", f"<p>vim_world {vim_world.__version__}, preset <b>{preset}</b>, state-input models, "
+        ("Summary", f"<p>vim_world {vim_world.__version__}, preset <b>{preset}</b>, state-input models "
+                    "(pixel models in the sections 'From pixels'), "
                     f"context {ecfg.context}, horizon {ecfg.horizon}, N = {ecfg.n_samples} samples.</p>"
                     f"<pre>{json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=1)}</pre>"),
         *evaluation.sections,
         ("Imagination: sampled futures and a counterfactual", imagination),
         ("Planning on the control task (real environment steps used vs success)", _planning_section(planning)),
+        *pixel_sections,
         ("Environments", env_gallery()),
     ]  # fmt: skip
     return write_report(out / "report.html", "vim_world demo report", sections)

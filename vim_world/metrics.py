@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -159,14 +158,22 @@ def ssim(
     coords = torch.arange(window, dtype=torch.float64, device=x.device) - window // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
-    # The 2D Gaussian is separable: a column pass then a row pass (2 x 11 taps instead of 121).
-    columns, rows = g.view(1, 1, window, 1).expand(c, 1, window, 1), g.view(1, 1, 1, window).expand(c, 1, 1, window)
-    stats = F.conv2d(F.conv2d(torch.cat([x, y, x * x, y * y, x * y]), columns, groups=c), rows, groups=c)  # valid only
+    # The 2D Gaussian is separable, and filtering at the valid positions is a product with banded
+    # matrices: B_rows @ image @ B_cols^T (CPU matrix products are ~8x faster than grouped convolutions).
+    stats = _band(g, h) @ torch.cat([x, y, x * x, y * y, x * y]) @ _band(g, w).T
     mx, my, xx, yy, xy = stats.chunk(5)
     vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return s.flatten(1).mean(-1).float().reshape(lead)
+
+
+def _band(kernel: torch.Tensor, n: int) -> torch.Tensor:
+    """``(n - k + 1, n)`` matrix whose row i holds the 1D ``kernel`` (length k) at columns i..i+k-1."""
+    k = kernel.numel()
+    rows = n - k + 1
+    cols = torch.arange(rows, device=kernel.device)[:, None] + torch.arange(k, device=kernel.device)
+    return kernel.new_zeros(rows, n).scatter_(1, cols, kernel.expand(rows, k))
 
 
 def hungarian_accuracy(pred: np.ndarray, true: np.ndarray) -> tuple[float, dict[int, int]]:
