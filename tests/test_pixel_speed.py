@@ -101,6 +101,24 @@ def test_decoder_hidden_sets_the_decoder_width():
         tiny_pixels(decode_steps=-2)
 
 
+def test_decoder_layers_add_convolutions_on_the_broadcast_grid_only():
+    one, three = VIM(tiny_pixels(num_slots=3)).decoder, VIM(tiny_pixels(num_slots=3, decoder_layers=3)).decoder
+    convs = [m for m in three.net if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and len([m for m in one.net if isinstance(m, torch.nn.Conv2d)]) == 1
+    assert [n for n, _ in one.named_parameters()] == [
+        "net.0.weight",
+        "net.0.bias",
+        "net.2.weight",
+        "net.2.bias",
+        "net.4.weight",
+        "net.4.bias",
+    ]  # the layout of earlier checkpoints
+    out = three(torch.randn(2, 3, three.net[0].in_channels - 4))
+    assert out.obs.shape == (2, 3, 32, 32) and torch.allclose(out.masks.sum(1), torch.ones(2, 32, 32))
+    with pytest.raises(ValueError, match=r"decoder_layers=0 \(expected >= 1\)"):
+        tiny_pixels(decoder_layers=0)
+
+
 def test_frames_of_another_size_are_refused_naming_both():
     model = VIM(tiny_pixels(hidden=8, latent_dim=4, num_slots=2, slot_iters=1))
     with pytest.raises(ValueError, match=r"3, 32, 32\).*\(1, 2, 3, 64, 64\)"):
@@ -117,3 +135,13 @@ def test_carried_slot_iterations_change_only_the_frames_after_the_first():
         a, b = full.encoder(frames)[0], short.encoder(frames)[0]
     assert torch.equal(a[:, 0], b[:, 0])
     assert not torch.allclose(a[:, 1:], b[:, 1:])
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_encoder_stride_sets_how_many_tokens_slot_attention_reads(stride):
+    model = VIM(tiny_pixels(num_slots=3, encoder_stride=stride))
+    assert model.encoder.grid.shape == ((32 // stride) ** 2, 4)
+    mean, log_std, _ = model.encoder(torch.rand(2, 3, 3, 32, 32))
+    assert mean.shape == log_std.shape == (2, 3, 3, model.config.latent_dim)
+    with pytest.raises(ValueError, match=r"encoder_stride=3 \(expected 1, 2 or 4\)"):
+        tiny_pixels(encoder_stride=3)

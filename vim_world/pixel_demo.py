@@ -26,7 +26,7 @@ from vim_world.train_config import TrainConfig
 
 PIXEL_BUDGETS = {
     # training steps per model, batch size, held-out episodes (with masks), windows scored
-    "tiny": dict(steps=120, batch_size=16, test_episodes=24, max_windows=240),
+    "tiny": dict(steps=500, batch_size=16, test_episodes=24, max_windows=240),
     "default": dict(steps=20_000, batch_size=32, test_episodes=256, max_windows=2000),
 }
 MODELS = ("vim", "vrnn", "copy_last")

@@ -46,7 +46,18 @@ class VIMConfig:
             ``Batch.states``), slot 0 from a learnt background slot, instead of K learnt slot
             vectors. Inference then needs the first frame's states. Off by default: results with
             it are reported apart from the unconditioned model.
+        encoder_stride: pixel mode: the encoder's downsampling, so slot attention reads
+            ``(H / s) * (W / s)`` tokens per frame: 4 (two stride-2 convolutions, the fastest), 2 or 1
+            (every pixel a token: small objects cover whole tokens, at more compute).
         decoder_hidden: channels of the pixel decoder's upsampling stack; 0 means ``hidden``.
+        decoder_rgb: pixel mode: ``"sigmoid"`` squashes each slot's colour into [0, 1];
+            ``"linear"`` leaves it unbounded, as Slot Attention's decoder does (a sigmoid saturates on
+            a black background, where colours are driven to 0, and then passes no gradient to the
+            pixels of objects the decoder has not learnt to draw yet). The pixel presets use
+            ``"linear"``; the default keeps earlier checkpoints' behaviour.
+        decoder_layers: 3x3 convolutions of the pixel decoder on the broadcast grid (at a quarter of
+            the frame's resolution, so cheap) before upsampling; more lets a slot draw a shape at
+            the position its latent holds.
         decode_steps: pixel reconstruction term from ``decode_steps`` time steps per sequence,
             drawn uniformly without replacement and reweighted by ``T / decode_steps`` (an
             unbiased estimate of the ELBO, whose decoding cost falls by that factor); 0, or
@@ -91,7 +102,10 @@ class VIMConfig:
     slot_iters: int = 3
     carried_slot_iters: int = 0
     slot_cues: bool = False
+    encoder_stride: int = 4
     decoder_hidden: int = 0
+    decoder_layers: int = 1
+    decoder_rgb: str = "sigmoid"
     decode_steps: int = 0
     min_log_std: float = -6.0
     selection_inference: str = "exact"
@@ -117,7 +131,8 @@ class VIMConfig:
             problems.append(f"input_mode={self.input_mode!r} (expected one of {INPUT_MODES})")
         if not (32 <= self.image_size <= 256 and self.image_size % 8 == 0):
             problems.append(f"image_size={self.image_size} (expected a multiple of 8 in [32, 256])")
-        positive = ("channels", "state_dim", "num_slots", "latent_dim", "num_modules", "hidden", "slot_iters")
+        positive = ("channels", "state_dim", "num_slots", "latent_dim", "num_modules", "hidden", "slot_iters",
+                    "decoder_layers")  # fmt: skip
         problems += [f"{n}={getattr(self, n)} (expected >= 1)" for n in positive if getattr(self, n) < 1]
         non_negative = (
             "action_dim",
@@ -132,6 +147,10 @@ class VIMConfig:
         problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative if getattr(self, n) < 0]
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
         problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive if not getattr(self, n) > 0]
+        if self.decoder_rgb not in ("sigmoid", "linear"):
+            problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected 'sigmoid' or 'linear')")
+        if self.encoder_stride not in (1, 2, 4):
+            problems.append(f"encoder_stride={self.encoder_stride} (expected 1, 2 or 4)")
         if self.free_bits > 0 and self.selection_inference == "exact":
             problems.append(
                 f"free_bits={self.free_bits} (free bits act on per-step KLs, which only "
@@ -247,6 +266,7 @@ def tiny_pixels(**overrides: Any) -> VIMConfig:
                 kl_warmup_steps=500,
                 decode_steps=2,
                 decoder_hidden=28,
+                decoder_rgb="linear",
             ),
             **overrides,
         }
@@ -284,6 +304,7 @@ def default_pixels(**overrides: Any) -> VIMConfig:
                 hidden=64,
                 kl_warmup_steps=5000,
                 decode_steps=4,
+                decoder_rgb="linear",
                 decoder_hidden=56,
             ),
             **overrides,

@@ -65,20 +65,34 @@ class IdentityStateDecoder(nn.Module):
 class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 
-    Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, mixed by a 3x3
-    convolution of width ``hidden``, and upsampled twice by transposed convolutions to ``(H, W)``;
-    the last one reads out RGB (sigmoid) plus an alpha logit directly, so that no hidden-width
+    Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, mixed by ``layers``
+    3x3 convolutions of width ``hidden``, and upsampled twice by transposed convolutions to ``(H, W)``;
+    the last one reads out RGB (through a sigmoid, or linear with ``rgb="linear"``) plus an alpha logit directly, so that no hidden-width
     layer runs at full resolution, where K slots x T steps of images make it the bulk of a pixel
     model's cost. Alpha is normalised by a softmax over slots and the frame is the alpha-weighted sum.
     """
 
-    def __init__(self, latent_dim: int, hidden: int, channels: int, image_size: int, sigma: float) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden: int,
+        channels: int,
+        image_size: int,
+        sigma: float,
+        layers: int = 1,
+        rgb: str = "sigmoid",
+    ) -> None:
         super().__init__()
+        self.squash = rgb == "sigmoid"
         self.size = image_size // 4
         self.register_buffer("grid", position_grid(self.size).permute(2, 0, 1), persistent=False)
+        mixing = [
+            m
+            for i in range(layers)
+            for m in (nn.Conv2d(hidden if i else latent_dim + 4, hidden, 3, padding=1), nn.ReLU())
+        ]
         self.net = nn.Sequential(
-            nn.Conv2d(latent_dim + 4, hidden, 3, padding=1),
-            nn.ReLU(),
+            *mixing,
             nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1),
             nn.ReLU(),
             nn.ConvTranspose2d(hidden, channels + 1, 4, stride=2, padding=1),
@@ -90,7 +104,7 @@ class SpatialBroadcastDecoder(nn.Module):
         tiled = z.reshape(n * k, d, 1, 1).expand(-1, -1, self.size, self.size)
         grid = self.grid.expand(n * k, -1, -1, -1)
         out = self.net(torch.cat([tiled, grid], dim=1)).unflatten(0, (n, k))
-        rgb = torch.sigmoid(out[:, :, :-1])
+        rgb = torch.sigmoid(out[:, :, :-1]) if self.squash else out[:, :, :-1]
         masks = out[:, :, -1].softmax(dim=1)
         return Decoded(obs=(rgb * masks.unsqueeze(2)).sum(1), rgb=rgb, masks=masks)
 

@@ -94,8 +94,10 @@ class SlotAttention(nn.Module):
 class PixelEncoder(nn.Module):
     """Frames ``(B, T, C, H, W)`` -> ``q(z)`` mean and log-std ``(B, T, K, D)`` via slot attention.
 
-    A small CNN (two stride-2 convolutions, 4x4 then 3x3, none at full resolution: the encoder reads every
-    frame) with an additive positional embedding yields ``(H/4)*(W/4)`` features per frame; slot attention groups them into K slots. Slots at step t start from the slots of
+    A small CNN (a 4x4 then a 3x3 convolution; with ``stride`` 4 both stride 2, none at full
+    resolution: the encoder reads every frame; with 2 the second keeps the resolution; with 1 a
+    5x5 and a 3x3 at full resolution) with an additive positional embedding yields
+    ``(H/s)*(W/s)`` features per frame; slot attention groups them into K slots. Slots at step t start from the slots of
     step t - 1, so an object keeps its slot; the first frame starts from K learnt slot vectors
     (or from ``slots`` given by the caller, to continue a sequence). Carried slots are already
     close to their objects, so later frames may use fewer iterations (``carried_slot_iters``,
@@ -113,17 +115,19 @@ class PixelEncoder(nn.Module):
         min_log_std: float,
         carried_slot_iters: int = 0,
         slot_cues: bool = False,
+        stride: int = 4,
     ) -> None:
         super().__init__()
         self.carried_iters = carried_slot_iters or slot_iters
         self.num_slots = num_slots
+        first = (4, 2, 1) if stride > 1 else (5, 1, 2)  # kernel, stride, padding
         self.cnn = nn.Sequential(
-            nn.Conv2d(channels, hidden, 4, stride=2, padding=1),
+            nn.Conv2d(channels, hidden, first[0], stride=first[1], padding=first[2]),
             nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1),
+            nn.Conv2d(hidden, hidden, 3, stride=2 if stride == 4 else 1, padding=1),
             nn.ReLU(),
         )
-        self.register_buffer("grid", position_grid(image_size // 4).reshape(-1, 4), persistent=False)
+        self.register_buffer("grid", position_grid(image_size // stride).reshape(-1, 4), persistent=False)
         self.position = nn.Linear(4, hidden)
         self.features = nn.Sequential(nn.LayerNorm(hidden), mlp(hidden, hidden, hidden, layers=1))
         self.initial_slots = nn.Parameter(torch.randn(1 if slot_cues else num_slots, hidden) * hidden**-0.5)
@@ -146,7 +150,7 @@ class PixelEncoder(nn.Module):
                 got = None if cues is None else tuple(cues.shape)
                 raise ValueError(f"slot_cues: the first frame's object positions must be {expected}, got {got}")
             slots = torch.cat([self.initial_slots.expand(b, 1, -1), self.cue(cues)], dim=1)
-        maps = self.cnn(frames.flatten(0, 1))  # (B*T, hidden, H/4, W/4)
+        maps = self.cnn(frames.flatten(0, 1))  # (B*T, hidden, H/s, W/s)
         tokens = maps.flatten(2).transpose(1, 2) + self.position(self.grid)
         tokens = self.features(tokens).unflatten(0, (b, t))  # (B, T, L, hidden)
         if slots is None:

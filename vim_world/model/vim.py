@@ -44,9 +44,16 @@ class VIM(nn.Module):
                 c.min_log_std,
                 c.carried_slot_iters,
                 c.slot_cues,
+                c.encoder_stride,
             )
             self.decoder: nn.Module = SpatialBroadcastDecoder(
-                c.latent_dim, c.decoder_hidden or c.hidden, c.channels, c.image_size, c.pixel_sigma
+                c.latent_dim,
+                c.decoder_hidden or c.hidden,
+                c.channels,
+                c.image_size,
+                c.pixel_sigma,
+                c.decoder_layers,
+                c.decoder_rgb,
             )
         elif c.state_encoder == "identity":
             self.encoder = IdentityStateEncoder(c.min_log_std)
