@@ -11,8 +11,8 @@ import json
 import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -22,7 +22,7 @@ from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
 from vim_world.devices import resolve_device
 from vim_world.envs import env_ids
 from vim_world.envs.registration import PASSIVE_MECHANISMS_V1
-from vim_world.evaluate import EvalConfig, evaluate
+from vim_world.evaluate import EvalConfig, Evaluation, evaluate
 from vim_world.figures import strip, to_frames
 from vim_world.files import check_replaceable, write_atomically
 from vim_world.imagination import Imagination
@@ -148,44 +148,12 @@ def _pixel_part(
     return sections, time.perf_counter() - t
 
 
-def _is_demo(path: Path) -> bool:
-    return (path / MARKER).is_file()
-
-
-def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwrite: bool = False) -> Path:
-    """Run the whole path with ``preset`` and return the report's path.
-
-    Every option is checked before anything is deleted or written. ``overwrite`` deletes ``out``
-    only if the demo wrote it (it holds ``demo.json``); without it, an existing demo directory is
-    reused (finished steps are skipped) and any other non-empty directory is refused.
-    """
-    out = Path(out)
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
-    resolve_device(device)
-    if overwrite:
-        check_replaceable(out, _is_demo, "vim_world demo directory (no demo.json)")
-        if out.exists():
-            shutil.rmtree(out)
-    elif out.is_dir() and any(out.iterdir()) and not _is_demo(out):
-        raise ValueError(f"{str(out)!r} is a non-empty directory the demo did not write; choose another --out")
-    elif out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file; expected a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomically(out / MARKER, json.dumps({"vim_world_demo": vim_world.__version__, "preset": preset}))
+def _state_part(
+    out: Path, preset: str, device: str, train_data: Path, heldout_data: Path, many_data: Path, timings: dict
+) -> tuple[EvalConfig, Evaluation, str, Any]:
+    """Train the state models, evaluate them, imagine and plan; returns the evaluation's config,
+    the evaluation, the imagination figure (HTML) and the planning comparison."""
     p = PRESETS[preset]
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    train_data = _dataset("VimWorld/Passive-v1", out / "data" / "passive", p["episodes"], p, seed=0)
-    heldout_data = _dataset("VimWorld/PassiveHeldout-v1", out / "data" / "heldout", p["episodes"] // 5, p, seed=10_000)
-    many_data = _dataset("VimWorld/PassiveMany-v1", out / "data" / "many", p["episodes"] // 5, p, seed=20_000)
-    timings["collect"] = time.perf_counter() - t0
-
-    # The pixel models train in a second process, beside the state models (a second core).
-    worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    pixels = worker.submit(
-        _pixel_part, out, train_data, preset, p["episode_len"], p["obs_size"], device, torch.get_num_threads()
-    )
     runs = {}
     for name in MODEL_NAMES:
         t = time.perf_counter()
@@ -223,10 +191,54 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
 
     planning = compare_agents(out / "planning", PLANNING_BUDGET[preset], device="cpu" if device == "auto" else device)
     timings["plan"] = time.perf_counter() - t
-    t = time.perf_counter()
-    pixel_sections, timings["pixels (second process)"] = pixels.result()
-    worker.shutdown()
-    timings["wait for pixels"] = time.perf_counter() - t
+    return ecfg, evaluation, imagination, planning
+
+
+def _is_demo(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
+def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwrite: bool = False) -> Path:
+    """Run the whole path with ``preset`` and return the report's path.
+
+    Every option is checked before anything is deleted or written. ``overwrite`` deletes ``out``
+    only if the demo wrote it (it holds ``demo.json``); without it, an existing demo directory is
+    reused (finished steps are skipped) and any other non-empty directory is refused.
+    """
+    out = Path(out)
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+    resolve_device(device)
+    if overwrite:
+        check_replaceable(out, _is_demo, "vim_world demo directory (no demo.json)")
+        if out.exists():
+            shutil.rmtree(out)
+    elif out.is_dir() and any(out.iterdir()) and not _is_demo(out):
+        raise ValueError(f"{str(out)!r} is a non-empty directory the demo did not write; choose another --out")
+    elif out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; expected a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomically(out / MARKER, json.dumps({"vim_world_demo": vim_world.__version__, "preset": preset}))
+    p = PRESETS[preset]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    train_data = _dataset("VimWorld/Passive-v1", out / "data" / "passive", p["episodes"], p, seed=0)
+    heldout_data = _dataset("VimWorld/PassiveHeldout-v1", out / "data" / "heldout", p["episodes"] // 5, p, seed=10_000)
+    many_data = _dataset("VimWorld/PassiveMany-v1", out / "data" / "many", p["episodes"] // 5, p, seed=20_000)
+    timings["collect"] = time.perf_counter() - t0
+
+    # The pixel models train in a second process, beside the state models (a second core); leaving
+    # the block ends that process, also when the state part fails.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pixels = pool.apply_async(
+            _pixel_part, (out, train_data, preset, p["episode_len"], p["obs_size"], device, torch.get_num_threads())
+        )
+        ecfg, evaluation, imagination, planning = _state_part(
+            out, preset, device, train_data, heldout_data, many_data, timings
+        )
+        t = time.perf_counter()
+        pixel_sections, timings["pixels (second process)"] = pixels.get()
+        timings["wait for pixels"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     sections = [

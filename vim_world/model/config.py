@@ -54,7 +54,8 @@ class VIMConfig:
             ``"linear"`` leaves it unbounded, as Slot Attention's decoder does (a sigmoid saturates on
             a black background, where colours are driven to 0, and then passes no gradient to the
             pixels of objects the decoder has not learnt to draw yet). The pixel presets use
-            ``"linear"``; the default keeps earlier checkpoints' behaviour.
+            ``"linear"`` (decoded frames may then leave [0, 1]; the report and the imagined env
+            clamp them); the default keeps earlier checkpoints' behaviour.
         decoder_layers: 3x3 convolutions of the pixel decoder on the broadcast grid (at a quarter of
             the frame's resolution, so cheap) before upsampling; more lets a slot draw a shape at
             the position its latent holds.

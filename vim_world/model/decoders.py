@@ -66,10 +66,12 @@ class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 
     Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, mixed by ``layers``
-    3x3 convolutions of width ``hidden``, and upsampled twice by transposed convolutions to ``(H, W)``;
-    the last one reads out RGB (through a sigmoid, or linear with ``rgb="linear"``) plus an alpha logit directly, so that no hidden-width
-    layer runs at full resolution, where K slots x T steps of images make it the bulk of a pixel
-    model's cost. Alpha is normalised by a softmax over slots and the frame is the alpha-weighted sum.
+    3x3 convolutions of width ``hidden``, and upsampled twice by transposed convolutions to
+    ``(H, W)``; the last one reads out RGB (through a sigmoid, or linear with ``rgb="linear"``, then
+    frames may leave [0, 1]: clamp them for display) plus an alpha logit directly, so that no
+    hidden-width layer runs at full resolution, where K slots x T steps of images make it the bulk
+    of a pixel model's cost. Alpha is normalised by a softmax over slots and the frame is the
+    alpha-weighted sum.
     """
 
     def __init__(
