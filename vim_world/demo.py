@@ -238,6 +238,8 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
         )
         t = time.perf_counter()
         pixel_sections, timings["pixels (second process)"] = pixels.get()
+        pool.close()  # let the worker exit on its own (terminating it leaks its semaphores)
+        pool.join()
         timings["wait for pixels"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
