@@ -91,12 +91,19 @@ def main() -> None:
     parser.add_argument("data", help="data set collected with --masks, at the model's frame size")
     parser.add_argument("--batches", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--window", type=int, default=10, help="steps per scored window")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     model, _ = load_model(args.run, args.device)
     r = binding_scores(
-        model, args.data, batches=args.batches, batch_size=args.batch_size, seed=args.seed, device=args.device
+        model,
+        args.data,
+        batches=args.batches,
+        batch_size=args.batch_size,
+        window=args.window,
+        seed=args.seed,
+        device=args.device,
     )
     print("| metric | mean | 95% interval | over |")
     print("|---|---:|---|---|")
@@ -105,7 +112,7 @@ def main() -> None:
         f"{r['windows']} windows ({r['frames']} frames) |"
     )
     print(
-        f"| binding kept over 10 steps | {r['binding_kept'][0]:.3f} | "
+        f"| binding kept over {args.window} steps | {r['binding_kept'][0]:.3f} | "
         f"[{r['binding_kept'][1]:.3f}, {r['binding_kept'][2]:.3f}] | {r['windows']} windows |"
     )
 
