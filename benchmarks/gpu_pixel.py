@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +72,11 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def train_command(cfg: TrainConfig) -> list[str]:
-    """The command line that trains ``cfg`` in a fresh Python process."""
-    code = "import json, sys; from vim_world.train import TrainConfig, train; train(TrainConfig(**json.loads(sys.argv[1])))"
-    return [sys.executable, "-c", code, json.dumps({k: getattr(cfg, k) for k in cfg.__dataclass_fields__})]
+def train_command(cfg: TrainConfig, work: Path, name: str) -> list[str]:
+    """``vim-world train --config FILE`` for ``cfg`` (written to ``work/name.json``), run by this Python."""
+    path = work / f"{name}.json"
+    atomic_write_text(path, json.dumps(asdict(cfg)))
+    return [sys.executable, "-m", "vim_world.cli", "train", "--config", str(path)]
 
 
 def train_all(data: str, work: Path, size: dict[str, Any], speeds: dict[str, dict], device: str) -> dict[str, dict]:
@@ -90,7 +92,7 @@ def train_all(data: str, work: Path, size: dict[str, Any], speeds: dict[str, dic
                           checkpoint_every=max(1, steps // 20), progress=False, **opts)  # fmt: skip
         planned[name] = steps
         log_file = open(work / f"{name}.log", "w")
-        procs[name] = (subprocess.Popen(train_command(cfg), cwd=work, stdout=log_file, stderr=subprocess.STDOUT,
+        procs[name] = (subprocess.Popen(train_command(cfg, work, name), cwd=work, stdout=log_file, stderr=subprocess.STDOUT,
                                         env={**os.environ, "OMP_NUM_THREADS": str(threads)}),
                        log_file, time.perf_counter())  # fmt: skip
         log(f"{name}: training up to {steps} steps")
@@ -161,7 +163,7 @@ def main() -> None:
     results["training"] = train_all(data["train"], work, size, results["speed"], device.type)
     copy_last = TrainConfig(data=data["train"], out=str(work / "copy_last"), model="copy_last", mode="pixels",
                             preset=size["preset"], steps=1, device=device.type, progress=False)  # fmt: skip
-    subprocess.run(train_command(copy_last), cwd=work, check=True)
+    subprocess.run(train_command(copy_last, work, "copy_last"), cwd=work, check=True)
     save()
 
     trained = [name for name in RUNS if results["training"][name]["train_steps"] > 0] + ["copy_last"]

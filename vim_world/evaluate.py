@@ -26,7 +26,7 @@ import torch
 from vim_world.batch import Batch
 from vim_world.data import DatasetError, SequenceLoader, open_dataset, split_shards
 from vim_world.envs import MECHANISM_NAMES
-from vim_world.figures import strip, timeline, to_frames
+from vim_world.figures import decomposition_rows, strip, timeline, to_frames
 from vim_world.files import write_atomically
 from vim_world.imagination import Imagination
 from vim_world.metrics import (
@@ -331,14 +331,7 @@ def _decomposition_strip(model, batch: Batch, cfg: EvalConfig) -> bytes:
     one = batch.slice_batch(0, 1)
     gen = torch.Generator(device=one.obs.device).manual_seed(cfg.seed)
     z = model.predict(one, cfg.context, cfg.horizon, 1, generator=gen).z[0, 0]  # (T, K, D)
-    decoded = model.decode(z)
-    rows = {"composite": to_frames(decoded.obs)}
-    for k in range(z.shape[1]):
-        if decoded.masks is not None:
-            rows[f"slot {k}"] = to_frames(decoded.rgb[:, k] * decoded.masks[:, k, None])
-        else:
-            rows[f"object {k}"] = to_frames(decoded.obs[:, k : k + 1])
-    return strip(rows)
+    return strip(decomposition_rows(model.decode(z)))
 
 
 def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _Scores:
@@ -377,7 +370,7 @@ def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Gener
     c, h = cfg.context, cfg.horizon
     actions = None if batch.actions is None else batch.actions[:, c - 1 : c - 1 + h]
     context_actions = None if batch.actions is None else batch.actions[:, :c]
-    context_states = batch.states[:, :c] if model.config.slot_cues else None
+    context_states = None if batch.states is None else batch.states[:, :c]
     return (
         Imagination(model)
         .rollout(

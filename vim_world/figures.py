@@ -59,6 +59,20 @@ def to_frames(obs: torch.Tensor, res: int = 64, highlight: int | None = None) ->
     return (x.clamp(0, 1).movedim(-3, -1).numpy() * 255).round().astype(np.uint8)
 
 
+def decomposition_rows(decoded, with_masks: bool = False) -> dict[str, np.ndarray]:
+    """Frames of a decoding ``(T, ...)`` by part: the composite, then each slot's alpha-masked
+    rendering (pixels; with ``with_masks`` each slot's mask too) or each object drawn alone
+    (states); ``(T, H, W, 3)`` uint8 per row."""
+    rows = {"composite": to_frames(decoded.obs)}
+    if decoded.masks is None:
+        return rows | {f"object {k}": to_frames(decoded.obs[:, k : k + 1]) for k in range(decoded.obs.shape[1])}
+    slots = range(decoded.masks.shape[1])
+    rows |= {f"slot {k}": to_frames(decoded.rgb[:, k] * decoded.masks[:, k, None]) for k in slots}
+    if with_masks:
+        rows |= {f"mask {k}": to_frames(decoded.masks[:, k, None].expand_as(decoded.rgb[:, k])) for k in slots}
+    return rows
+
+
 def strip(rows: dict[str, np.ndarray], scale: int = 2) -> bytes:
     """A PNG with one labelled row of frames ``(T, H, W, 3)`` per entry."""
     from PIL import Image, ImageDraw

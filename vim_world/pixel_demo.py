@@ -18,7 +18,7 @@ import torch
 from vim_world.checkpoint import load_model
 from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset, uses_actions
 from vim_world.evaluate import EvalConfig, evaluate
-from vim_world.figures import to_frames
+from vim_world.figures import decomposition_rows, to_frames
 from vim_world.report import gif_bytes, image
 from vim_world.sizing import prepare
 from vim_world.train import train
@@ -91,13 +91,8 @@ def films(runs: dict[str, str], data: Path, device: str, scale: int = 3) -> str:
             gen = torch.Generator(device=dev).manual_seed(0)
             predicted = model.predict(batch, CONTEXT, HORIZON, 1, generator=gen)
             panels[name] = np.concatenate([panels["truth"][:CONTEXT], to_frames(predicted.obs[0, 0])])
-            if name == "vim":
-                decoded = model.decode(predicted.z[0, 0])  # (T, K, ...) over the horizon
-                renders = decoded.rgb * decoded.masks[:, :, None]
-                k = range(renders.shape[1])
-                slots = {f"slot {i}": to_frames(renders[:, i]) for i in k}
-                masks = {f"mask {i}": to_frames(decoded.masks[:, i, None].expand_as(renders[:, i])) for i in k}
-                decomposition = {"composite": to_frames(decoded.obs), **slots, **masks}
+            if name == "vim":  # (T, K, ...) over the horizon
+                decomposition = decomposition_rows(model.decode(predicted.z[0, 0]), with_masks=True)
     order = ", ".join(panels)
     slot_order = ", ".join(decomposition)
     return (
