@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from vim_world.envs import STEER_ACTIONS
 
-from vim_world.data import collect
+from vim_world.data import collect, merge
 from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes
 from vim_world.train import TrainConfig, train
@@ -143,6 +143,10 @@ class Budget:
         replan_every: the MPC agent re-plans every this many steps.
         warm_start: the MPC agent starts each search from its previous one, shifted one step.
         model_overrides: VIMConfig fields of the world model on top of the tiny state preset.
+        head_weight_decay: ``TrainConfig.head_weight_decay`` of the world model's training.
+        rounds, round_episodes: data aggregation (as PETS and PlaNet iterate): after training on
+            the random-policy data, ``rounds`` times collect ``round_episodes`` episodes with the
+            MPC agent over the current model (learned heads), add them to the data and retrain.
     """
 
     data_episodes: int
@@ -159,6 +163,20 @@ class Budget:
     replan_every: int = 1
     warm_start: bool = True
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    head_weight_decay: float = 0.0
+    rounds: int = 0
+    round_episodes: int = 32
+
+    @property
+    def real_steps(self) -> int:
+        """Real environment steps the world model's data cost: random-policy episodes and every
+        round's planner episodes, ``episode_len`` steps each."""
+        return (self.data_episodes + self.rounds * self.round_episodes) * self.episode_len
+
+    def mpc_agent(self, model: ImaginationReturns, seed: int = 0) -> MPCAgent:
+        """The budget's MPC agent (CEM planner) over ``model``."""
+        planner = CEM(self.horizon, self.candidates, iterations=self.iterations)
+        return MPCAgent(planner, model, replan_every=self.replan_every, seed=seed, warm_start=self.warm_start)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -201,7 +219,10 @@ def train_world_model(
     b: Budget, out: Path, *, seed: int = 0, device: str = "cpu", progress: bool = False
 ) -> Imagination:
     """Collect the budget's random-policy Steer data in ``out / "steer_data"`` (seeded by ``seed``)
-    and train VIM on it in ``out / "vim_run"`` (tiny state preset + ``b.model_overrides``)."""
+    and train VIM on it in ``out / "vim_run"`` (tiny state preset + ``b.model_overrides``); then
+    ``b.rounds`` rounds of data aggregation: episodes of the MPC agent over the latest model
+    (``out / "steer_data_mpc<r>"``), merged with the data so far (``out / "steer_data_round<r>"``),
+    and a model trained afresh on the union (``out / "vim_run_round<r>"``). Returns the last model."""
     data = collect(
         CONTROL_ENVS[0],
         out / "steer_data",
@@ -212,20 +233,41 @@ def train_world_model(
         env_kwargs={"obs_size": 32},
         overwrite=True,
     )
-    run = train(
-        TrainConfig(
+
+    def fit(data: Path, run_dir: Path) -> Imagination:
+        config = TrainConfig(
             data=str(data),
-            out=str(out / "vim_run"),
+            out=str(run_dir),
             mode="state",
             steps=b.train_steps,
             overrides=b.model_overrides,
+            head_weight_decay=b.head_weight_decay,
+            holdout=0.0,  # every collected step is charged to the agent, so every one is trained on
             seed=seed,
             device=device,
             progress=progress,
             checkpoint_every=b.train_steps,
         )
-    )
-    return Imagination.from_checkpoint(run.out, device=device)
+        return Imagination.from_checkpoint(train(config).out, device=device)
+
+    imagination = fit(data, out / "vim_run")
+    space = gym.spaces.Discrete(len(STEER_ACTIONS))
+    for r in range(1, b.rounds + 1):
+        agent = b.mpc_agent(ImaginationReturns(imagination, space, n_samples=b.samples), seed=seed + r)
+        episodes = collect(
+            CONTROL_ENVS[0],
+            out / f"steer_data_mpc{r}",
+            episodes=b.round_episodes,
+            episode_len=b.episode_len,
+            seed=seed + 1_000_000 * r,  # other worlds than the random-policy data's
+            num_envs=min(64, b.round_episodes),
+            policy=agent,
+            env_kwargs={"obs_size": 32},
+            overwrite=True,
+        )
+        data = merge([data, episodes], out / f"steer_data_round{r}", overwrite=True)
+        imagination = fit(data, out / f"vim_run_round{r}")
+    return imagination
 
 
 def compare_agents(
@@ -248,17 +290,16 @@ def compare_agents(
         clock = now
 
     imagination = train_world_model(b, out, seed=seed, device=device, progress=progress)
-    data_steps = b.data_episodes * b.episode_len
+    data_steps = b.real_steps
     lap("collect and train VIM")
 
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
-    planner = CEM(b.horizon, b.candidates, iterations=b.iterations)
 
     def mpc(num_objects: int, reward_fn: Callable | None = None) -> MPCAgent:
         model = ImaginationReturns(
             imagination.for_num_objects(num_objects), space, n_samples=b.samples, reward_fn=reward_fn
         )
-        return MPCAgent(planner, model, replan_every=b.replan_every, seed=seed, warm_start=b.warm_start)
+        return b.mpc_agent(model, seed=seed)
 
     ppo_imagined = train_ppo_imagined(
         imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps, n_envs=b.ppo_envs, seed=seed

@@ -5,6 +5,11 @@ Usage::
     python benchmarks/sample_efficiency.py --out out/sample_efficiency            # small budget
     python benchmarks/sample_efficiency.py --budget tiny --ppo-steps 2048 4096 --seeds 0 --episodes 16
     python benchmarks/sample_efficiency.py --reuse-model --stages imagined   # on an earlier run's VIM
+    python benchmarks/sample_efficiency.py --stages ppo --out out/ppo          # PPO alone, no VIM
+    python benchmarks/sample_efficiency.py --crossing out/ppo/results.json out/se/results.json
+
+Every row keeps its per-episode successes, so ``--crossing PPO_RESULTS MPC_RESULTS`` places the
+crossing of a PPO sweep against an MPC run measured separately (on the same evaluation seeds).
 
 Stages, each printed as it completes and saved to ``<out>/results.json`` (rewritten atomically
 after every row, so an interrupted run keeps what it measured):
@@ -33,7 +38,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from vim_world.agents import CEM, ImaginationReturns, MPCAgent
+from vim_world.agents import ImaginationReturns
 from vim_world.agents.baselines import train_ppo_imagined, train_ppo_real
 from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes, train_world_model
 from vim_world.envs import STEER_ACTIONS
@@ -135,7 +140,7 @@ def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
     )
     im = train_world_model(b, out, seed=0, device="cpu", progress=True)
     results["model"] = {
-        "real_steps": b.data_episodes * b.episode_len,
+        "real_steps": b.real_steps,
         "train_steps": b.train_steps,
         "held_out": head_errors(im, held_out),
     }
@@ -154,7 +159,7 @@ def main() -> None:
         nargs="+",
         default=["mpc", "imagined", "ppo"],
         choices=["mpc", "imagined", "ppo"],
-        help="stages after the world model (ppo needs mpc)",
+        help="stages after the world model (the crossing needs mpc; ppo alone trains no world model)",
     )
     parser.add_argument(
         "--reuse-model",
@@ -162,18 +167,38 @@ def main() -> None:
         help="use the VIM of an earlier run in <out>/vim_run instead of training one",
     )
     parser.add_argument("--iterations", type=int, default=None, help="CEM iterations (default: the budget's)")
+    parser.add_argument(
+        "--crossing",
+        nargs=2,
+        metavar=("PPO_RESULTS", "MPC_RESULTS"),
+        help="only place the crossing of an earlier PPO sweep against an earlier MPC run (results.json files)",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="data-aggregation rounds (default: the budget's)")
     args = parser.parse_args()
+    if args.crossing:
+        ppo, mpc = (json.loads(Path(f).read_text()) for f in args.crossing)
+        out = Path(args.crossing[0]).parent
+        results = {"ppo": ppo["ppo"], "mpc": mpc["mpc"], "model": mpc["model"], "sources": args.crossing}
+        place_crossing(results, np.asarray(mpc["mpc"][CONTROL_ENVS[0]]["successes"], bool))
+        print("crossing", json.dumps(results["crossing"]), flush=True)
+        save(results, out / "crossing.json")
+        plot(results, out / "sample_efficiency.png")
+        return
     b = BUDGETS[args.budget]
     if args.iterations is not None:
         b = replace(b, iterations=args.iterations)
+    if args.rounds is not None:
+        b = replace(b, rounds=args.rounds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("results.json" if not args.reuse_model else f"results_{'_'.join(args.stages)}.json")
     results: dict[str, Any] = {"args": vars(args), "seconds": {}}
     clock = time.perf_counter()
-    if args.reuse_model:
-        im = Imagination.from_checkpoint(out / "vim_run", device="cpu")
-        results["model"] = {"real_steps": b.data_episodes * b.episode_len, "train_steps": b.train_steps}
+    if args.stages == ["ppo"]:
+        im = None
+    elif args.reuse_model:
+        im = Imagination.from_checkpoint(out / (f"vim_run_round{b.rounds}" if b.rounds else "vim_run"), device="cpu")
+        results["model"] = {"real_steps": b.real_steps, "train_steps": b.train_steps}
     else:
         im = world_model(b, out, results)
         results["seconds"]["model"] = round(time.perf_counter() - clock, 1)
@@ -188,12 +213,14 @@ def main() -> None:
             clock = time.perf_counter()
             k = gym.spec(env_id).kwargs["num_objects"] + 2
             model = ImaginationReturns(im.for_num_objects(k), space, n_samples=b.samples)
-            agent = MPCAgent(
-                CEM(b.horizon, b.candidates, iterations=b.iterations), model, seed=0, warm_start=b.warm_start
-            )
+            agent = b.mpc_agent(model, seed=0)
             stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
             outcomes_mpc = stats.successes if outcomes_mpc is None else outcomes_mpc
-            results["mpc"][env_id] = {**stats.summary(), "seconds": round(time.perf_counter() - clock, 1)}
+            results["mpc"][env_id] = {
+                **stats.summary(),
+                "seconds": round(time.perf_counter() - clock, 1),
+                "successes": stats.successes.astype(int).tolist(),
+            }
             print("MPC (learned heads)", env_id, json.dumps(results["mpc"][env_id]), flush=True)
             save(results, path)
     if "imagined" in args.stages:
@@ -213,44 +240,55 @@ def main() -> None:
             print("PPO in imagination (learned heads)", env_id, json.dumps(results["imagined"][env_id]), flush=True)
         results["seconds"]["imagined"] = round(time.perf_counter() - clock, 1)
         save(results, path)
-    if "ppo" not in args.stages or outcomes_mpc is None:
+    if "ppo" not in args.stages:
         return
 
     results["ppo"] = []
-    outcomes = np.zeros((len(args.ppo_steps), len(args.seeds), args.episodes), bool)
-    for i, steps in enumerate(sorted(args.ppo_steps)):
-        for j, seed in enumerate(args.seeds):
+    for steps in sorted(args.ppo_steps):
+        for seed in args.seeds:
             clock = time.perf_counter()
             agent = train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed)
             stats = run_episodes(agent, CONTROL_ENVS[0], args.episodes, seed=100_000)
-            outcomes[i, j] = stats.successes
             row = {
                 "steps": steps,
                 "seed": seed,
                 "real_steps": agent.real_steps,
                 **stats.summary(),
                 "seconds": round(time.perf_counter() - clock, 1),
+                "successes": stats.successes.astype(int).tolist(),
             }
             results["ppo"].append(row)
             print("PPO (real env)", json.dumps(row), flush=True)
             save(results, path)
-        done = sorted(args.ppo_steps)[: i + 1]
-        target = results["mpc"][CONTROL_ENVS[0]]["success_rate"]
-        point = crossing(done, outcomes[: i + 1].mean((1, 2)), target)
-        low, high, never = crossing_interval(done, outcomes[: i + 1], outcomes_mpc)
-        mpc_steps = results["model"]["real_steps"]
-        results["crossing"] = {
-            "target_success": target,
-            "ppo_steps": point,
-            "ci": [low, high],
-            "never_share": never,
-            "budgets": done,
-            "ratio": None if point is None else point / mpc_steps,
-            "ratio_ci": [None if low is None else low / mpc_steps, None if high is None else high / mpc_steps],
-        }
-        print("crossing", json.dumps(results["crossing"]), flush=True)
-        save(results, path)
-        plot(results, out / "sample_efficiency.png")
+        if outcomes_mpc is not None:
+            place_crossing(results, outcomes_mpc)
+            print("crossing", json.dumps(results["crossing"]), flush=True)
+            save(results, path)
+            plot(results, out / "sample_efficiency.png")
+
+
+def place_crossing(results: dict[str, Any], outcomes_mpc: np.ndarray) -> None:
+    """``results["crossing"]``: where the mean PPO success over seeds (budgets whose every seed is
+    in ``results["ppo"]``) first reaches MPC's, with its bootstrap interval and the ratio to the
+    real steps MPC's model was trained on. ``outcomes_mpc``: bool ``(episodes,)``."""
+    ppo = results["ppo"]
+    seeds = sorted({r["seed"] for r in ppo})
+    done = sorted(b for b in {r["steps"] for r in ppo} if sum(r["steps"] == b for r in ppo) == len(seeds))
+    rows = {(r["steps"], r["seed"]): r["successes"] for r in ppo}
+    outcomes = np.array([[rows[b, s] for s in seeds] for b in done], bool)
+    target = float(outcomes_mpc.mean())
+    point = crossing(done, outcomes.mean((1, 2)), target)
+    low, high, never = crossing_interval(done, outcomes, outcomes_mpc)
+    mpc_steps = results["model"]["real_steps"]
+    results["crossing"] = {
+        "target_success": target,
+        "ppo_steps": point,
+        "ci": [low, high],
+        "never_share": never,
+        "budgets": done,
+        "ratio": None if point is None else point / mpc_steps,
+        "ratio_ci": [None if low is None else low / mpc_steps, None if high is None else high / mpc_steps],
+    }
 
 
 if __name__ == "__main__":

@@ -141,8 +141,14 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
         iterations=1,
         ppo_envs=1,
         replan_every=3,
+        head_weight_decay=0.5,
+        rounds=1,  # one round of data aggregation: 2 MPC episodes added to the 8 random ones
+        round_episodes=2,
     )
     result = compare_agents(tmp_path, budget)
+    merged = json.loads((tmp_path / "steer_data_round1" / "meta.json").read_text())
+    assert merged["episodes"] == 10 and merged["policy"] == "random+MPCAgent"
+    assert json.loads((tmp_path / "vim_run_round1" / "train_config.json").read_text())["data"].endswith("round1")
     agents = {"random", "MPC-CEM (VIM)", "MPC-CEM (VIM, task reward)", "PPO in imagination (VIM)", "PPO (real env)"}
     assert {(r["agent"], r["env"]) for r in result.rows} == {
         (a, e) for a in agents for e in ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
@@ -150,7 +156,7 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
     saved = json.loads(result.json_path.read_text())
     assert saved["rows"] == result.rows
     assert set(saved["steps_ratio"]["VimWorld/SteerHeldout-v0"]) == agents - {"random", "PPO (real env)"}
-    assert all(r["real_steps"] == 96 for r in result.rows if "VIM" in r["agent"])
+    assert all(r["real_steps"] == 120 for r in result.rows if "VIM" in r["agent"])  # (8 + 2) episodes x 12 steps
     assert result.plot_path.is_file() and result.markdown_path.read_text().startswith("| env |")
     # one GIF per (agent, env): the first evaluation episode, frame by frame
     assert len(result.episode_gifs) == len(result.rows)

@@ -17,7 +17,7 @@ from vim_world.checkpoint import (
 from vim_world.data import collect
 from vim_world.model.config import tiny_state
 from vim_world.model.vim import VIM
-from vim_world.train import TrainConfig, TrainingDiverged, learning_rate, train
+from vim_world.train import TrainConfig, TrainingDiverged, learning_rate, make_optimizer, train
 
 
 def _model(**kw) -> VIM:
@@ -135,8 +135,25 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, mo
         dict(holdout=1.0),
         dict(revive_every=-1),
         dict(warmup_steps=-1),
+        dict(head_weight_decay=-1.0),
     ],
 )
 def test_bad_train_options_name_the_value(bad, tmp_path):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrainConfig(**{"data": str(tmp_path), "out": str(tmp_path), **bad})
+
+
+def test_head_weight_decay_applies_to_the_task_heads_only():
+    """With a decay, AdamW gets two groups: the heads' parameters with it, the rest without; without
+    one (or without heads) it is plain Adam over everything, as checkpoints before the option had."""
+    heads = _model(reward_head=True, action_dim=5)
+    params = list(heads.parameters())
+    cfg = TrainConfig(data=".", out=".", head_weight_decay=0.5)
+    opt = make_optimizer(heads, params, cfg)
+    assert isinstance(opt, torch.optim.AdamW) and [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.5]
+    assert {id(p) for p in opt.param_groups[1]["params"]} == {id(p) for p in heads.task_heads.parameters()}
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(params)
+    plain = make_optimizer(heads, params, TrainConfig(data=".", out="."))
+    assert type(plain) is torch.optim.Adam and len(plain.param_groups) == 1
+    no_heads = _model()
+    assert type(make_optimizer(no_heads, list(no_heads.parameters()), cfg)) is torch.optim.Adam

@@ -10,7 +10,7 @@ import torch
 from vim_world.envs import STATE_FEATURES
 
 import vim_world  # noqa: F401  (registers the envs)
-from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset, split_shards
+from vim_world.data import DatasetError, SequenceLoader, collect, merge, open_dataset, split_shards
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,53 @@ def test_training_windows_never_cross_an_episode_end(tmp_path):
         # inside one episode the agent moves at most one drift step (0.03) per step: no reset jumps
         agent = b.states[:, :, 1, :2]
         assert (agent[:, 1:] - agent[:, :-1]).norm(dim=-1).max() <= 0.031
+
+
+class Always:
+    """An agent policy: action ``a`` in every world."""
+
+    def __init__(self, a: int) -> None:
+        self.a, self.resets = a, 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def act(self, states: np.ndarray) -> np.ndarray:
+        assert states.ndim == 3 and states.shape[-1] == len(STATE_FEATURES)  # (N, K, S) state observations
+        return np.full(len(states), self.a)
+
+
+def test_an_agent_collects_and_merge_keeps_every_episode(tmp_path):
+    opts = dict(episode_len=5, env_kwargs={"obs_size": 32})
+    random = collect("VimWorld/Steer-v0", tmp_path / "r", episodes=4, num_envs=4, seed=0, **opts)
+    agent = Always(3)
+    planned = collect("VimWorld/Steer-v0", tmp_path / "a", episodes=3, num_envs=2, seed=9, policy=agent, **opts)
+    assert agent.resets == 2  # once per shard
+    shard = open_dataset(planned).load_shard(0)
+    assert open_dataset(planned).meta["policy"] == "Always" and np.all(shard["actions"].argmax(-1) == 3)
+
+    merged = merge([random, planned], tmp_path / "m")
+    ds = open_dataset(merged)  # verifies every file against its hash
+    assert ds.meta["episodes"] == 7 and ds.meta["policy"] == "random+Always"
+    assert [s["path"] for s in ds.meta["sources"]] == [str(random), str(planned)]
+    sources = [open_dataset(random).load_shard(0)] + [open_dataset(planned).load_shard(i) for i in range(2)]
+    for i, source in enumerate(sources):
+        for name, array in source.items():
+            np.testing.assert_array_equal(ds.load_shard(i)[name], array)
+    with pytest.raises(FileExistsError, match="exists"):
+        merge([random, planned], tmp_path / "m")
+
+
+def test_merge_and_agent_collection_reject_what_does_not_fit(tmp_path, small):
+    steer = collect(
+        "VimWorld/Steer-v0", tmp_path / "s", episodes=2, episode_len=8, num_envs=2, env_kwargs={"obs_size": 32}
+    )
+    with pytest.raises(ValueError, match="env_id is 'VimWorld/Steer-v0', expected 'VimWorld/Passive-v0'"):
+        merge([small, steer], tmp_path / "x")
+    with pytest.raises(ValueError, match="non-empty list"):
+        merge([], tmp_path / "x")
+    with pytest.raises(ValueError, match="workers must be 1, got 2"):
+        collect("VimWorld/Steer-v0", tmp_path / "x", episodes=2, episode_len=2, policy=Always(0), workers=2)
+    with pytest.raises(TypeError, match="act\\(\\) and reset\\(\\)"):
+        collect("VimWorld/Steer-v0", tmp_path / "x", episodes=2, episode_len=2, policy=42)
+    assert not (tmp_path / "x").exists()

@@ -7,7 +7,7 @@ import torch
 
 from vim_world.batch import Batch
 from vim_world.model import VIM, preset
-from vim_world.model.heads import RelationHead, SumHead
+from vim_world.model.heads import RelationHead, SumHead, _pair_mean
 
 
 def pair_scene(n: int, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,6 +53,25 @@ def test_relation_head_ignores_slot_order_and_accepts_any_k():
     eps = torch.finfo(torch.float32).eps
     assert torch.allclose(head(z, a), head(z[:, perm], a), atol=100 * eps)
     assert head(torch.randn(6, 7, 5, generator=gen), a).shape == head(z[:, :1], a).shape == (6, 1)
+
+
+def test_chunked_pair_pooling_equals_the_one_shot_expression(monkeypatch):
+    """Without gradients the pairs are pooled a chunk of states at a time (cache-sized); the
+    result equals the one-shot ``relu(left_i + right_j).mean`` up to float rounding, at chunk
+    boundaries that do not divide N too, and the head's output with and without grad agrees."""
+    import vim_world.model.heads as heads
+
+    gen = torch.Generator().manual_seed(2)
+    left, right = torch.randn(37, 5, 8, generator=gen), torch.randn(37, 5, 8, generator=gen)
+    one_shot = (left[:, :, None] + right[:, None, :]).relu().mean((1, 2))
+    monkeypatch.setattr(heads, "PAIR_CHUNK_BYTES", 5 * 5 * 8 * 4 * 6)  # 6 states per chunk
+    eps = torch.finfo(torch.float32).eps
+    torch.testing.assert_close(_pair_mean(left, right), one_shot, atol=100 * eps, rtol=100 * eps)
+    head = RelationHead(5, 3, 8)
+    z, a = torch.randn(37, 5, 5, generator=gen), torch.randn(37, 3, generator=gen)
+    with torch.no_grad():
+        fast = head(z, a)
+    torch.testing.assert_close(fast, head(z, a), atol=100 * eps, rtol=100 * eps)
 
 
 def test_vim_trains_reward_and_termination_heads_from_the_batch():

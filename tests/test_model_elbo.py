@@ -17,6 +17,7 @@ from vim_world.model.distributions import (
     gaussian_log_prob,
     gumbel_softmax_st,
     kl_weight,
+    sample_categorical,
     selection_temperature,
 )
 from vim_world.model.vim import VIM
@@ -312,3 +313,16 @@ def test_gumbel_softmax_samples_follow_the_softmax():
     hard = gumbel_softmax_st(logits, tau=0.7, generator=torch.Generator().manual_seed(0))
     assert torch.equal(hard.sum(-1), torch.ones(20_000)) and set(hard.unique().tolist()) == {0.0, 1.0}
     torch.testing.assert_close(hard.mean(0), torch.tensor([0.1, 0.3, 0.6]), atol=0.015, rtol=0)
+
+
+def test_categorical_samples_follow_the_probabilities_and_skip_zero_ones():
+    """40 000 draws per row: frequencies within 5 binomial standard errors (< 0.0125) of the
+    probabilities; zero-probability indices (first, middle, last) never drawn; weights need not sum to 1."""
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8], [0.5, 0.0, 0.5, 0.0], [1.0, 2.0, 3.0, 4.0]])
+    draws = sample_categorical(probs.expand(40_000, 3, 4), torch.Generator().manual_seed(0))
+    assert draws.shape == (40_000, 3) and draws.dtype == torch.int64
+    freq = torch.nn.functional.one_hot(draws, 4).float().mean(0)
+    torch.testing.assert_close(freq, probs / probs.sum(-1, keepdim=True), atol=0.0125, rtol=0)
+    assert (freq[probs == 0] == 0).all()
+    again = sample_categorical(probs.expand(40_000, 3, 4), torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)

@@ -12,11 +12,11 @@ import json
 import multiprocessing
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -94,6 +94,14 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+class Agent(Protocol):
+    """What :func:`collect` needs of an agent policy."""
+
+    def reset(self) -> None: ...
+
+    def act(self, observations: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class _CollectJob:
     """What every shard of one collection shares (sent to the worker processes)."""
@@ -101,7 +109,7 @@ class _CollectJob:
     env_id: str
     env_kwargs: dict[str, Any]
     num_envs: int
-    policy: str | None
+    policy: str | Agent | None
     seed: int
     episodes: int
     episode_len: int
@@ -169,7 +177,7 @@ def collect(
     episode_len: int,
     seed: int = 0,
     num_envs: int = 64,
-    policy: str | None = None,
+    policy: str | Agent | None = None,
     masks: bool = False,
     overwrite: bool = False,
     env_kwargs: dict[str, Any] | None = None,
@@ -185,7 +193,11 @@ def collect(
     depend on ``workers``.
 
     Args:
-        policy: ``"noop"`` (default for passive envs) or ``"random"`` (default for control tasks).
+        policy: ``"noop"`` (default for passive envs), ``"random"`` (default for control tasks),
+            or an agent (``act(states (N, K, S)) -> actions (N, ...)`` and ``reset()``, e.g.
+            :class:`~vim_world.agents.MPCAgent`): it acts in each shard's ``num_envs`` worlds at
+            once, is reset before every shard, and is recorded in ``meta.json`` by class name.
+            Agents run in this process (``workers=1``).
         workers: processes that roll out shards (one shard per task).
     Returns: the data set's path.
     Raises: ValueError naming a bad argument; FileExistsError when ``path`` exists and
@@ -203,8 +215,13 @@ def collect(
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if env_id not in vim_world.envs.env_ids():
         raise ValueError(f"env_id must be a vim_world env, one of {vim_world.envs.env_ids()}, got {env_id!r}")
-    if policy not in (None, "noop", "random"):
-        raise ValueError(f"unknown collection policy {policy!r}; expected 'noop' or 'random'")
+    if isinstance(policy, str) or policy is None:
+        if policy not in (None, "noop", "random"):
+            raise ValueError(f"unknown collection policy {policy!r}; expected 'noop', 'random' or an agent")
+    elif not (callable(getattr(policy, "act", None)) and callable(getattr(policy, "reset", None))):
+        raise TypeError(f"policy must be 'noop', 'random' or an agent with act() and reset(), got {policy!r}")
+    elif workers != 1:
+        raise ValueError(f"an agent policy acts in this process: workers must be 1, got {workers!r}")
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise TypeError(f"env_kwargs must be a dict of env options, got {env_kwargs!r}")
     if path.exists() and not overwrite:
@@ -237,7 +254,7 @@ def collect(
                 "env_kwargs": kwargs,
                 "seed": int(seed),
                 "num_envs": int(num_envs),
-                "policy": writer.policy,
+                "policy": writer.policy if isinstance(writer.policy, str) else type(writer.policy).__name__,
                 "episodes": int(episodes),
                 "episode_len": int(episode_len),
                 "action_space": repr(writer.space),
@@ -257,7 +274,7 @@ def collect(
 def _rollout(
     env: gym.vector.VectorEnv,
     space: spaces.Space,
-    policy: str,
+    policy: str | Agent,
     seed: int,
     rng: np.random.Generator,
     length: int,
@@ -268,8 +285,13 @@ def _rollout(
     keys = ["pixels", "states", "mechanism", "actions", "rewards", "valid"] + (["masks"] if masks else [])
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     alive = np.ones(env.num_envs, bool)
+    if not isinstance(policy, str):
+        policy.reset()
     for _ in range(length):
-        action = _policy_actions(space, policy, rng, env.num_envs)
+        if isinstance(policy, str):
+            action = _policy_actions(space, policy, rng, env.num_envs)
+        else:
+            action = np.asarray(policy.act(obs["state"] if isinstance(obs, dict) else obs))
         if isinstance(obs, dict):
             out["pixels"].append(obs["pixels"])
         out["states"].append(obs["state"] if isinstance(obs, dict) else obs)
@@ -282,3 +304,66 @@ def _rollout(
         out["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
         alive &= ~(terminated | truncated)
     return {k: np.stack(v, 1) for k, v in out.items() if v}
+
+
+MERGE_KEYS = ("env_id", "env_kwargs", "episode_len", "action_space", "action_dim")
+"""``meta.json`` entries that data sets must share to be merged."""
+
+
+def merge(sources: Sequence[str | Path], path: str | Path, *, overwrite: bool = False) -> Path:
+    """One data set holding every episode of ``sources``, in order: e.g. random-policy data and
+    the episodes a planner collected later with the model trained on it (data aggregation, as
+    PETS and PlaNet iterate).
+
+    Each source is opened (and verified) first; they must share :data:`MERGE_KEYS` and the same
+    arrays (frames and masks in all or none). Shard files are copied and keep their recorded
+    SHA-256; ``meta.json`` takes the first source's entries, the total ``episodes``, the distinct
+    policies joined by ``+``, and a ``sources`` list (path, seed, policy, episodes of each).
+
+    Raises: ValueError naming the first entry that differs, or a bad argument; FileExistsError
+        when ``path`` exists and ``overwrite`` is False.
+    """
+    from vim_world.loading import open_dataset
+
+    path = Path(path)
+    if isinstance(sources, (str, Path)) or len(sources) < 1:
+        raise ValueError(f"sources must be a non-empty list of data set paths, got {sources!r}")
+    metas = [open_dataset(src).meta for src in sources]
+    first = metas[0]
+    for src, meta in zip(sources[1:], metas[1:]):
+        for key in MERGE_KEYS:
+            if meta.get(key) != first.get(key):
+                raise ValueError(
+                    f"cannot merge {str(src)!r} into {str(sources[0])!r}: {key} is {meta.get(key)!r}, "
+                    f"expected {first.get(key)!r}"
+                )
+        if set(meta["shards"][0]["sha256"]) != set(first["shards"][0]["sha256"]):
+            raise ValueError(
+                f"cannot merge {str(src)!r} into {str(sources[0])!r}: arrays {sorted(meta['shards'][0]['sha256'])}, "
+                f"expected {sorted(first['shards'][0]['sha256'])}"
+            )
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"data set {str(path)!r} exists; pass overwrite=True to replace it")
+    check_replaceable(path, is_dataset, "vim_world data set (no meta.json written by vim_world)")
+    with staged_directory(path, f".{path.name}.") as tmp:
+        shards = []
+        for src, meta in zip(sources, metas):
+            for shard in meta["shards"]:
+                name = f"shard_{len(shards):05d}"
+                shutil.copytree(Path(src) / shard["name"], tmp / name)
+                shards.append({**shard, "name": name})
+        merged = {
+            **first,
+            "episodes": sum(int(m["episodes"]) for m in metas),
+            "policy": "+".join(dict.fromkeys(m["policy"] for m in metas)),
+            "sources": [
+                {"path": str(src), "seed": m.get("seed"), "policy": m["policy"], "episodes": m["episodes"]}
+                for src, m in zip(sources, metas)
+            ],
+            "shards": shards,
+        }
+        with open(tmp / "meta.json", "w") as f:
+            json.dump(merged, f, indent=1, default=list)
+            f.flush()
+            os.fsync(f.fileno())
+    return path

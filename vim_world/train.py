@@ -84,6 +84,29 @@ class TrainResult:
     resumed_from: int
 
 
+def make_optimizer(
+    model: torch.nn.Module, params: list[torch.nn.Parameter], cfg: TrainConfig
+) -> torch.optim.Optimizer | None:
+    """Adam over ``params`` (None when there are none); with ``cfg.head_weight_decay`` and task
+    heads, AdamW with that decay on the heads' parameters and none elsewhere.
+
+    The heads are read-outs trained on few transitions (a random-policy Steer data set of 1,920
+    steps): without decay they fit their training rewards to an MSE of 3e-4 and reach 0.019 on
+    held-out data (reward variance 0.040); a decay of 1.0 holds them at 0.012 (docs/planning.md).
+    """
+    if not params:
+        return None
+    heads = getattr(model, "task_heads", None)
+    if cfg.head_weight_decay == 0 or heads is None:
+        return torch.optim.Adam(params, lr=cfg.lr)
+    in_heads = {id(p) for p in heads.parameters()}
+    groups = [
+        {"params": [p for p in params if id(p) not in in_heads], "weight_decay": 0.0},
+        {"params": [p for p in params if id(p) in in_heads], "weight_decay": cfg.head_weight_decay},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """The learning rate of optimisation step ``step`` (0-based): ``lr`` after a linear warm-up
     over ``warmup_steps`` steps, as slot-attention models train. A pure function of the step, so a
@@ -179,7 +202,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
         shard_indices=train_shards,
         device=device,
     )
-    optimizer = torch.optim.Adam(params, lr=cfg.lr) if params else None
+    optimizer = make_optimizer(model, params, cfg)
 
     start = 0
     if ck is not None:
@@ -225,7 +248,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            for group in optimizer.param_groups:  # the heads' group (if any) apart: see make_optimizer
+                torch.nn.utils.clip_grad_norm_(group["params"], cfg.grad_clip)
             for group in optimizer.param_groups:  # the schedule; --lr may change on resume (allow_changed)
                 group["lr"] = learning_rate(cfg, step)
             optimizer.step()

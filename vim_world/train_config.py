@@ -59,6 +59,9 @@ class TrainConfig:
         0, "linear learning-rate warm-up from lr / warmup_steps to lr over this many steps (0: off)"
     )
     grad_clip: float = _opt(10.0, "gradient-norm clipping threshold")
+    head_weight_decay: float = _opt(
+        0.0, "decoupled (AdamW) weight decay on the reward and termination heads only (0: plain Adam everywhere)"
+    )
     seed: int = _opt(0, "seed of batches, noise and initialisation")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)")
     amp: bool = _opt(True, "bf16 autocast on CUDA")
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ValueError(
                 f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}"
             )
+        if not (self.head_weight_decay >= 0 and math.isfinite(self.head_weight_decay)):
+            raise ValueError(f"head_weight_decay must be a finite number >= 0 (0: off), got {self.head_weight_decay!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0 (0: off), got {self.warmup_steps!r}")
         if self.revive_every < 0:

@@ -78,5 +78,30 @@ class RelationHead(nn.Module):
     def forward(self, z: Tensor, action: Tensor | None) -> Tensor:
         """``z (N, K, D)``, ``action (N, A)`` or None -> ``(N, out_dim)``."""
         z = self.norm(z)
-        pre = self.first(_with_action(z, action))[:, :, None] + self.second(z)[:, None, :]  # (N, K, K, H)
-        return self.out(pre.relu().mean((1, 2)))
+        left, right = self.first(_with_action(z, action)), self.second(z)  # (N, K, H) each
+        if torch.is_grad_enabled() and (left.requires_grad or right.requires_grad):
+            pooled = (left[:, :, None] + right[:, None, :]).relu().mean((1, 2))
+        else:
+            pooled = _pair_mean(left, right)
+        return self.out(pooled)
+
+
+PAIR_CHUNK_BYTES = 1 << 20
+"""Bytes of pair features :func:`_pair_mean` holds at once (1 MiB, about a core's L2 cache)."""
+
+
+def _pair_mean(left: Tensor, right: Tensor) -> Tensor:
+    """``mean_{i, j} relu(left_i + right_j)`` without gradients: ``(N, K, H)`` twice -> ``(N, H)``.
+
+    The ``(N, K, K, H)`` pair features are built a chunk of states at a time and rectified in
+    place, so they stay in cache and no large buffer is allocated: 2x faster than the one-shot
+    expression on one CPU thread at N = 4000, K = 4, H = 64 (``benchmarks/planning_speed.py``), and
+    equal to it up to float rounding of the mean (tested).
+    """
+    n, k, h = left.shape
+    rows = max(1, PAIR_CHUNK_BYTES // (k * k * h * left.element_size()))
+    out = left.new_empty(n, h)
+    for start in range(0, n, rows):
+        pairs = left[start : start + rows, :, None] + right[start : start + rows, None, :]
+        torch.mean(pairs.relu_(), (1, 2), out=out[start : start + rows])
+    return out
