@@ -6,7 +6,6 @@ Every agent here (and :class:`~vim_world.agents.mpc.MPCAgent`) has ``act(observa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -15,9 +14,11 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
 
 from vim_world.imagination import Imagination
-from vim_world.imagined_env import ImaginedEnv
+from vim_world.imagined_env import ImaginedVectorEnv
+from vim_world.sb3 import as_sb3_vec_env
 
 
 class RandomAgent:
@@ -79,8 +80,7 @@ class _ProgressBar(BaseCallback):
         self.bar.close()
 
 
-def _train(make_env: Callable[[], gym.Env], steps: int, n_envs: int, seed: int, ppo_kwargs: dict[str, Any]) -> PPO:
-    venv = make_vec_env(make_env, n_envs=n_envs, seed=seed)
+def _train(venv: VecEnv, steps: int, seed: int, ppo_kwargs: dict[str, Any]) -> PPO:
     options = {"n_steps": 256, "batch_size": 256, "learning_rate": 3e-4, "verbose": 0, **ppo_kwargs}
     model = PPO("MlpPolicy", venv, seed=seed, device="cpu", **options)
     model.learn(total_timesteps=steps, callback=_ProgressBar(steps, "PPO"))
@@ -99,7 +99,7 @@ def train_ppo_real(
 ) -> PPOAgent:
     """PPO on the real env (state observations) for about ``steps`` real steps."""
     kwargs = {"obs_mode": "state", **(env_kwargs or {})}
-    model = _train(lambda: gym.make(env_id, **kwargs), steps, n_envs, seed, ppo_kwargs)
+    model = _train(make_vec_env(lambda: gym.make(env_id, **kwargs), n_envs=n_envs, seed=seed), steps, seed, ppo_kwargs)
     return PPOAgent(model, real_steps=int(model.num_timesteps))
 
 
@@ -114,11 +114,13 @@ def train_ppo_imagined(
     env_kwargs: dict[str, Any] | None = None,
     **ppo_kwargs: Any,
 ) -> PPOAgent:
-    """PPO inside :class:`~vim_world.imagined_env.ImaginedEnv` for ``steps`` imagined steps.
+    """PPO inside :class:`~vim_world.imagined_env.ImaginedVectorEnv` for ``steps`` imagined steps:
+    the ``n_envs`` imagined episodes advance in one batched model call per step (SB3 drives them
+    through :func:`~vim_world.sb3.as_sb3_vec_env`), episodes start from encoded real resets and
+    end by the learned termination head or the real task's time limit.
 
     ``real_steps`` is what the model's training data cost (imagined steps cost none).
     """
-    model = _train(
-        lambda: ImaginedEnv(imagination, env_id, env_kwargs=env_kwargs, seed=seed), steps, n_envs, seed, ppo_kwargs
-    )
+    venv = as_sb3_vec_env(ImaginedVectorEnv(imagination, env_id, n_envs, env_kwargs=env_kwargs, seed=seed))
+    model = _train(venv, steps, seed, ppo_kwargs)  # PPO seeds the env: reset(seed) on its first reset
     return PPOAgent(model, real_steps=real_steps)

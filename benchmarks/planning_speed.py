@@ -5,6 +5,8 @@ Usage::
     python benchmarks/planning_speed.py                      # default-state preset, 500 x 8 x 12
     python benchmarks/planning_speed.py --preset tiny-state --candidates 200 --samples 4 --horizon 10
     python benchmarks/planning_speed.py --threads 1          # one CPU thread
+    python benchmarks/planning_speed.py --threads 1 --preset tiny-state \
+        --overrides '{"state_encoder": "identity", "latent_dim": 13, "module_layers": 0}'  # the budgets' model
 
 Imagination throughput is imagined object-steps per second of :meth:`Imagination.rollout`
 (``B * C * N * T * K`` per call, rewards included, no decoding) next to the same rollout through
@@ -18,6 +20,7 @@ distribution shifted by one step).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 
@@ -81,7 +84,12 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
 def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     torch.manual_seed(0)
     cfg = preset(
-        args.preset, num_slots=4, state_dim=len(STATE_FEATURES), action_dim=len(STEER_ACTIONS), reward_head=True
+        args.preset,
+        num_slots=4,
+        state_dim=len(STATE_FEATURES),
+        action_dim=len(STEER_ACTIONS),
+        reward_head=True,
+        **json.loads(args.overrides),
     )
     im = Imagination(VIM(cfg).to(device).eval())
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
@@ -149,11 +157,16 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument(
+        "--overrides",
+        default="{}",
+        help='JSON VIMConfig overrides, e.g. the planning budgets\' model: \'{"state_encoder": "identity", "latent_dim": 13, "module_layers": 0}\'',
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"preset {args.preset}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
+    print(f"preset {args.preset} {args.overrides}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
     print("| device | what | throughput | time per call |")
     print("|---|---|---:|---:|")
     for device in devices:

@@ -97,6 +97,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ppo = results["ppo"]
@@ -116,7 +117,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
         markersize=12,
         label="MPC-CEM over VIM (learned heads)",
     )
+    crossing = results.get("crossing", {})
+    if crossing.get("ppo_steps"):
+        ax.axvline(crossing["ppo_steps"], color="red", linestyle=":", label="PPO reaches MPC's success")
+        ax.axvspan(*crossing["ci"], color="red", alpha=0.1)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("real environment steps")
     ax.set_ylabel("success rate on Steer-v0")
     ax.legend(fontsize=7)
@@ -230,7 +236,7 @@ def main() -> None:
             CONTROL_ENVS[0],
             b.ppo_imagined_steps,
             real_steps=results["model"]["real_steps"],
-            n_envs=b.ppo_envs,
+            n_envs=b.ppo_imagined_envs,
             seed=0,
         )
         results["imagined"] = {}

@@ -140,6 +140,7 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
         horizon=3,
         iterations=1,
         ppo_envs=1,
+        ppo_imagined_envs=1,
         replan_every=3,
         head_weight_decay=0.5,
         rounds=1,  # one round of data aggregation: 2 MPC episodes added to the 8 random ones

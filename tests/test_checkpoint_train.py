@@ -143,17 +143,15 @@ def test_bad_train_options_name_the_value(bad, tmp_path):
         TrainConfig(**{"data": str(tmp_path), "out": str(tmp_path), **bad})
 
 
-def test_head_weight_decay_applies_to_the_task_heads_only():
-    """With a decay, AdamW gets two groups: the heads' parameters with it, the rest without; without
-    one (or without heads) it is plain Adam over everything, as checkpoints before the option had."""
+def test_task_heads_get_their_own_group_with_weight_decay():
+    """A model with task heads: AdamW with two groups, the heads' parameters with the decay and the
+    rest without (clipped apart in training); a model without heads: plain Adam over everything."""
     heads = _model(reward_head=True, action_dim=5)
     params = list(heads.parameters())
-    cfg = TrainConfig(data=".", out=".", head_weight_decay=0.5)
-    opt = make_optimizer(heads, params, cfg)
+    opt = make_optimizer(heads, params, TrainConfig(data=".", out=".", head_weight_decay=0.5))
     assert isinstance(opt, torch.optim.AdamW) and [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.5]
     assert {id(p) for p in opt.param_groups[1]["params"]} == {id(p) for p in heads.task_heads.parameters()}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(params)
-    plain = make_optimizer(heads, params, TrainConfig(data=".", out="."))
-    assert type(plain) is torch.optim.Adam and len(plain.param_groups) == 1
     no_heads = _model()
-    assert type(make_optimizer(no_heads, list(no_heads.parameters()), cfg)) is torch.optim.Adam
+    plain = make_optimizer(no_heads, list(no_heads.parameters()), TrainConfig(data=".", out="."))
+    assert type(plain) is torch.optim.Adam and len(plain.param_groups) == 1

@@ -30,7 +30,7 @@ CLI = [sys.executable, "-m", "vim_world.cli"]
 TINY_BUDGET = (
     "__import__('vim_world.agents.evaluation', fromlist=['Budget']).Budget(data_episodes=8, episode_len=10,"
     " train_steps=3, ppo_real_steps=(64,), ppo_imagined_steps=64, eval_episodes=1, candidates=8, samples=1,"
-    " horizon=2, iterations=1, ppo_envs=1)"
+    " horizon=2, iterations=1, ppo_envs=1, ppo_imagined_envs=1)"
 )
 TINY: dict[str, list[tuple[str, str]]] = {
     "docs/imagination.md": [

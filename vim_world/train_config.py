@@ -60,7 +60,7 @@ class TrainConfig:
     )
     grad_clip: float = _opt(10.0, "gradient-norm clipping threshold")
     head_weight_decay: float = _opt(
-        0.0, "decoupled (AdamW) weight decay on the reward and termination heads only (0: plain Adam everywhere)"
+        0.1, "decoupled (AdamW) weight decay on the reward and termination heads (their own group, clipped apart)"
     )
     seed: int = _opt(0, "seed of batches, noise and initialisation")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)")
