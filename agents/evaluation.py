@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -252,6 +253,9 @@ def train_world_model(
             progress=progress,
             checkpoint_every=b.train_steps,
         )
+        saved = run_dir / "train_config.json"
+        if saved.is_file() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(config))):
+            shutil.rmtree(run_dir)  # this comparison's own run, left with other options (an older budget)
         return Imagination.from_checkpoint(train(config).out, device=device)
 
     imagination = fit(data, out / "vim_run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +17,7 @@ from vim_world.agents.evaluation import (
     run_episodes,
     steps_ratios,
     success_interval,
+    train_world_model,
 )
 
 
@@ -174,3 +176,17 @@ def test_run_episodes_records_the_first_episode_until_it_ends():
     assert stats.frames.dtype == np.uint8 and stats.frames.shape[1:] == (96, 96, 3)
     assert 1 <= len(stats.frames) <= limit
     assert run_episodes(RandomAgent(gym.spaces.Discrete(5), seed=0), "VimWorld/Steer-v0", 3, seed=0).frames is None
+
+
+def test_a_comparison_retrains_its_own_run_left_with_other_options(tmp_path):
+    """Rerunning a comparison in the same directory with another budget (an upgraded main job)
+    retrains its world model instead of refusing the run directory; the same budget resumes."""
+    budget = Budget(data_episodes=4, episode_len=12, train_steps=3, ppo_real_steps=(64,), ppo_imagined_steps=64,
+                    eval_episodes=1)  # fmt: skip
+    train_world_model(budget, tmp_path)
+    checkpoint = next((tmp_path / "vim_run" / "checkpoints").iterdir())
+    stamp = checkpoint.stat().st_mtime_ns
+    train_world_model(budget, tmp_path)  # same options: the finished run is kept, not retrained
+    assert checkpoint.stat().st_mtime_ns == stamp
+    train_world_model(replace(budget, train_steps=4), tmp_path)
+    assert json.loads((tmp_path / "vim_run" / "train_config.json").read_text())["steps"] == 4

@@ -79,8 +79,20 @@ def _cfg(data, out, steps, **kw) -> TrainConfig:
     return TrainConfig(**{**opts, **kw})
 
 
-@pytest.mark.parametrize("schedule", [{}, {"revive_every": 2}, {"warmup_steps": 5}], ids=["plain", "revival", "warmup"])
-def test_killed_run_resumes_to_the_same_parameters(data, tmp_path, schedule):
+@pytest.fixture(scope="module")
+def steer(tmp_path_factory):
+    return collect("VimWorld/Steer-v0", tmp_path_factory.mktemp("d") / "s", episodes=16, episode_len=8, seed=0,
+                   num_envs=8, env_kwargs={"obs_size": 32})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "source, schedule",
+    [("data", {}), ("data", {"revive_every": 2}), ("data", {"warmup_steps": 5}), ("steer", {"head_weight_decay": 0.5})],
+    ids=["plain", "revival", "warmup", "task-heads"],
+)
+def test_killed_run_resumes_to_the_same_parameters(request, source, tmp_path, schedule):
+    """Also with task heads (Steer data): AdamW's two parameter groups are saved and restored."""
+    data = request.getfixturevalue(source)
     straight = train(_cfg(data, tmp_path / "a", steps=6, **schedule))
     first = train(_cfg(data, tmp_path / "b", steps=3, **schedule))
     assert first.checkpoint.name == "step_00000003"
