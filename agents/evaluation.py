@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from vim_world.envs import STEER_ACTIONS
 
+from vim_world.collection import Agent
 from vim_world.data import collect, merge
 from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes
@@ -42,12 +43,6 @@ from .planners import CEM
 from .tasks import steer_reward
 
 CONTROL_ENVS = ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
-
-
-class Agent(Protocol):
-    def reset(self) -> None: ...
-
-    def act(self, observations: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ def _check_positive_int(name: str, value: Any) -> None:
 
 
 class Agent(Protocol):
-    """What :func:`collect` needs of an agent policy."""
+    """An agent as :func:`collect` and ``vim_world.agents.evaluation.run_episodes`` drive it: ``act``
+    on a batch of observations ``(N, ...)``, ``reset`` before new episodes."""
 
     def reset(self) -> None: ...
 
