@@ -33,6 +33,7 @@ from vim_world.actions import action_vectors
 from vim_world.imagination import Imagination, LatentState
 from vim_world.model import VIM, preset
 from vim_world.model.distributions import sample_categorical
+from vim_world.model.heads import MAX_PAIR_WIDTH, _pair_mean
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -68,9 +69,15 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
     onehot = torch.nn.functional.one_hot(c, cfg.num_modules).float()
     a = action_vectors(torch.randint(0, cfg.action_dim, (batch,), device=device), gym.spaces.Discrete(cfg.action_dim))
     probs = torch.full((batch, cfg.num_slots, cfg.num_modules), 1.0 / cfg.num_modules, device=device)
+    left, right = torch.randn(2, batch, cfg.num_slots, MAX_PAIR_WIDTH, device=device)
     parts = {
         "switching prior": lambda: im.model.switching_prior(z, onehot, a),
         "sampling selections": lambda: sample_categorical(probs),
+        "sampling selections, torch.multinomial (reference)": lambda: torch.multinomial(probs.flatten(0, 1), 1),
+        "pair pooling of the task heads, chunked": lambda: _pair_mean(left, right),
+        "pair pooling, one (N, K, K, 64) tensor (reference)": lambda: (
+            (left[:, :, None] + right[:, None]).relu().mean((1, 2))
+        ),
         "selected modules": lambda: im.model.transitions.selected(z, a, c),
         "task heads (reward, termination)": lambda: im.model.task(z, a),
         "Imagination.step (all of it)": lambda: im.step(LatentState(z, c), a),

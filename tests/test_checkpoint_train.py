@@ -160,10 +160,10 @@ def test_task_heads_get_their_own_group_with_weight_decay():
     rest without (clipped apart in training); a model without heads: plain Adam over everything."""
     heads = _model(reward_head=True, action_dim=5)
     params = list(heads.parameters())
-    opt = make_optimizer(heads, params, TrainConfig(data=".", out=".", head_weight_decay=0.5))
+    opt = make_optimizer(heads, TrainConfig(data=".", out=".", head_weight_decay=0.5))
     assert isinstance(opt, torch.optim.AdamW) and [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.5]
     assert {id(p) for p in opt.param_groups[1]["params"]} == {id(p) for p in heads.task_heads.parameters()}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(params)
     no_heads = _model()
-    plain = make_optimizer(no_heads, list(no_heads.parameters()), TrainConfig(data=".", out="."))
+    plain = make_optimizer(no_heads, TrainConfig(data=".", out="."))
     assert type(plain) is torch.optim.Adam and len(plain.param_groups) == 1

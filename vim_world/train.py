@@ -84,19 +84,15 @@ class TrainResult:
     resumed_from: int
 
 
-def make_optimizer(
-    model: torch.nn.Module, params: list[torch.nn.Parameter], cfg: TrainConfig
-) -> torch.optim.Optimizer | None:
-    """Adam over ``params`` (None when there are none). A model with task heads gets two groups,
-    each clipped on its own (``cfg.grad_clip``): the heads, with decoupled weight decay
-    ``cfg.head_weight_decay`` (AdamW), and the rest, without.
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | None:
+    """Adam over the model's trainable parameters (None when there are none). A model with task
+    heads gets two groups, each clipped on its own (``cfg.grad_clip``): the heads, with decoupled
+    weight decay ``cfg.head_weight_decay`` (AdamW), and the rest, without.
 
     The heads are read-outs trained beside the ELBO, whose gradient norm is far larger: clipped
-    together, the heads' steps shrank with it. Steer data, observed latents, 1,500 steps, reward
-    MSE on held-out episodes (reward variance 0.040): one group 0.021, two groups 0.012, on 7,680
-    random-policy steps; on 1,920 steps the heads overfit, 0.016 without decay, 0.015 with 0.1
-    (docs/planning.md).
+    together, the heads' steps shrank with it (held-out reward MSE, docs/planning.md "Session 6").
     """
+    params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         return None
     heads = getattr(model, "task_heads", None)
@@ -193,7 +189,6 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
     device = ctx.device
     seed_everything(cfg.seed)
     model = build_model(cfg.model, mcfg).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
     train_shards, _ = split_shards(dataset, cfg.holdout)
     fit_standardizer(model, dataset, train_shards)  # a resumed run then loads the saved one
     loader = SequenceLoader(
@@ -205,7 +200,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> TrainResult:
         shard_indices=train_shards,
         device=device,
     )
-    optimizer = make_optimizer(model, params, cfg)
+    optimizer = make_optimizer(model, cfg)
 
     start = 0
     if ck is not None:

@@ -87,18 +87,17 @@ class RelationHead(nn.Module):
 
 
 PAIR_CHUNK_BYTES = 1 << 18
-"""Bytes of pair features :func:`_pair_mean` holds at once (256 KiB, inside a core's L2 cache):
-median over 40 calls at N = 4000, K = 4, H = 64, one thread, the other core busy: 4.2-6.6 ms,
-against 5.2-7.9 ms for 512 KiB and 13-16 ms for 1 MiB."""
+"""Bytes of pair features :func:`_pair_mean` holds at once (256 KiB, inside a core's L2 cache;
+1 MiB planned as fast within this machine's noise: docs/planning.md, "Against the 250 ms target")."""
 
 
 def _pair_mean(left: Tensor, right: Tensor) -> Tensor:
     """``mean_{i, j} relu(left_i + right_j)`` without gradients: ``(N, K, H)`` twice -> ``(N, H)``.
 
     The ``(N, K, K, H)`` pair features are built a chunk of states at a time and rectified in
-    place, so they stay in cache and no large buffer is allocated: 2x faster than the one-shot
-    expression (10 ms) on one CPU thread at N = 4000, K = 4, H = 64, and equal to it up to float
-    rounding of the mean (tested).
+    place, so they stay in cache and no large buffer is allocated; equal to the one-shot
+    expression up to float rounding of the mean (tested). One CPU thread, N = 4000, K = 4, H = 64:
+    5.6 ms against 37 ms (``benchmarks/planning_speed.py --threads 1``, the two "pair pooling" rows).
     """
     n, k, h = left.shape
     rows = max(1, PAIR_CHUNK_BYTES // (k * k * h * left.element_size()))
