@@ -7,11 +7,14 @@ matching: an argmax implementation fails them.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vim_world.metrics import discovery_scores, hungarian_accuracy, match_slots, per_step_mse, psnr, ssim
 
@@ -84,39 +87,56 @@ def _masks(rows: list[list[int]], width: int) -> torch.Tensor:
 
 
 def test_match_slots_is_one_to_one_where_argmax_collides() -> None:
-    # Objects A = {0, 1}, B = {2, 3}. IoU (slots x objects):
-    #   slot 0 = {0, 1, 2, 3}: A 2/4, B 2/4   <- both objects' argmax
-    #   slot 1 = {0, 5}:       A 1/3, B 0
-    #   slot 2 = {2, 5, 6, 7}: A 0,   B 1/5
-    # One-to-one: A -> 1, B -> 0 scores 1/3 + 1/2 > A -> 0, B -> 2 (1/2 + 1/5).
-    slots = _masks([[0, 1, 2, 3], [0, 5], [2, 5, 6, 7]], 8)
+    # Objects A = {0, 1}, B = {2, 3}; the slots partition the pixels. IoU (slots x objects):
+    #   slot 0 = {0, 1, 2}:       A 2/3, B 1/3   <- both objects' best slot
+    #   slot 1 = {3, 4, 5, 6, 7}: A 0,   B 1/6
+    # One-to-one: A -> 0, B -> 1 (2/3 + 1/6) beats A -> 1, B -> 0 (0 + 1/3).
+    slots = _masks([[0, 1, 2], [3, 4, 5, 6, 7]], 8)
     true = _masks([[0, 1], [2, 3]], 8).bool()
-    assert match_slots(slots, true).tolist() == [[1, 0]]
+    assert match_slots(slots, true).tolist() == [[0, 1]]
 
 
-@pytest.mark.parametrize(
-    "slots, objects, expected",
-    [
-        # IoU (slot: A, B): 0: 1/5, 1/6; 1: 1/4, 0; 2: 1/2, 1/3. Best: A -> 2, B -> 0 (0.667).
-        ([[0, 1, 2, 3, 4], [0, 1, 3, 4], [3, 5]], [[3], [2, 5]], [2, 0]),
-        # IoU: 0: 1/2, 0; 1: 2/5, 1/6; 2: 2/3, 1/4. Best: A -> 2, B -> 1 (0.833).
-        ([[0, 1, 3, 5], [0, 1, 3, 4, 5], [0, 2, 3]], [[0, 3], [2, 4]], [2, 1]),
-    ],
-)
-def test_match_slots_scores_intersection_over_union(slots, objects, expected) -> None:
-    """Cases where scoring by another normalisation (intersection over |s| + |t| + intersection,
-    or over the union with every object's mask) picks another assignment."""
-    assert match_slots(_masks(slots, 6), _masks(objects, 6).bool()).tolist() == [expected]
+def test_match_slots_reads_hard_masks_so_a_background_share_does_not_swamp_an_object() -> None:
+    # Object A = {0}. Slot 0 owns A (0.6) and the background (0.9 per pixel); slot 1 has the rest.
+    # Soft IoU would pick slot 1 (0.4 / 1.7 against 0.6 / 7.3); each pixel's most likely slot is 0.
+    soft = torch.zeros(1, 1, 2, 1, 8)
+    soft[0, 0, 0, 0] = torch.tensor([0.6] + [0.9] * 7)
+    soft[0, 0, 1, 0] = 1.0 - soft[0, 0, 0, 0]
+    assert match_slots(soft, _masks([[0]], 8).bool()).tolist() == [[0]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), num_slots=st.integers(2, 4), num_objects=st.integers(1, 2))
+def test_match_slots_maximises_the_summed_iou_of_each_pixels_most_likely_slot(seed, num_slots, num_objects) -> None:
+    """Against brute force over assignments, with IoU computed on Python sets."""
+    g = torch.Generator().manual_seed(seed)
+    pixels = 9
+    soft = torch.rand(1, 2, num_slots, 1, pixels, generator=g).softmax(2)  # two steps
+    owner = torch.randint(0, num_objects + 1, (1, 2, pixels), generator=g)  # num_objects = background
+    true = torch.stack([owner == k for k in range(num_objects)], 2)[:, :, :, None]  # (1, 2, K, 1, P)
+    argmax = soft.argmax(2)[0, :, 0]  # (2, P)
+    slot_sets = [{(t, p) for t in range(2) for p in range(pixels) if argmax[t, p] == s} for s in range(num_slots)]
+    object_sets = [{(t, p) for t in range(2) for p in range(pixels) if owner[0, t, p] == k} for k in range(num_objects)]
+
+    def iou(a: set, b: set) -> float:
+        return len(a & b) / max(len(a | b), 1)
+
+    scores = {
+        perm: sum(iou(slot_sets[s], object_sets[k]) for k, s in enumerate(perm))
+        for perm in itertools.permutations(range(num_slots), num_objects)
+    }
+    got = tuple(match_slots(soft, true)[0].tolist())
+    assert scores[got] == pytest.approx(max(scores.values()))
 
 
 def test_match_slots_per_sequence_and_over_time() -> None:
-    # Sequence 0 as above; sequence 1 has the slots in another order. Over two steps, the
-    # second step repeats the first, so the matching is unchanged.
-    a = _masks([[0, 1, 2, 3], [0, 5], [2, 5, 6, 7]], 8)
+    # Sequence 0 as in the first test; sequence 1 has the slots in another order. Over two steps,
+    # the second step repeats the first, so the matching is unchanged.
+    a = _masks([[0, 1, 2], [3, 4, 5, 6, 7], []], 8)
     b = a[:, :, [2, 0, 1]]
     slots = torch.cat([a, b]).repeat(1, 2, 1, 1, 1)  # (2, 2, 3, 1, 8)
     true = _masks([[0, 1], [2, 3]], 8).bool().expand(2, 2, -1, -1, -1)
-    assert match_slots(slots, true).tolist() == [[1, 0], [2, 1]]
+    assert match_slots(slots, true).tolist() == [[0, 1], [1, 2]]
     # Soft masks: a slot that covers an object at half weight still wins when it is the only one.
     soft = torch.zeros(1, 1, 2, 1, 4)
     soft[0, 0, 0, 0, :2], soft[0, 0, 1, 0, 2:] = 0.5, 0.5

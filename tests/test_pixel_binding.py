@@ -29,3 +29,15 @@ def test_binding_unchanged_detects_a_swap_and_ignores_hidden_objects():
     slots[1, 2] = slots[1, 2, [1, 0, 2]]  # window 1 swaps its two objects' slots at the last step
     true[0, 1, 1] = False  # object 1 hidden at one step of window 0: no verdict there
     assert binding_unchanged(slots, true).tolist() == [True, False]
+
+
+def test_binding_reads_each_pixels_most_likely_slot():
+    """Slot 0 owns the object (pixel 0) at both steps; its share of the background drops from 0.9
+    to 0.1. IoU of the soft masks would move the object from slot 1 to slot 0."""
+    slots = torch.zeros(1, 2, 2, 1, 8)
+    slots[0, 0, 0, 0] = torch.tensor([0.6] + [0.9] * 7)
+    slots[0, 1, 0, 0] = torch.tensor([0.6] + [0.1] * 7)
+    slots[0, :, 1] = 1.0 - slots[0, :, 0]
+    true = torch.zeros(1, 2, 1, 1, 8, dtype=torch.bool)
+    true[..., 0] = True
+    assert binding_unchanged(slots, true).tolist() == [True]

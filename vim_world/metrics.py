@@ -261,14 +261,24 @@ def discovery_replicates(pred: np.ndarray, true: np.ndarray, weights: np.ndarray
     return _contingency_scores((weights @ per_window).reshape(-1, p_labels.size, t_labels.size))
 
 
+def hard_masks(slot_masks: torch.Tensor) -> torch.Tensor:
+    """One-hot ``(..., Ks, H, W)`` float masks of each pixel's most likely slot (ties: the lowest)."""
+    owner = slot_masks.argmax(-3)
+    return torch.nn.functional.one_hot(owner, slot_masks.shape[-3]).movedim(-1, -3).float()
+
+
 def match_slots(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> torch.Tensor:
     """For each sequence, the slot that best matches each true object (Hungarian on mask IoU).
+
+    Slot masks are made hard first (each pixel goes to its most likely slot, as in FG-ARI): slots
+    share the background at will, and a soft mask's background share would otherwise swamp its
+    union with a small object.
 
     Args:
         slot_masks: ``(B, T, Ks, H, W)`` soft slot masks; true_masks: ``(B, T, K, H, W)`` bool.
     Returns: ``(B, K)`` int64 slot index per true object (Ks >= K).
     """
-    s = slot_masks.float().flatten(3)  # (B, T, Ks, P)
+    s = hard_masks(slot_masks).flatten(3)  # (B, T, Ks, P)
     t = true_masks.float().flatten(3)  # (B, T, K, P)
     inter = torch.einsum("btsp,btkp->bsk", s, t)
     union = s.sum((1, 3))[:, :, None] + t.sum((1, 3))[:, None, :] - inter
@@ -316,8 +326,9 @@ def fg_ari(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
 def binding_unchanged(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
     """Whether each window keeps every object in one slot throughout.
 
-    Frame by frame, the visible objects are matched to slots (Hungarian on mask IoU); a window's
-    binding is unchanged when each object gets the same slot at every step where it is visible.
+    Frame by frame, the visible objects are matched to slots (Hungarian on the IoU of hard slot
+    masks, as in :func:`match_slots`); a window's binding is unchanged when each object gets the
+    same slot at every step where it is visible.
 
     Args:
         slot_masks: ``(B, T, Ks, H, W)`` slot masks; true_masks: ``(B, T, K, H, W)`` bool, Ks >= K.
@@ -334,7 +345,7 @@ def binding_unchanged(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.
             f"slot_masks (B, T, Ks, H, W) and true_masks (B, T, K <= Ks, H, W) must agree on "
             f"B, T, H, W; got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}"
         )
-    s = slot_masks.float().flatten(3)
+    s = hard_masks(slot_masks).flatten(3)
     t = true_masks.float().flatten(3)
     inter = torch.einsum("btsp,btkp->btsk", s, t)
     union = s.sum(-1)[..., :, None] + t.sum(-1)[..., None, :] - inter

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 INPUT_MODES = ("pixels", "state")
+SLOT_INITS = ("learned", "gaussian", "bo-qsa")  # see VIMConfig.slot_init
 SELECTION_INFERENCE = ("exact", "amortized")
 STATE_ENCODERS = ("mlp", "identity")
 
@@ -46,6 +47,12 @@ class VIMConfig:
             ``Batch.states``), slot 0 from a learnt background slot, instead of K learnt slot
             vectors. Inference then needs the first frame's states. Off by default: results with
             it are reported apart from the unconditioned model.
+        slot_init: pixel mode, without ``slot_cues``: how the first frame's slots start.
+            ``"learned"``: K learnt vectors, one per slot; ``"gaussian"``: K draws from one learnt
+            Gaussian, as in Slot Attention, so that slots are exchangeable and must compete for
+            objects rather than specialise on image regions (in eval mode the draw is seeded, so
+            inference stays deterministic); ``"bo-qsa"``: learnt vectors trained as queries
+            through BO-QSA's straight-through last iteration (Jia et al., 2023).
         encoder_stride: pixel mode: the encoder's downsampling, so slot attention reads
             ``(H / s) * (W / s)`` tokens per frame: 4 (two stride-2 convolutions, the fastest), 2 or 1
             (every pixel a token: small objects cover whole tokens, at more compute).
@@ -103,6 +110,7 @@ class VIMConfig:
     slot_iters: int = 3
     carried_slot_iters: int = 0
     slot_cues: bool = False
+    slot_init: str = "learned"
     encoder_stride: int = 4
     decoder_hidden: int = 0
     decoder_layers: int = 1
@@ -150,6 +158,13 @@ class VIMConfig:
         problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive if not getattr(self, n) > 0]
         if self.decoder_rgb not in ("sigmoid", "linear"):
             problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected 'sigmoid' or 'linear')")
+        if self.slot_init not in SLOT_INITS:
+            problems.append(f"slot_init={self.slot_init!r} (expected one of {SLOT_INITS})")
+        elif self.slot_init != "learned" and (self.input_mode != "pixels" or self.slot_cues):
+            problems.append(
+                f"slot_init={self.slot_init!r} with input_mode={self.input_mode!r}, slot_cues={self.slot_cues} "
+                "(expected pixel mode without slot_cues; cued slots start from the cues)"
+            )
         if self.encoder_stride not in (1, 2, 4):
             problems.append(f"encoder_stride={self.encoder_stride} (expected 1, 2 or 4)")
         if self.free_bits > 0 and self.selection_inference == "exact":

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import SLOT_INITS
 from .distributions import soft_clamp_log_std
 from .layers import mlp, position_grid
 
@@ -76,12 +77,22 @@ class SlotAttention(nn.Module):
         self.gru = nn.GRUCell(slot_dim, slot_dim)
         self.refine = mlp(slot_dim, hidden, slot_dim, layers=1)
 
-    def forward(self, inputs: Tensor, slots: Tensor, iters: int | None = None) -> tuple[Tensor, Tensor]:
-        """``iters`` overrides the number of iterations (e.g. fewer for slots carried from the last frame)."""
+    def forward(
+        self, inputs: Tensor, slots: Tensor, iters: int | None = None, straight_through: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """``iters`` overrides the number of iterations (e.g. fewer for slots carried from the last frame).
+
+        ``straight_through`` (BO-QSA, Jia et al., 2023): the last iteration starts from the
+        converged slots in value, but its gradient reaches the initial ``slots`` directly, as if
+        the earlier iterations were the identity; learnt initial slots then train as queries."""
         keys, values = self.key_value(self.norm_inputs(inputs)).chunk(2, dim=-1)
         n, k, d = slots.shape
         attn = inputs.new_zeros(n, k, inputs.shape[1])
-        for _ in range(self.iters if iters is None else iters):
+        initial = slots
+        total = self.iters if iters is None else iters
+        for i in range(total):
+            if straight_through and i == total - 1:
+                slots = slots.detach() + initial - initial.detach()
             queries = self.query(self.norm_slots(slots))
             attn = torch.einsum("nkd,nld->nkl", queries, keys).mul(self.scale).softmax(dim=1)
             weights = (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
@@ -98,8 +109,8 @@ class PixelEncoder(nn.Module):
     resolution: the encoder reads every frame; with 2 the second keeps the resolution; with 1 a
     5x5 and a 3x3 at full resolution) with an additive positional embedding yields
     ``(H/s)*(W/s)`` features per frame; slot attention groups them into K slots. Slots at step t start from the slots of
-    step t - 1, so an object keeps its slot; the first frame starts from K learnt slot vectors
-    (or from ``slots`` given by the caller, to continue a sequence). Carried slots are already
+    step t - 1, so an object keeps its slot; the first frame starts from ``initial_slots`` (see
+    ``VIMConfig.slot_init``), or from ``slots`` given by the caller, to continue a sequence. Carried slots are already
     close to their objects, so later frames may use fewer iterations (``carried_slot_iters``,
     as SAVi does; 0 means ``slot_iters``).
     """
@@ -116,8 +127,12 @@ class PixelEncoder(nn.Module):
         carried_slot_iters: int = 0,
         slot_cues: bool = False,
         stride: int = 4,
+        slot_init: str = "learned",
     ) -> None:
         super().__init__()
+        if slot_init not in SLOT_INITS:
+            raise ValueError(f"slot_init={slot_init!r} (expected one of {SLOT_INITS})")
+        self.slot_init = slot_init
         self.carried_iters = carried_slot_iters or slot_iters
         self.num_slots = num_slots
         first = (4, 2, 1) if stride > 1 else (5, 1, 2)  # kernel, stride, padding
@@ -130,7 +145,10 @@ class PixelEncoder(nn.Module):
         self.register_buffer("grid", position_grid(image_size // stride).reshape(-1, 4), persistent=False)
         self.position = nn.Linear(4, hidden)
         self.features = nn.Sequential(nn.LayerNorm(hidden), mlp(hidden, hidden, hidden, layers=1))
-        self.initial_slots = nn.Parameter(torch.randn(1 if slot_cues else num_slots, hidden) * hidden**-0.5)
+        shared = slot_cues or slot_init == "gaussian"
+        self.initial_slots = nn.Parameter(torch.randn(1 if shared else num_slots, hidden) * hidden**-0.5)
+        if slot_init == "gaussian":
+            self.initial_log_std = nn.Parameter(torch.full((1, hidden), -0.5 * math.log(hidden)))
         self.cue = mlp(2, hidden, hidden, layers=1) if slot_cues else None
         self.slot_attention = SlotAttention(hidden, hidden, hidden, slot_iters)
         self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
@@ -153,11 +171,24 @@ class PixelEncoder(nn.Module):
         maps = self.cnn(frames.flatten(0, 1))  # (B*T, hidden, H/s, W/s)
         tokens = maps.flatten(2).transpose(1, 2) + self.position(self.grid)
         tokens = self.features(tokens).unflatten(0, (b, t))  # (B, T, L, hidden)
+        straight_through = slots is None and self.slot_init == "bo-qsa"
         if slots is None:
-            slots = self.initial_slots.expand(b, -1, -1)
+            slots = self._initial_slots(b, frames.device)
         per_step = []
         for step in range(t):
-            slots, _ = self.slot_attention(tokens[:, step], slots, None if step == 0 else self.carried_iters)
+            iters = None if step == 0 else self.carried_iters
+            slots, _ = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
             per_step.append(slots)
         mean, log_std = self.head(torch.stack(per_step, dim=1))
         return mean, log_std, slots
+
+    def _initial_slots(self, batch_size: int, device: torch.device) -> Tensor:
+        """The first frame's slots ``(B, K, hidden)`` of an encoder without cues. Gaussian slots
+        are drawn afresh in training; in eval mode from a generator seeded with 0 on every call,
+        so that inference is a deterministic function of the frames."""
+        if self.slot_init != "gaussian":
+            return self.initial_slots.expand(batch_size, -1, -1)
+        shape = (batch_size, self.num_slots, self.initial_slots.shape[-1])
+        generator = None if self.training else torch.Generator(device=device).manual_seed(0)
+        noise = torch.randn(shape, generator=generator, device=device)
+        return self.initial_slots + self.initial_log_std.exp() * noise

@@ -45,6 +45,7 @@ class VIM(nn.Module):
                 c.carried_slot_iters,
                 c.slot_cues,
                 c.encoder_stride,
+                c.slot_init,
             )
             self.decoder: nn.Module = SpatialBroadcastDecoder(
                 c.latent_dim,
