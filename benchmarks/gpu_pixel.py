@@ -46,8 +46,10 @@ SIZES = {
     "tiny": dict(obs_size=32, episodes=32, test_episodes=16, episode_len=16, preset="tiny", batch_size=8,
                  budget_s=25.0, max_steps=10, eval_windows=64, binding_batches=2, speed_steps=2),
 }  # fmt: skip
-CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside the shared ones
+CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside the shared ones (seq_len 10)
     "vim": dict(model="vim"),
+    "vim_seq4": dict(model="vim", seq_len=4),  # binds fastest on the CPU (docs/model.md)
+    "vim_cues_seq4": dict(model="vim", seq_len=4, overrides={"slot_cues": True}),
     "vim_cues": dict(model="vim", overrides={"slot_cues": True}),
     "vim_warmup": dict(model="vim", lr=4e-4, warmup_steps=300),
     "vim_warmup_cues": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"slot_cues": True}),
@@ -57,7 +59,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
 }
 # GPU_PIXEL_RUNS="vim_warmup,vrnn" picks the runs (trained at once), GPU_PIXEL_BUDGET_S their seconds,
 # GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds; heldout: held-out pairs).
-RUNS = {n: CATALOGUE[n] for n in os.environ.get("GPU_PIXEL_RUNS", "vim,vim_cues,vim_warmup,vrnn").split(",")}
+RUNS = {n: CATALOGUE[n] for n in os.environ.get("GPU_PIXEL_RUNS", "vim_seq4,vim_cues_seq4,vim_warmup,vrnn").split(",")}
 CONCURRENT_SLOWDOWN = 0.6  # planned share of a run's solo speed while the runs share the card
 
 
@@ -85,11 +87,13 @@ def train_all(data: str, work: Path, size: dict[str, Any], speeds: dict[str, dic
     procs, planned = {}, {}
     threads = max(1, (os.cpu_count() or 1) // len(RUNS))  # the runs share the machine's cores
     for name, opts in RUNS.items():
-        solo = speeds[opts["model"]]["steps_s"]
+        # measured at 10-step sequences; shorter ones run faster (at most in proportion: planning
+        # too many steps is safe, the deadline stops the run)
+        solo = speeds[opts["model"]]["steps_s"] * 10 / opts.get("seq_len", 10)
         steps = int(min(size["max_steps"], max(2, solo * size["budget_s"] * CONCURRENT_SLOWDOWN)))
         cfg = TrainConfig(data=data, out=str(work / name), preset=size["preset"], mode="pixels", steps=steps,
-                          batch_size=size["batch_size"], seq_len=10, device=device,
-                          checkpoint_every=max(1, steps // 20), progress=False, **opts)  # fmt: skip
+                          batch_size=size["batch_size"], device=device, checkpoint_every=max(1, steps // 20),
+                          progress=False, **{"seq_len": 10, **opts})  # fmt: skip
         planned[name] = steps
         log_file = open(work / f"{name}.log", "w")
         procs[name] = (subprocess.Popen(train_command(cfg, work, name), cwd=work, stdout=log_file, stderr=subprocess.STDOUT,
