@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,10 @@ def log(message: str) -> None:
 
 
 def train_command(cfg: TrainConfig, work: Path, name: str) -> list[str]:
-    """``vim-world train --config FILE`` for ``cfg`` (written to ``work/name.json``), run by this Python."""
+    """``vim-world train --config FILE`` for ``cfg`` (written to ``work/name.json``), run by this Python.
+    Every run trains from scratch: a run an earlier call left at ``cfg.out`` is removed (else the
+    trainer would resume it, or refuse it when the data were collected again)."""
+    shutil.rmtree(cfg.out, ignore_errors=True)
     path = work / f"{name}.json"
     atomic_write_text(path, json.dumps(asdict(cfg)))
     return [sys.executable, "-m", "vim_world.cli", "train", "--config", str(path)]
