@@ -49,7 +49,7 @@ SIZES = {
 }  # fmt: skip
 CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside the shared ones (seq_len 10)
     "vim": dict(model="vim"),
-    "vim_seq4": dict(model="vim", seq_len=4),  # binds fastest on the CPU (docs/model.md)
+    "vim_seq4": dict(model="vim", seq_len=4),  # binds best on the CPU (docs/model.md)
     "vim_cues_seq4": dict(model="vim", seq_len=4, overrides={"slot_cues": True}),
     "vim_cues": dict(model="vim", overrides={"slot_cues": True}),
     "vim_warmup": dict(model="vim", lr=4e-4, warmup_steps=300),
