@@ -87,8 +87,14 @@ def steer(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "source, schedule",
-    [("data", {}), ("data", {"revive_every": 2}), ("data", {"warmup_steps": 5}), ("steer", {"head_weight_decay": 0.5})],
-    ids=["plain", "revival", "warmup", "task-heads"],
+    [
+        ("data", {}),
+        ("data", {"revive_every": 2}),
+        ("data", {"warmup_steps": 5}),
+        ("data", {"lr_half_life": 2}),
+        ("steer", {"head_weight_decay": 0.5}),
+    ],
+    ids=["plain", "revival", "warmup", "lr-decay", "task-heads"],
 )
 def test_killed_run_resumes_to_the_same_parameters(request, source, tmp_path, schedule):
     """Also with task heads (Steer data): AdamW's two parameter groups are saved and restored."""
@@ -108,6 +114,14 @@ def test_warmup_ramps_the_learning_rate_linearly():
     cfg = TrainConfig(data=".", out=".", lr=1e-3, warmup_steps=4)
     assert [learning_rate(cfg, s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     assert learning_rate(TrainConfig(data=".", out=".", lr=1e-3), 0) == 1e-3
+
+
+def test_lr_half_life_decays_exponentially_after_the_warmup():
+    cfg = TrainConfig(data=".", out=".", lr=1e-3, warmup_steps=2, lr_half_life=2)
+    assert [learning_rate(cfg, s) for s in range(5)] == pytest.approx(
+        [5e-4, 1e-3 * 0.5**0.5, 5e-4, 1e-3 * 0.5**1.5, 2.5e-4]
+    )
+    assert learning_rate(TrainConfig(data=".", out=".", lr=1e-3, lr_half_life=100), 100) == pytest.approx(5e-4)
 
 
 def test_warmup_changes_the_first_updates(data, tmp_path):
@@ -147,6 +161,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, mo
         dict(holdout=1.0),
         dict(revive_every=-1),
         dict(warmup_steps=-1),
+        dict(lr_half_life=-1),
         dict(head_weight_decay=-1.0),
     ],
 )

@@ -108,9 +108,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """The learning rate of optimisation step ``step`` (0-based): ``lr`` after a linear warm-up
-    over ``warmup_steps`` steps, as slot-attention models train. A pure function of the step, so a
-    resumed run continues the schedule exactly."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
+    over ``warmup_steps`` steps, times ``0.5 ** (step / lr_half_life)`` when the decay is on, as Slot
+    Attention trains. A pure function of the step (not of the run's length), so a resumed run, even
+    one extended with more ``steps``, continues the schedule exactly."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    decay = 0.5 ** (step / cfg.lr_half_life) if cfg.lr_half_life > 0 else 1.0
+    return cfg.lr * warm * decay
 
 
 def _revive_now(cfg: TrainConfig, step: int) -> bool:

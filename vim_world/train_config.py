@@ -58,6 +58,9 @@ class TrainConfig:
     warmup_steps: int = _opt(
         0, "linear learning-rate warm-up from lr / warmup_steps to lr over this many steps (0: off)"
     )
+    lr_half_life: int = _opt(
+        0, "exponential learning-rate decay: lr halves every this many steps, as Slot Attention trains (0: off)"
+    )
     grad_clip: float = _opt(10.0, "gradient-norm clipping threshold")
     head_weight_decay: float = _opt(
         0.1, "decoupled (AdamW) weight decay on the reward and termination heads (their own group, clipped apart)"
@@ -111,6 +114,8 @@ class TrainConfig:
             raise ValueError(f"head_weight_decay must be a finite number >= 0 (0: off), got {self.head_weight_decay!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0 (0: off), got {self.warmup_steps!r}")
+        if self.lr_half_life < 0:
+            raise ValueError(f"lr_half_life must be >= 0 steps (0: off), got {self.lr_half_life!r}")
         if self.revive_every < 0:
             raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
         bad = sorted(set(self.allow_changed) - ALLOWABLE_CHANGES)

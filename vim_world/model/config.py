@@ -63,6 +63,10 @@ class VIMConfig:
             pixels of objects the decoder has not learnt to draw yet). The pixel presets use
             ``"linear"`` (decoded frames may then leave [0, 1]; the report and the imagined env
             clamp them); the default keeps earlier checkpoints' behaviour.
+        background_slot: pixel mode: slot 0 draws one learnt colour over the whole frame (its mask
+            still comes from its latent), so it can cover the background but cannot draw an object:
+            the cued model's background slot, or the first of the learnt slots. Refused with
+            ``slot_init="gaussian"``, whose exchangeable slots have no slot 0 to specialise.
         decoder_layers: 3x3 convolutions of the pixel decoder on the broadcast grid (at a quarter of
             the frame's resolution, so cheap) before upsampling; more lets a slot draw a shape at
             the position its latent holds.
@@ -115,6 +119,7 @@ class VIMConfig:
     decoder_hidden: int = 0
     decoder_layers: int = 1
     decoder_rgb: str = "sigmoid"
+    background_slot: bool = False
     decode_steps: int = 0
     min_log_std: float = -6.0
     selection_inference: str = "exact"
@@ -164,6 +169,11 @@ class VIMConfig:
             problems.append(
                 f"slot_init={self.slot_init!r} with input_mode={self.input_mode!r}, slot_cues={self.slot_cues} "
                 "(expected pixel mode without slot_cues; cued slots start from the cues)"
+            )
+        if self.background_slot and (self.input_mode != "pixels" or self.slot_init == "gaussian"):
+            problems.append(
+                f"background_slot=True with input_mode={self.input_mode!r}, slot_init={self.slot_init!r} "
+                "(expected pixel mode with learnt or cued slots: Gaussian slots are exchangeable)"
             )
         if self.encoder_stride not in (1, 2, 4):
             problems.append(f"encoder_stride={self.encoder_stride} (expected 1, 2 or 4)")

@@ -71,7 +71,8 @@ class SpatialBroadcastDecoder(nn.Module):
     frames may leave [0, 1]: clamp them for display) plus an alpha logit directly, so that no
     hidden-width layer runs at full resolution, where K slots x T steps of images make it the bulk
     of a pixel model's cost. Alpha is normalised by a softmax over slots and the frame is the
-    alpha-weighted sum.
+    alpha-weighted sum. With ``background=True`` slot 0's RGB is one learnt colour over the whole
+    frame (its alpha still comes from its latent): a background slot that cannot draw objects.
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class SpatialBroadcastDecoder(nn.Module):
         sigma: float,
         layers: int = 1,
         rgb: str = "sigmoid",
+        background: bool = False,
     ) -> None:
         super().__init__()
         self.squash = rgb == "sigmoid"
@@ -100,13 +102,18 @@ class SpatialBroadcastDecoder(nn.Module):
             nn.ConvTranspose2d(hidden, channels + 1, 4, stride=2, padding=1),
         )
         self.log_sigma = math.log(sigma)
+        self.background = nn.Parameter(torch.zeros(channels)) if background else None
 
     def forward(self, z: Tensor) -> Decoded:
         n, k, d = z.shape
         tiled = z.reshape(n * k, d, 1, 1).expand(-1, -1, self.size, self.size)
         grid = self.grid.expand(n * k, -1, -1, -1)
         out = self.net(torch.cat([tiled, grid], dim=1)).unflatten(0, (n, k))
-        rgb = torch.sigmoid(out[:, :, :-1]) if self.squash else out[:, :, :-1]
+        rgb = out[:, :, :-1]
+        if self.background is not None:  # slot 0: one colour everywhere
+            colour = self.background.view(1, 1, -1, 1, 1).expand(n, 1, -1, *rgb.shape[-2:])
+            rgb = torch.cat([colour.to(rgb.dtype), rgb[:, 1:]], dim=1)
+        rgb = torch.sigmoid(rgb) if self.squash else rgb
         masks = out[:, :, -1].softmax(dim=1)
         return Decoded(obs=(rgb * masks.unsqueeze(2)).sum(1), rgb=rgb, masks=masks)
 

@@ -55,6 +55,7 @@ class VIM(nn.Module):
                 c.pixel_sigma,
                 c.decoder_layers,
                 c.decoder_rgb,
+                c.background_slot,
             )
         elif c.state_encoder == "identity":
             self.encoder = IdentityStateEncoder(c.min_log_std)
