@@ -4,7 +4,8 @@
 for one episode in each of B real envs at once. :func:`compare_agents` is the whole comparison
 the demo calls: collect Steer data, train VIM on it, then evaluate a random agent, MPC with CEM
 over VIM's imagination (scored by the reward head, and by the known task reward on decoded
-states), PPO trained in the imagined env, and PPO on the real env at several
+states), PPO trained in the imagined env, the actor-critic trained on imagined rollouts (when the
+budget asks for it), and PPO on the real env at several
 budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``. It writes ``results.json``,
 ``results.md`` (a table) and ``results.png`` (return and success against real steps).
 
@@ -36,6 +37,7 @@ from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes
 from vim_world.train import TrainConfig, train
 
+from .actor_critic import train_actor_critic_imagined
 from .baselines import RandomAgent, train_ppo_imagined, train_ppo_real
 from .imagination_model import ImaginationReturns
 from .mpc import MPCAgent
@@ -133,6 +135,9 @@ class Budget:
         train_steps: VIM training steps (tiny state preset).
         ppo_real_steps: PPO-on-the-real-env budgets (one agent per budget).
         ppo_imagined_steps: PPO steps inside the imagined env.
+        actor_critic_steps: updates of the actor-critic trained in imagination
+            (:func:`~vim_world.agents.actor_critic.train_actor_critic_imagined`, its other options
+            at their defaults); 0 leaves it out of the comparison.
         eval_episodes: evaluation episodes per agent and env.
         candidates, samples, horizon, iterations: the CEM planner of the MPC agent.
         ppo_envs: parallel envs of every PPO run on the real env (each PPO update uses ``256 * ppo_envs`` steps).
@@ -164,6 +169,7 @@ class Budget:
     head_weight_decay: float = 0.1
     rounds: int = 0
     round_episodes: int = 32
+    actor_critic_steps: int = 0
 
     @property
     def real_steps(self) -> int:
@@ -190,6 +196,7 @@ BUDGETS: dict[str, Budget] = {
         iterations=2,
         model_overrides={"state_encoder": "identity", "module_layers": 0},  # observed latents, affine modules
         head_weight_decay=1.0,  # 1,920 steps: planning success 0.80 / 0.70 with it, 0.72 / 0.52 with 0.1 (docs/planning.md)
+        actor_critic_steps=480,  # about 26 s on one CPU thread (docs/planning.md, "Actor-critic in imagination")
     ),
     "small": Budget(
         data_episodes=256,
@@ -199,6 +206,7 @@ BUDGETS: dict[str, Budget] = {
         ppo_imagined_steps=32768,
         eval_episodes=32,
         model_overrides={"state_encoder": "identity", "module_layers": 0},
+        actor_critic_steps=480,
     ),
 }
 
@@ -273,6 +281,11 @@ def train_world_model(
     return imagination
 
 
+def world_model_data(b: Budget, out: Path) -> Path:
+    """The data set :func:`train_world_model` trained its last model on (under ``out``)."""
+    return Path(out) / (f"steer_data_round{b.rounds}" if b.rounds else "steer_data")
+
+
 def compare_agents(
     out: str | Path, budget: str | Budget = "tiny", *, device: str = "cpu", seed: int = 0, progress: bool = False
 ) -> ComparisonResult:
@@ -308,6 +321,18 @@ def compare_agents(
         imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps, n_envs=b.ppo_imagined_envs, seed=seed
     )
     lap("PPO in imagination")
+    actor_critic = None
+    if b.actor_critic_steps:
+        actor_critic = train_actor_critic_imagined(
+            imagination,
+            CONTROL_ENVS[0],
+            data=world_model_data(b, out),
+            steps=b.actor_critic_steps,
+            real_steps=data_steps,
+            seed=seed,
+            progress=progress,
+        )
+        lap("actor-critic in imagination")
     ppo_real = {
         steps: train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed) for steps in b.ppo_real_steps
     }
@@ -319,6 +344,7 @@ def compare_agents(
         ("MPC-CEM (VIM)", data_steps, mpc, None),
         ("MPC-CEM (VIM, task reward)", data_steps, lambda k: mpc(k, steer_reward), None),
         ("PPO in imagination (VIM)", data_steps, lambda k: ppo_imagined, train_objects),
+        *([("actor-critic in imagination (VIM)", data_steps, lambda k: actor_critic, None)] if actor_critic else []),
         *[("PPO (real env)", a.real_steps, (lambda k, a=a: a), train_objects) for a in ppo_real.values()],
     ]
     rows, gifs = [], {}

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/sample_efficiency.py --out out/sample_efficiency            # small budget
     python benchmarks/sample_efficiency.py --budget tiny --ppo-steps 2048 4096 --seeds 0 --episodes 16
     python benchmarks/sample_efficiency.py --reuse-model --stages imagined   # on an earlier run's VIM
+    python benchmarks/sample_efficiency.py --budget tiny --stages actor_critic --out out/ac_tiny
     python benchmarks/sample_efficiency.py --stages ppo --out out/ppo          # PPO alone, no VIM
     python benchmarks/sample_efficiency.py --crossing out/ppo/results.json out/se/results.json
 
@@ -21,6 +22,8 @@ after every row, so an interrupted run keeps what it measured):
 3. PPO on the real env at every budget (smallest first) and seed, evaluated on ``Steer-v0``;
 3b. PPO trained only in imagination (``ImaginedEnv``: learned reward and termination heads),
    evaluated on both envs;
+3c. (``--stages actor_critic``) the Dreamer-style actor-critic trained on imagined rollouts from
+   the model's own data and real resets (``train_actor_critic_imagined``), on both envs;
 4. where PPO's success crosses MPC's (log-linear interpolation between budgets of the mean over
    seeds), with a 95% bootstrap interval (episodes resampled within each seed and budget, seeds
    resampled), and the ratio to the steps MPC's model was trained on; ``<out>/sample_efficiency.png``.
@@ -39,8 +42,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from vim_world.agents import ImaginationReturns
+from vim_world.agents.actor_critic import train_actor_critic_imagined
 from vim_world.agents.baselines import train_ppo_imagined, train_ppo_real
-from vim_world.agents.evaluation import BUDGETS, CONTROL_ENVS, Budget, head_errors, run_episodes, train_world_model
+from vim_world.agents.evaluation import (
+    BUDGETS,
+    CONTROL_ENVS,
+    Budget,
+    head_errors,
+    run_episodes,
+    train_world_model,
+    world_model_data,
+)
 from vim_world.envs import STEER_ACTIONS
 
 from vim_world.data import collect
@@ -164,7 +176,7 @@ def main() -> None:
         "--stages",
         nargs="+",
         default=["mpc", "imagined", "ppo"],
-        choices=["mpc", "imagined", "ppo"],
+        choices=["mpc", "imagined", "actor_critic", "ppo"],
         help="stages after the world model (the crossing needs mpc; ppo alone trains no world model)",
     )
     parser.add_argument(
@@ -245,6 +257,22 @@ def main() -> None:
             results["imagined"][env_id] = {**stats.summary(), "imagined_steps": b.ppo_imagined_steps}
             print("PPO in imagination (learned heads)", env_id, json.dumps(results["imagined"][env_id]), flush=True)
         results["seconds"]["imagined"] = round(time.perf_counter() - clock, 1)
+        save(results, path)
+    if "actor_critic" in args.stages:
+        agent = train_actor_critic_imagined(
+            im,
+            CONTROL_ENVS[0],
+            data=world_model_data(b, out),
+            steps=b.actor_critic_steps or 480,
+            real_steps=results["model"]["real_steps"],
+            seed=0,
+            progress=True,
+        )
+        results["actor_critic"] = {"train_seconds": round(agent.seconds, 1)}
+        for env_id in CONTROL_ENVS:
+            stats = run_episodes(agent, env_id, args.episodes, seed=100_000)
+            results["actor_critic"][env_id] = {**stats.summary(), "imagined_steps": agent.imagined_steps}
+            print("actor-critic in imagination", env_id, json.dumps(results["actor_critic"][env_id]), flush=True)
         save(results, path)
     if "ppo" not in args.stages:
         return

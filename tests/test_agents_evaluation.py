@@ -147,12 +147,14 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
         head_weight_decay=0.5,
         rounds=1,  # one round of data aggregation: 2 MPC episodes added to the 8 random ones
         round_episodes=2,
+        actor_critic_steps=2,
     )
     result = compare_agents(tmp_path, budget)
     merged = json.loads((tmp_path / "steer_data_round1" / "meta.json").read_text())
     assert merged["episodes"] == 10 and merged["policy"] == "random+MPCAgent"
     assert json.loads((tmp_path / "vim_run_round1" / "train_config.json").read_text())["data"].endswith("round1")
-    agents = {"random", "MPC-CEM (VIM)", "MPC-CEM (VIM, task reward)", "PPO in imagination (VIM)", "PPO (real env)"}
+    agents = {"random", "MPC-CEM (VIM)", "MPC-CEM (VIM, task reward)", "PPO in imagination (VIM)", "PPO (real env)",
+              "actor-critic in imagination (VIM)"}  # fmt: skip
     assert {(r["agent"], r["env"]) for r in result.rows} == {
         (a, e) for a in agents for e in ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
     }

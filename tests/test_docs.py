@@ -42,6 +42,7 @@ TINY: dict[str, list[tuple[str, str]]] = {
     "docs/planning.md": [
         ("episodes=8", "episodes=1"), ("num_candidates=200, iterations=3", "num_candidates=8, iterations=1"),
         ("CEM(10, 200)", "CEM(2, 8)"), ('"small"', TINY_BUDGET), ('"tiny"', TINY_BUDGET),
+        ("steps=480, horizon=5", "steps=2, horizon=5"),
     ],
     "docs/data.md": [],
     "README.md": [("num_envs=256", "num_envs=4")],

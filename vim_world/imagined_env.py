@@ -43,6 +43,17 @@ def frames_from_states(states: np.ndarray, res: int) -> np.ndarray:
     return raster.render(pos, states[..., col["size"]], hue, states[..., kinds].argmax(-1), res)
 
 
+def decoded_states(imagination: Imagination, z: torch.Tensor, space: spaces.Box) -> torch.Tensor:
+    """What a policy sees in imagination: a state model's latents ``(N, K, D)`` decoded to state
+    observations ``(N, K, S)`` and clipped into the real env's observation space ``space`` (whose
+    shape is ``(K, S)``), on the latents' device. :class:`ImaginedVectorEnv` returns these, and
+    :mod:`vim_world.agents.actor_critic` trains on them, so policies act in the real env unchanged."""
+    decoded, _ = imagination.decode(z)
+    low = torch.as_tensor(space.low, device=decoded.device, dtype=decoded.dtype)
+    high = torch.as_tensor(space.high, device=decoded.device, dtype=decoded.dtype)
+    return torch.clamp(decoded, low, high)
+
+
 class ImaginedVectorEnv(VectorEnv):
     """N imagined copies of a real task, stepped together by the model (next-step autoreset).
 
@@ -195,12 +206,12 @@ class ImaginedVectorEnv(VectorEnv):
 
     def _observations(self, z: torch.Tensor) -> np.ndarray:
         """Decoded observations ``(N, ...)`` clipped into the real observation space."""
-        decoded, _ = self.imagination.decode(z)
-        space = self.single_observation_space
         if self.imagination.config.input_mode == "pixels":  # (N, 3, H, W) in [0, 1] -> uint8 frames
+            decoded, _ = self.imagination.decode(z)
             frames = (decoded.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
             return frames.cpu().numpy()
-        return np.clip(decoded.cpu().numpy(), space.low, space.high).astype(space.dtype)
+        space = self.single_observation_space
+        return decoded_states(self.imagination, z, space).cpu().numpy().astype(space.dtype)
 
 
 class ImaginedEnv(gym.Env):
