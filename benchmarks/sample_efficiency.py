@@ -9,8 +9,9 @@ Usage::
     python benchmarks/sample_efficiency.py --stages ppo --out out/ppo          # PPO alone, no VIM
     python benchmarks/sample_efficiency.py --crossing out/ppo/results.json out/se/results.json
 
-Every row keeps its per-episode successes, so ``--crossing PPO_RESULTS MPC_RESULTS`` places the
-crossing of a PPO sweep against an MPC run measured separately (on the same evaluation seeds).
+Every row keeps its per-episode successes, so ``--crossing PPO_RESULTS AGENT_RESULTS`` places the
+crossing of a PPO sweep against an MPC run measured separately (on the same evaluation seeds), or
+against an actor-critic run (``--stages actor_critic``) when the second file has no MPC stage.
 
 Stages, each printed as it completes and saved to ``<out>/results.json`` (rewritten atomically
 after every row, so an interrupted run keeps what it measured):
@@ -104,6 +105,12 @@ def crossing_interval(
     return float(low), float(high), never
 
 
+AGENT_LABELS = {
+    "mpc": "MPC-CEM over VIM (learned heads)",
+    "actor_critic": "actor-critic trained in VIM's imagination",
+}
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -119,19 +126,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.plot(*zip(*pts), marker="o", alpha=0.4, label=f"PPO (real env), seed {seed}")
     means = [np.mean([r["success_rate"] for r in ppo if r["steps"] == b]) for b in budgets]
     ax.plot(budgets, means, color="black", marker="s", label="PPO mean over seeds")
-    mpc = results["mpc"][CONTROL_ENVS[0]]
+    agent = "mpc" if "mpc" in results else "actor_critic"
+    row = results[agent][CONTROL_ENVS[0]]
     ax.errorbar(
         [results["model"]["real_steps"]],
-        [mpc["success_rate"]],
-        yerr=[[mpc["success_rate"] - mpc["success_low"]], [mpc["success_high"] - mpc["success_rate"]]],
+        [row["success_rate"]],
+        yerr=[[row["success_rate"] - row["success_low"]], [row["success_high"] - row["success_rate"]]],
         color="red",
         marker="*",
         markersize=12,
-        label="MPC-CEM over VIM (learned heads)",
+        label=AGENT_LABELS[agent],
     )
     crossing = results.get("crossing", {})
     if crossing.get("ppo_steps"):
-        ax.axvline(crossing["ppo_steps"], color="red", linestyle=":", label="PPO reaches MPC's success")
+        ax.axvline(crossing["ppo_steps"], color="red", linestyle=":", label="PPO reaches its success")
         ax.axvspan(*crossing["ci"], color="red", alpha=0.1)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -188,19 +196,22 @@ def main() -> None:
     parser.add_argument(
         "--crossing",
         nargs=2,
-        metavar=("PPO_RESULTS", "MPC_RESULTS"),
-        help="only place the crossing of an earlier PPO sweep against an earlier MPC run (results.json files)",
+        metavar=("PPO_RESULTS", "AGENT_RESULTS"),
+        help="only place the crossing of an earlier PPO sweep against an earlier MPC run, or an actor-critic "
+        "run when the second file has no MPC stage (results.json files)",
     )
     parser.add_argument("--rounds", type=int, default=None, help="data-aggregation rounds (default: the budget's)")
     args = parser.parse_args()
     if args.crossing:
-        ppo, mpc = (json.loads(Path(f).read_text()) for f in args.crossing)
+        ppo, other = (json.loads(Path(f).read_text()) for f in args.crossing)
+        agent = "mpc" if "mpc" in other else "actor_critic"
         out = Path(args.crossing[0]).parent
-        results = {"ppo": ppo["ppo"], "mpc": mpc["mpc"], "model": mpc["model"], "sources": args.crossing}
-        place_crossing(results, np.asarray(mpc["mpc"][CONTROL_ENVS[0]]["successes"], bool))
+        results = {"ppo": ppo["ppo"], agent: other[agent], "model": other["model"], "sources": args.crossing}
+        place_crossing(results, np.asarray(other[agent][CONTROL_ENVS[0]]["successes"], bool))
         print("crossing", json.dumps(results["crossing"]), flush=True)
-        save(results, out / "crossing.json")
-        plot(results, out / "sample_efficiency.png")
+        suffix = "" if agent == "mpc" else f"_{agent}"
+        save(results, out / f"crossing{suffix}.json")
+        plot(results, out / f"sample_efficiency{suffix}.png")
         return
     b = BUDGETS[args.budget]
     if args.iterations is not None:
@@ -271,7 +282,11 @@ def main() -> None:
         results["actor_critic"] = {"train_seconds": round(agent.seconds, 1)}
         for env_id in CONTROL_ENVS:
             stats = run_episodes(agent, env_id, args.episodes, seed=100_000)
-            results["actor_critic"][env_id] = {**stats.summary(), "imagined_steps": agent.imagined_steps}
+            results["actor_critic"][env_id] = {
+                **stats.summary(),
+                "imagined_steps": agent.imagined_steps,
+                "successes": stats.successes.astype(int).tolist(),
+            }
             print("actor-critic in imagination", env_id, json.dumps(results["actor_critic"][env_id]), flush=True)
         save(results, path)
     if "ppo" not in args.stages:
