@@ -274,7 +274,7 @@ def main() -> None:
             im,
             CONTROL_ENVS[0],
             data=world_model_data(b, out),
-            steps=b.actor_critic_steps or 480,
+            steps=b.actor_critic_steps,
             real_steps=results["model"]["real_steps"],
             seed=0,
             progress=True,
