@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ class ActorCriticAgent:
         actor: ``(B, K, S)`` -> ``(B, n)`` action logits.
         critic: ``(B, K, S)`` -> ``(B, 1)`` value.
         action_space: the real env's ``Discrete`` action space.
+        observation_space: the ``(K, S)`` observation space it was trained on; what it reads is
+            clipped into it.
         num_objects: K.
         real_steps: real environment steps the world model's data cost (imagined steps cost none).
         imagined_steps: imagined steps its training took.
@@ -104,14 +107,16 @@ class ActorCriticAgent:
         actor: nn.Module,
         critic: nn.Module,
         action_space: spaces.Discrete,
-        num_objects: int,
+        observation_space: spaces.Box,
         *,
         deterministic: bool = True,
         seed: int = 0,
         real_steps: int = 0,
         imagined_steps: int = 0,
     ) -> None:
-        self.actor, self.critic, self.action_space, self.num_objects = actor, critic, action_space, num_objects
+        self.actor, self.critic, self.action_space = actor, critic, action_space
+        self.observation_space = observation_space
+        self.num_objects = int(observation_space.shape[0])
         self.deterministic, self.real_steps, self.imagined_steps = deterministic, real_steps, imagined_steps
         self.history: dict[str, list[float]] = {}
         self.seconds = 0.0
@@ -124,21 +129,80 @@ class ActorCriticAgent:
     def reset(self) -> None:
         """Nothing to forget (the policy is feed-forward)."""
 
+    def _inputs(self, states: Tensor | np.ndarray) -> Tensor:
+        """State observations ``(..., K' >= K, S)`` -> the first K objects, clipped, ``(..., K, S)``."""
+        x = torch.as_tensor(states, dtype=torch.float32, device=self.device)
+        k, s = self.observation_space.shape
+        if x.dim() < 2 or x.shape[-2] < k or x.shape[-1] != s:
+            raise ValueError(f"observations must be (..., K >= {k}, {s}) states, got shape {tuple(x.shape)}")
+        low = torch.as_tensor(self.observation_space.low, dtype=x.dtype, device=x.device)
+        high = torch.as_tensor(self.observation_space.high, dtype=x.dtype, device=x.device)
+        return torch.clamp(x[..., :k, :], low, high)
+
     @torch.no_grad()
     def act(self, observations: np.ndarray) -> np.ndarray:
         """Real state observations ``(B, K', S)``, ``K' >= K`` -> actions ``(B,)`` int64."""
         obs = np.asarray(observations)
-        if obs.ndim != 3 or obs.shape[1] < self.num_objects:
+        if obs.ndim != 3:
             raise ValueError(
                 f"observations must be (B, K >= {self.num_objects}, S) states, got shape {tuple(obs.shape)}"
             )
-        x = torch.as_tensor(obs[:, : self.num_objects], dtype=torch.float32, device=self.device)
-        logits = self.actor(x)
+        logits = self.actor(self._inputs(obs))
         if self.deterministic:
             index = logits.argmax(-1)
         else:
             index = sample_categorical(logits.softmax(-1).cpu(), self.generator)
         return (index.cpu().numpy() + int(self.action_space.start)).astype(np.int64)
+
+    @torch.no_grad()
+    def value(self, states: Tensor | np.ndarray) -> Tensor:
+        """The critic's value of state observations ``(..., K' >= K, S)`` -> ``(...)``."""
+        x = self._inputs(states)
+        return self.critic(x.reshape(-1, *x.shape[-2:])).reshape(x.shape[:-2])
+
+    def latent_value(self, imagination: Imagination) -> Callable[[Tensor], Tensor]:
+        """The critic as a function of a state VIM's latents ``(..., K', D) -> (...)`` (decoded by
+        ``imagination``): a terminal value for planning, e.g.
+        ``ImaginationReturns(..., terminal_value=agent.latent_value(imagination))``."""
+        if imagination.config.input_mode != "state":
+            raise ValueError(
+                f"the critic reads state observations; got a VIM with input_mode={imagination.config.input_mode!r}"
+            )
+
+        def value(z: Tensor) -> Tensor:
+            return self.value(imagination.decode(z)[0])
+
+        return value
+
+    def proposer(self, imagination: Imagination, num: int = 32, sample_z: bool = True) -> Callable[..., Tensor]:
+        """The actor as a source of candidate plans (TD-MPC's policy samples), for
+        :class:`~vim_world.agents.mpc.MPCAgent` ``(proposer=...)``: from encoded states ``(B, K', D)``
+        it imagines ``num`` rollouts each, sampling every action from the actor on the decoded
+        state, and returns their actions ``(B, num, H)`` int64 (indices from 0)."""
+        if imagination.config.input_mode != "state":
+            raise ValueError(
+                f"the actor reads state observations; got a VIM with input_mode={imagination.config.input_mode!r}"
+            )
+        if not _is_int(num) or num < 1:
+            raise ValueError(f"num must be an int >= 1, got {num!r}")
+
+        @torch.no_grad()
+        def propose(states: LatentState, horizon: int, generator: torch.Generator) -> Tensor:
+            state = states.index(torch.arange(states.batch_size, device=states.z.device).repeat_interleave(num))
+            actions = []
+            for _ in range(horizon):
+                logits = self.actor(self._inputs(imagination.decode(state.z)[0]))
+                a = sample_categorical(logits.softmax(-1), generator)
+                state, _ = imagination.step(
+                    state,
+                    action_vectors(a + int(self.action_space.start), self.action_space),
+                    generator=generator,
+                    sample_z=sample_z,
+                )
+                actions.append(a)
+            return torch.stack(actions, -1).reshape(states.batch_size, num, horizon)
+
+        return propose
 
 
 @dataclass
@@ -313,7 +377,7 @@ def train_actor_critic_imagined(
     generator = torch.Generator(device=device).manual_seed(seed)
     scale = _Scale()
     agent = ActorCriticAgent(
-        actor, critic, space, k, seed=seed, real_steps=real_steps, imagined_steps=steps * batch_size * horizon
+        actor, critic, space, obs_space, seed=seed, real_steps=real_steps, imagined_steps=steps * batch_size * horizon
     )
     history: dict[str, list[float]] = {
         key: [] for key in ("return", "value", "entropy", "actor_loss", "critic_loss", "scale")

@@ -4,9 +4,9 @@
 for one episode in each of B real envs at once. :func:`compare_agents` is the whole comparison
 the demo calls: collect Steer data, train VIM on it, then evaluate a random agent, MPC with CEM
 over VIM's imagination (scored by the reward head, and by the known task reward on decoded
-states), PPO trained in the imagined env, the actor-critic trained on imagined rollouts (when the
-budget asks for it), and PPO on the real env at several
-budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``. It writes ``results.json``,
+states), PPO trained in the imagined env, the actor-critic trained on imagined rollouts and MPC
+bootstrapped by its critic and fed its actor's proposals (when the budget asks for them), and PPO
+on the real env at several budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``. It writes ``results.json``,
 ``results.md`` (a table) and ``results.png`` (return and success against real steps).
 
 Real steps count every environment step an agent's training consumed: the world model's data set
@@ -37,7 +37,7 @@ from vim_world.imagination import Imagination
 from vim_world.report import gif_bytes
 from vim_world.train import TrainConfig, train
 
-from .actor_critic import train_actor_critic_imagined
+from .actor_critic import ActorCriticAgent, train_actor_critic_imagined
 from .baselines import RandomAgent, train_ppo_imagined, train_ppo_real
 from .imagination_model import ImaginationReturns
 from .mpc import MPCAgent
@@ -138,6 +138,11 @@ class Budget:
         actor_critic_steps: updates of the actor-critic trained in imagination
             (:func:`~vim_world.agents.actor_critic.train_actor_critic_imagined`, its other options
             at their defaults); 0 leaves it out of the comparison.
+        critic_horizon, proposals: with the actor-critic, a second MPC agent (TD-MPC's recipe): CEM
+            over ``critic_horizon`` steps, each candidate's return bootstrapped with the critic's
+            value of its last imagined state, and ``proposals`` sequences imagined by the actor
+            scored beside the sampled ones (:meth:`mpc_critic_agent`); ``critic_horizon=0``
+            leaves it out.
         eval_episodes: evaluation episodes per agent and env.
         candidates, samples, horizon, iterations: the CEM planner of the MPC agent.
         ppo_envs: parallel envs of every PPO run on the real env (each PPO update uses ``256 * ppo_envs`` steps).
@@ -170,6 +175,8 @@ class Budget:
     rounds: int = 0
     round_episodes: int = 32
     actor_critic_steps: int = 0
+    critic_horizon: int = 3
+    proposals: int = 32
 
     @property
     def real_steps(self) -> int:
@@ -182,6 +189,24 @@ class Budget:
         planner = CEM(self.horizon, self.candidates, iterations=self.iterations)
         return MPCAgent(planner, model, replan_every=self.replan_every, seed=seed, warm_start=self.warm_start)
 
+    def mpc_critic_agent(
+        self, imagination: Imagination, space: gym.spaces.Space, actor_critic: ActorCriticAgent, seed: int = 0
+    ) -> MPCAgent:
+        """MPC over ``imagination`` with the learned heads, ``actor_critic``'s critic as the value of
+        the last imagined state and its actor's imagined sequences as proposals (TD-MPC)."""
+        model = ImaginationReturns(
+            imagination, space, n_samples=self.samples, terminal_value=actor_critic.latent_value(imagination)
+        )
+        planner = CEM(self.critic_horizon, self.candidates, iterations=self.iterations)
+        return MPCAgent(
+            planner,
+            model,
+            replan_every=self.replan_every,
+            seed=seed,
+            warm_start=self.warm_start,
+            proposer=actor_critic.proposer(imagination, self.proposals),
+        )
+
 
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget(
@@ -190,7 +215,7 @@ BUDGETS: dict[str, Budget] = {
         train_steps=1500,
         ppo_real_steps=(2048, 8192),
         ppo_imagined_steps=65536,
-        eval_episodes=8,
+        eval_episodes=16,  # 16 of 16 is the fewest successes whose Wilson interval clears 80%
         candidates=100,
         horizon=8,
         iterations=2,
@@ -317,6 +342,9 @@ def compare_agents(
         )
         return b.mpc_agent(model, seed=seed)
 
+    def mpc_critic(num_objects: int, actor_critic: ActorCriticAgent) -> MPCAgent:
+        return b.mpc_critic_agent(imagination.for_num_objects(num_objects), space, actor_critic, seed=seed)
+
     ppo_imagined = train_ppo_imagined(
         imagination, CONTROL_ENVS[0], b.ppo_imagined_steps, real_steps=data_steps, n_envs=b.ppo_imagined_envs, seed=seed
     )
@@ -345,6 +373,11 @@ def compare_agents(
         ("MPC-CEM (VIM, task reward)", data_steps, lambda k: mpc(k, steer_reward), None),
         ("PPO in imagination (VIM)", data_steps, lambda k: ppo_imagined, train_objects),
         *([("actor-critic in imagination (VIM)", data_steps, lambda k: actor_critic, None)] if actor_critic else []),
+        *(
+            [("MPC-CEM + critic (VIM)", data_steps, lambda k: mpc_critic(k, actor_critic), None)]
+            if actor_critic and b.critic_horizon
+            else []
+        ),
         *[("PPO (real env)", a.real_steps, (lambda k, a=a: a), train_objects) for a in ppo_real.values()],
     ]
     rows, gifs = [], {}

@@ -4,7 +4,8 @@ Each planner scores candidate action sequences for B start states at once: candi
 as one ``(B, C, H, ...)`` tensor, the model returns ``(B, C, N)`` sampled returns, and
 :func:`~vim_world.agents.interface.aggregate_returns` turns them into one score per candidate
 (mean, or a risk quantile over the N futures). Every planner returns the best candidate it has
-scored, as a :class:`Plan`.
+scored, as a :class:`Plan`. ``proposals`` (e.g. a policy's imagined action sequences, as TD-MPC
+mixes them in) join the sampled candidates of every round.
 """
 
 from __future__ import annotations
@@ -92,10 +93,24 @@ class Planner(ABC):
         batch: int,
         generator: torch.Generator,
         init: SequenceDistribution | None = None,
+        proposals: Tensor | None = None,
     ) -> Plan:
         """The best sequence for each of ``batch`` start states ``states``; the search begins
         from ``init`` (a warm start, e.g. the previous plan's distribution shifted by one step)
-        or, when None, from :meth:`start`."""
+        or, when None, from :meth:`start`. ``proposals (B, P, H, ...)``: candidates scored (and
+        refit to) beside the C sampled ones in every round."""
+
+    def candidates(self, dist: SequenceDistribution, generator: torch.Generator, proposals: Tensor | None) -> Tensor:
+        """C samples of ``dist`` and the proposals: ``(B, C + P, H, ...)``."""
+        actions = dist.sample(self.num_candidates, generator)
+        if proposals is None:
+            return actions
+        if proposals.shape[0] != actions.shape[0] or proposals.shape[2:] != actions.shape[2:]:
+            raise ValueError(
+                f"proposals must be (B, P, {', '.join(map(str, actions.shape[2:]))}) with B = {actions.shape[0]}, "
+                f"got {tuple(proposals.shape)}"
+            )
+        return torch.cat([actions, proposals.to(actions.dtype)], 1)
 
 
 class RandomShooting(Planner):
@@ -108,9 +123,10 @@ class RandomShooting(Planner):
         batch: int,
         generator: torch.Generator,
         init: SequenceDistribution | None = None,
+        proposals: Tensor | None = None,
     ) -> Plan:
         dist = self.start(model, batch) if init is None else init
-        actions = dist.sample(self.num_candidates, generator)
+        actions = self.candidates(dist, generator, proposals)
         best = _Best()
         best.update(actions, self.score(model, states, actions, generator))
         return best.plan(dist)
@@ -128,11 +144,12 @@ class _IterativePlanner(Planner):
         batch: int,
         generator: torch.Generator,
         init: SequenceDistribution | None = None,
+        proposals: Tensor | None = None,
     ) -> Plan:
         dist = self.start(model, batch) if init is None else init
         best = _Best()
         for _ in range(self.iterations):
-            actions = dist.sample(self.num_candidates, generator)
+            actions = self.candidates(dist, generator, proposals)
             scores = self.score(model, states, actions, generator)
             best.update(actions, scores)
             dist = self.refit(dist, actions, scores)

@@ -6,12 +6,13 @@ Usage::
     python benchmarks/sample_efficiency.py --budget tiny --ppo-steps 2048 4096 --seeds 0 --episodes 16
     python benchmarks/sample_efficiency.py --reuse-model --stages imagined   # on an earlier run's VIM
     python benchmarks/sample_efficiency.py --budget tiny --stages actor_critic --out out/ac_tiny
+    python benchmarks/sample_efficiency.py --budget tiny --stages mpc_critic --out out/ac_tiny --reuse-model
     python benchmarks/sample_efficiency.py --stages ppo --out out/ppo          # PPO alone, no VIM
     python benchmarks/sample_efficiency.py --crossing out/ppo/results.json out/se/results.json
 
 Every row keeps its per-episode successes, so ``--crossing PPO_RESULTS AGENT_RESULTS`` places the
-crossing of a PPO sweep against an MPC run measured separately (on the same evaluation seeds), or
-against an actor-critic run (``--stages actor_critic``) when the second file has no MPC stage.
+crossing of a PPO sweep against an agent measured separately (on the same evaluation seeds): MPC,
+or ``--agent actor_critic`` / ``mpc_critic`` for those stages.
 
 Stages, each printed as it completes and saved to ``<out>/results.json`` (rewritten atomically
 after every row, so an interrupted run keeps what it measured):
@@ -25,6 +26,8 @@ after every row, so an interrupted run keeps what it measured):
    evaluated on both envs;
 3c. (``--stages actor_critic``) the Dreamer-style actor-critic trained on imagined rollouts from
    the model's own data and real resets (``train_actor_critic_imagined``), on both envs;
+3d. (``--stages mpc_critic``) MPC over VIM bootstrapped by that actor-critic's critic and fed its
+   actor's proposals (``Budget.mpc_critic_agent``, TD-MPC's recipe), on both envs;
 4. where PPO's success crosses MPC's (log-linear interpolation between budgets of the mean over
    seeds), with a 95% bootstrap interval (episodes resampled within each seed and budget, seeds
    resampled), and the ratio to the steps MPC's model was trained on; ``<out>/sample_efficiency.png``.
@@ -108,10 +111,11 @@ def crossing_interval(
 AGENT_LABELS = {
     "mpc": "MPC-CEM over VIM (learned heads)",
     "actor_critic": "actor-critic trained in VIM's imagination",
+    "mpc_critic": "MPC-CEM over VIM + critic and actor proposals",
 }
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path, agent: str = "mpc") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,7 +130,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.plot(*zip(*pts), marker="o", alpha=0.4, label=f"PPO (real env), seed {seed}")
     means = [np.mean([r["success_rate"] for r in ppo if r["steps"] == b]) for b in budgets]
     ax.plot(budgets, means, color="black", marker="s", label="PPO mean over seeds")
-    agent = "mpc" if "mpc" in results else "actor_critic"
     row = results[agent][CONTROL_ENVS[0]]
     ax.errorbar(
         [results["model"]["real_steps"]],
@@ -184,7 +187,7 @@ def main() -> None:
         "--stages",
         nargs="+",
         default=["mpc", "imagined", "ppo"],
-        choices=["mpc", "imagined", "actor_critic", "ppo"],
+        choices=["mpc", "imagined", "actor_critic", "mpc_critic", "ppo"],
         help="stages after the world model (the crossing needs mpc; ppo alone trains no world model)",
     )
     parser.add_argument(
@@ -197,21 +200,30 @@ def main() -> None:
         "--crossing",
         nargs=2,
         metavar=("PPO_RESULTS", "AGENT_RESULTS"),
-        help="only place the crossing of an earlier PPO sweep against an earlier MPC run, or an actor-critic "
-        "run when the second file has no MPC stage (results.json files)",
+        help="only place the crossing of an earlier PPO sweep against an earlier agent's run (results.json files)",
+    )
+    parser.add_argument(
+        "--agent",
+        default="mpc",
+        choices=sorted(AGENT_LABELS),
+        help="with --crossing: the stage of AGENT_RESULTS to place PPO's crossing against",
     )
     parser.add_argument("--rounds", type=int, default=None, help="data-aggregation rounds (default: the budget's)")
     args = parser.parse_args()
     if args.crossing:
         ppo, other = (json.loads(Path(f).read_text()) for f in args.crossing)
-        agent = "mpc" if "mpc" in other else "actor_critic"
+        agent = args.agent
+        if agent not in other:
+            raise SystemExit(
+                f"{args.crossing[1]} has no {agent!r} stage; it has {sorted(set(other) & set(AGENT_LABELS))}"
+            )
         out = Path(args.crossing[0]).parent
         results = {"ppo": ppo["ppo"], agent: other[agent], "model": other["model"], "sources": args.crossing}
         place_crossing(results, np.asarray(other[agent][CONTROL_ENVS[0]]["successes"], bool))
         print("crossing", json.dumps(results["crossing"]), flush=True)
         suffix = "" if agent == "mpc" else f"_{agent}"
         save(results, out / f"crossing{suffix}.json")
-        plot(results, out / f"sample_efficiency{suffix}.png")
+        plot(results, out / f"sample_efficiency{suffix}.png", agent)
         return
     b = BUDGETS[args.budget]
     if args.iterations is not None:
@@ -269,8 +281,9 @@ def main() -> None:
             print("PPO in imagination (learned heads)", env_id, json.dumps(results["imagined"][env_id]), flush=True)
         results["seconds"]["imagined"] = round(time.perf_counter() - clock, 1)
         save(results, path)
-    if "actor_critic" in args.stages:
-        agent = train_actor_critic_imagined(
+    actor_critic = None
+    if {"actor_critic", "mpc_critic"} & set(args.stages):
+        actor_critic = train_actor_critic_imagined(
             im,
             CONTROL_ENVS[0],
             data=world_model_data(b, out),
@@ -279,15 +292,30 @@ def main() -> None:
             seed=0,
             progress=True,
         )
-        results["actor_critic"] = {"train_seconds": round(agent.seconds, 1)}
+    if "actor_critic" in args.stages:
+        results["actor_critic"] = {"train_seconds": round(actor_critic.seconds, 1)}
         for env_id in CONTROL_ENVS:
-            stats = run_episodes(agent, env_id, args.episodes, seed=100_000)
+            stats = run_episodes(actor_critic, env_id, args.episodes, seed=100_000)
             results["actor_critic"][env_id] = {
                 **stats.summary(),
-                "imagined_steps": agent.imagined_steps,
+                "imagined_steps": actor_critic.imagined_steps,
                 "successes": stats.successes.astype(int).tolist(),
             }
             print("actor-critic in imagination", env_id, json.dumps(results["actor_critic"][env_id]), flush=True)
+        save(results, path)
+    if "mpc_critic" in args.stages:
+        results["mpc_critic"] = {"actor_critic_train_seconds": round(actor_critic.seconds, 1)}
+        for env_id in CONTROL_ENVS:
+            clock = time.perf_counter()
+            k = gym.spec(env_id).kwargs["num_objects"] + 2
+            agent = b.mpc_critic_agent(im.for_num_objects(k), space, actor_critic, seed=0)
+            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
+            results["mpc_critic"][env_id] = {
+                **stats.summary(),
+                "seconds": round(time.perf_counter() - clock, 1),
+                "successes": stats.successes.astype(int).tolist(),
+            }
+            print("MPC + critic", env_id, json.dumps(results["mpc_critic"][env_id]), flush=True)
         save(results, path)
     if "ppo" not in args.stages:
         return

@@ -95,6 +95,36 @@ def test_mpc_agent_replans_every_k_steps():
         MPCAgent(CEM(4, 50), model, replan_every=5)
 
 
+@pytest.mark.parametrize("planner_name", list(PLANNERS))
+def test_a_proposed_sequence_is_scored_beside_the_samples(planner_name):
+    # one sampled candidate per round cannot find the optimum over 3^5 sequences; the proposal is it
+    model = PointGoal(spaces.Discrete(3), n_samples=1)
+    planner = {"random_shooting": RandomShooting(5, 1), "cem": CEM(5, 1, iterations=2), "mppi": MPPI(5, 1)}
+    best = torch.tensor([[2] * 5, [0] * 5, [1] * 5])[:, None]  # (B, P = 1, H)
+    plan = planner[planner_name].plan(model, model.encode(STATES), 3, torch.Generator().manual_seed(0), None, best)
+    assert plan.actions.tolist() == best[:, 0].tolist()
+    with pytest.raises(ValueError, match="proposals"):
+        planner[planner_name].plan(model, model.encode(STATES), 3, torch.Generator(), None, best[:, :, :4])
+
+
+def test_mpc_agent_asks_its_proposer_at_every_search():
+    model = PointGoal(spaces.Discrete(3), n_samples=1)
+    asked = []
+
+    def proposer(states: torch.Tensor, horizon: int, generator: torch.Generator) -> torch.Tensor:
+        asked.append(horizon)
+        steps = torch.arange(horizon)
+        gap = (states[:, 1:] - states[:, :1]).long()  # (B, 1): the optimum walks there and stays
+        return torch.where(steps < gap.abs(), gap.sign() + 1, 1)[:, None]
+
+    agent = MPCAgent(RandomShooting(4, 1), model, replan_every=2, proposer=proposer)
+    obs = STATES[:2].copy()
+    for _ in range(5):
+        obs[:, 0] += agent.act(obs) - 1
+    assert asked == [4, 4, 4]
+    np.testing.assert_allclose(obs[:, 0], [5.0, -5.0])
+
+
 def test_shifted_distribution_drops_played_steps_and_keeps_exploring():
     broad = initial_distribution(spaces.Discrete(3), 2, 4, "cpu")
     sure = CategoricalSequence(torch.eye(3)[torch.tensor([[0, 1, 2, 0], [2, 2, 1, 1]])][:, :, None], True)

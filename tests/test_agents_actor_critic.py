@@ -91,6 +91,12 @@ def test_the_actor_learns_the_rewarded_action():
     first, last = agent.history["return"][0], agent.history["return"][-1]
     assert last > first + 0.5  # the imagined returns rose as the policy concentrated on action 2
     assert agent.history["entropy"][-1] < 0.5 * agent.history["entropy"][0]
+    # as a proposer for MPC it imagines sequences of mostly that action, from any number of objects
+    held_out = im.for_num_objects(5)
+    states = held_out.encode(torch.as_tensor(reset_obs(4, "VimWorld/SteerHeldout-v0")[:, None]))
+    proposals = agent.proposer(held_out, num=8)(states, 6, torch.Generator().manual_seed(0))
+    assert proposals.shape == (4, 8, 6) and proposals.dtype == torch.int64
+    assert (proposals == 2).float().mean() > 0.9
 
 
 @pytest.mark.parametrize(("ends", "best"), [(True, 1), (False, 2)])
@@ -164,3 +170,17 @@ def test_a_model_without_reward_head_or_actions_is_refused():
         train_actor_critic_imagined(tiny(action_dim=0), STEER, **FAST)
     with pytest.raises(TypeError, match="Imagination"):
         train_actor_critic_imagined(tiny().model, STEER, **FAST)
+
+
+def test_the_critic_values_real_states_and_imagined_latents_alike():
+    im = tiny()
+    agent = train_actor_critic_imagined(im, STEER, **FAST)
+    held_out = reset_obs(6, "VimWorld/SteerHeldout-v0")  # 5 objects: the critic reads the first 4
+    values = agent.value(held_out)
+    assert values.shape == (6,)
+    torch.testing.assert_close(values, agent.critic(torch.as_tensor(held_out[:, :4])).squeeze(-1))
+    latents = im.encode(torch.as_tensor(held_out[:, None]))  # (6, 5, D), one step of context
+    decoded, _ = im.decode(latents.z[None])  # leading dims (1, 6)
+    torch.testing.assert_close(agent.latent_value(im)(latents.z[None]), agent.value(decoded))
+    with pytest.raises(ValueError, match="observations"):
+        agent.value(held_out[:, :3])

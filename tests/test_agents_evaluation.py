@@ -154,7 +154,7 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
     assert merged["episodes"] == 10 and merged["policy"] == "random+MPCAgent"
     assert json.loads((tmp_path / "vim_run_round1" / "train_config.json").read_text())["data"].endswith("round1")
     agents = {"random", "MPC-CEM (VIM)", "MPC-CEM (VIM, task reward)", "PPO in imagination (VIM)", "PPO (real env)",
-              "actor-critic in imagination (VIM)"}  # fmt: skip
+              "actor-critic in imagination (VIM)", "MPC-CEM + critic (VIM)"}  # fmt: skip
     assert {(r["agent"], r["env"]) for r in result.rows} == {
         (a, e) for a in agents for e in ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
     }

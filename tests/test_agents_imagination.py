@@ -52,6 +52,24 @@ def test_adapter_sums_discounted_reward_head_outputs_while_the_episode_lasts(im)
     torch.testing.assert_close(model.returns(states, actions, torch.Generator().manual_seed(0)), expected)
 
 
+def test_terminal_value_adds_the_discounted_value_of_the_last_state_while_alive(im):
+    states = ImaginationReturns(im, SPACE).encode(observations(2))
+    actions = torch.randint(0, 5, (2, 3, 4))
+
+    def value(z: torch.Tensor) -> torch.Tensor:  # any function of the final latents (..., K, D)
+        return z.sum((-1, -2))
+
+    plain = ImaginationReturns(im, SPACE, n_samples=2, discount=0.5)
+    valued = ImaginationReturns(im, SPACE, n_samples=2, discount=0.5, terminal_value=value)
+    vectors = torch.nn.functional.one_hot(actions, 5).float()
+    rollout = im.rollout(states, vectors, n_samples=2, seed=0)
+    alive = torch.prod(1 - rollout.terminations, -1)
+    expected = plain.returns(states, actions, torch.Generator().manual_seed(0)) + 0.5**4 * alive * value(
+        rollout.z[..., -1, :, :]
+    )
+    torch.testing.assert_close(valued.returns(states, actions, torch.Generator().manual_seed(0)), expected)
+
+
 def test_steer_reward_equals_the_env_reward_without_collisions():
     env = gym.make("VimWorld/Steer-v0", obs_mode="state")
     obs, _ = env.reset(seed=3)
