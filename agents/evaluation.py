@@ -6,8 +6,9 @@ the demo calls: collect Steer data, train VIM on it, then evaluate a random agen
 over VIM's imagination (scored by the reward head, and by the known task reward on decoded
 states), PPO trained in the imagined env, the actor-critic trained on imagined rollouts and MPC
 bootstrapped by its critic and fed its actor's proposals (when the budget asks for them), and PPO
-on the real env at several budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``. It writes ``results.json``,
-``results.md`` (a table) and ``results.png`` (return and success against real steps).
+on the real env at several budgets, on ``VimWorld/Steer-v0`` and ``VimWorld/SteerHeldout-v0``.
+It writes ``results.json``, ``results.md`` (a table) and ``results.png`` (return and success
+against real steps).
 
 Real steps count every environment step an agent's training consumed: the world model's data set
 (episodes x episode length) for the VIM agents, ``num_timesteps`` for PPO; evaluation episodes
