@@ -243,8 +243,8 @@ def run_demo(out: str | Path, preset: str = "tiny", device: str = "auto", overwr
     timings["collect"] = time.perf_counter() - t0
 
     # The pixel models, then the planning comparison, run in a second process beside the state
-    # models (a second core; the state models take about as long as the other two together);
-    # leaving the block ends that process, also when the state part fails.
+    # models (a second core; tiny preset on this 2-core CPU: about 240 s + 265 s there, 305 s for
+    # the state part); leaving the block ends that process, also when the state part fails.
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         threads = torch.get_num_threads()
         pixels = pool.apply_async(
