@@ -94,7 +94,6 @@ class ActorCriticAgent:
         action_space: the real env's ``Discrete`` action space.
         observation_space: the ``(K, S)`` observation space it was trained on; what it reads is
             clipped into it.
-        num_objects: K.
         real_steps: real environment steps the world model's data cost (imagined steps cost none).
         imagined_steps: imagined steps its training took.
         history: per update: ``return`` (mean lambda-return), ``value``, ``entropy``,
@@ -116,11 +115,15 @@ class ActorCriticAgent:
     ) -> None:
         self.actor, self.critic, self.action_space = actor, critic, action_space
         self.observation_space = observation_space
-        self.num_objects = int(observation_space.shape[0])
         self.deterministic, self.real_steps, self.imagined_steps = deterministic, real_steps, imagined_steps
         self.history: dict[str, list[float]] = {}
         self.seconds = 0.0
         self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def num_objects(self) -> int:
+        """K, the objects of the observation space it was trained on."""
+        return int(self.observation_space.shape[0])
 
     @property
     def device(self) -> torch.device:

@@ -185,27 +185,31 @@ class Budget:
         round's planner episodes, ``episode_len`` steps each."""
         return (self.data_episodes + self.rounds * self.round_episodes) * self.episode_len
 
-    def mpc_agent(self, model: ImaginationReturns, seed: int = 0) -> MPCAgent:
-        """The budget's MPC agent (CEM planner) over ``model``."""
-        planner = CEM(self.horizon, self.candidates, iterations=self.iterations)
-        return MPCAgent(planner, model, replan_every=self.replan_every, seed=seed, warm_start=self.warm_start)
+    def mpc_agent(
+        self,
+        model: ImaginationReturns,
+        seed: int = 0,
+        horizon: int | None = None,
+        proposer: Callable[..., Any] | None = None,
+    ) -> MPCAgent:
+        """The budget's MPC agent (CEM planner) over ``model``; ``horizon`` overrides the budget's,
+        ``proposer`` is :class:`MPCAgent`'s."""
+        planner = CEM(self.horizon if horizon is None else horizon, self.candidates, iterations=self.iterations)
+        return MPCAgent(
+            planner, model, replan_every=self.replan_every, seed=seed, warm_start=self.warm_start, proposer=proposer
+        )
 
     def mpc_critic_agent(
         self, imagination: Imagination, space: gym.spaces.Space, actor_critic: ActorCriticAgent, seed: int = 0
     ) -> MPCAgent:
         """MPC over ``imagination`` with the learned heads, ``actor_critic``'s critic as the value of
-        the last imagined state and its actor's imagined sequences as proposals (TD-MPC)."""
+        the last imagined state and its actor's imagined sequences as proposals (TD-MPC), over
+        ``critic_horizon`` steps."""
         model = ImaginationReturns(
             imagination, space, n_samples=self.samples, terminal_value=actor_critic.latent_value(imagination)
         )
-        planner = CEM(self.critic_horizon, self.candidates, iterations=self.iterations)
-        return MPCAgent(
-            planner,
-            model,
-            replan_every=self.replan_every,
-            seed=seed,
-            warm_start=self.warm_start,
-            proposer=actor_critic.proposer(imagination, self.proposals),
+        return self.mpc_agent(
+            model, seed, horizon=self.critic_horizon, proposer=actor_critic.proposer(imagination, self.proposals)
         )
 
 

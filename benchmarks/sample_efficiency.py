@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -247,26 +248,44 @@ def main() -> None:
         save(results, path)
 
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
-    outcomes_mpc = None
-    if "mpc" in args.stages:
-        results["mpc"] = {}
+
+    def on_both_envs(
+        stage: str, label: str, make: Callable[[str], Any], num_objects: int | None = None, **extra: Any
+    ) -> None:
+        """``results[stage][env_id]`` for both control envs: the summary, ``extra``, the seconds
+        and the per-episode successes of the agent ``make(env_id)`` (shown the first
+        ``num_objects`` objects), saved after each env."""
+        results.setdefault(stage, {})
         for env_id in CONTROL_ENVS:
             clock = time.perf_counter()
-            k = gym.spec(env_id).kwargs["num_objects"] + 2
-            model = ImaginationReturns(im.for_num_objects(k), space, n_samples=b.samples)
-            agent = b.mpc_agent(model, seed=0)
-            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
-            outcomes_mpc = stats.successes if outcomes_mpc is None else outcomes_mpc
-            results["mpc"][env_id] = {
+            stats = run_episodes(
+                make(env_id), env_id, args.episodes, seed=100_000, num_objects=num_objects, progress=True
+            )
+            results[stage][env_id] = {
                 **stats.summary(),
+                **extra,
                 "seconds": round(time.perf_counter() - clock, 1),
                 "successes": stats.successes.astype(int).tolist(),
             }
-            print("MPC (learned heads)", env_id, json.dumps(results["mpc"][env_id]), flush=True)
+            print(label, env_id, json.dumps(results[stage][env_id]), flush=True)
             save(results, path)
+
+    def objects(env_id: str) -> int:
+        return gym.spec(env_id).kwargs["num_objects"] + 2  # + goal zone and agent
+
+    outcomes_mpc = None
+    if "mpc" in args.stages:
+        on_both_envs(
+            "mpc",
+            "MPC (learned heads)",
+            lambda env_id: b.mpc_agent(
+                ImaginationReturns(im.for_num_objects(objects(env_id)), space, n_samples=b.samples)
+            ),
+        )
+        outcomes_mpc = np.asarray(results["mpc"][CONTROL_ENVS[0]]["successes"], bool)
     if "imagined" in args.stages:
         clock = time.perf_counter()
-        agent = train_ppo_imagined(
+        ppo = train_ppo_imagined(
             im,
             CONTROL_ENVS[0],
             b.ppo_imagined_steps,
@@ -274,14 +293,14 @@ def main() -> None:
             n_envs=b.ppo_imagined_envs,
             seed=0,
         )
-        results["imagined"] = {}
-        for env_id in CONTROL_ENVS:
-            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, num_objects=im.config.num_slots)
-            results["imagined"][env_id] = {**stats.summary(), "imagined_steps": b.ppo_imagined_steps}
-            print("PPO in imagination (learned heads)", env_id, json.dumps(results["imagined"][env_id]), flush=True)
         results["seconds"]["imagined"] = round(time.perf_counter() - clock, 1)
-        save(results, path)
-    actor_critic = None
+        on_both_envs(
+            "imagined",
+            "PPO in imagination (learned heads)",
+            lambda env_id: ppo,
+            imagined_steps=b.ppo_imagined_steps,
+            num_objects=im.config.num_slots,
+        )
     if {"actor_critic", "mpc_critic"} & set(args.stages):
         actor_critic = train_actor_critic_imagined(
             im,
@@ -292,31 +311,20 @@ def main() -> None:
             seed=0,
             progress=True,
         )
-    if "actor_critic" in args.stages:
-        results["actor_critic"] = {"train_seconds": round(actor_critic.seconds, 1)}
-        for env_id in CONTROL_ENVS:
-            stats = run_episodes(actor_critic, env_id, args.episodes, seed=100_000)
-            results["actor_critic"][env_id] = {
-                **stats.summary(),
-                "imagined_steps": actor_critic.imagined_steps,
-                "successes": stats.successes.astype(int).tolist(),
-            }
-            print("actor-critic in imagination", env_id, json.dumps(results["actor_critic"][env_id]), flush=True)
-        save(results, path)
-    if "mpc_critic" in args.stages:
-        results["mpc_critic"] = {"actor_critic_train_seconds": round(actor_critic.seconds, 1)}
-        for env_id in CONTROL_ENVS:
-            clock = time.perf_counter()
-            k = gym.spec(env_id).kwargs["num_objects"] + 2
-            agent = b.mpc_critic_agent(im.for_num_objects(k), space, actor_critic, seed=0)
-            stats = run_episodes(agent, env_id, args.episodes, seed=100_000, progress=True)
-            results["mpc_critic"][env_id] = {
-                **stats.summary(),
-                "seconds": round(time.perf_counter() - clock, 1),
-                "successes": stats.successes.astype(int).tolist(),
-            }
-            print("MPC + critic", env_id, json.dumps(results["mpc_critic"][env_id]), flush=True)
-        save(results, path)
+        results["seconds"]["actor_critic_training"] = round(actor_critic.seconds, 1)
+        if "actor_critic" in args.stages:
+            on_both_envs(
+                "actor_critic",
+                "actor-critic in imagination",
+                lambda env_id: actor_critic,
+                imagined_steps=actor_critic.imagined_steps,
+            )
+        if "mpc_critic" in args.stages:
+            on_both_envs(
+                "mpc_critic",
+                "MPC + critic",
+                lambda env_id: b.mpc_critic_agent(im.for_num_objects(objects(env_id)), space, actor_critic),
+            )
     if "ppo" not in args.stages:
         return
 
