@@ -13,7 +13,8 @@ Every row runs in a fresh process, so that its peak memory is its own: the CUDA 
 on a GPU, and on the CPU the peak RSS growth over the process's state before the model is built.
 Levers (``--levers``): the tiny pixel VIM with each of its speed settings undone in turn
 (``decode_steps=0`` decodes every step, ``decoder_hidden=0`` the full decoder width), and with
-channels-last memory format.
+channels-last memory format. ``--compile`` adds both models with their networks compiled
+(``torch.compile``, as the trainer's ``--compile``).
 """
 
 from __future__ import annotations
@@ -41,13 +42,25 @@ def batch_for(config, batch_size: int, seq_len: int, device: torch.device) -> Ba
 
 
 def measure(
-    name: str, config, batch_size: int, seq_len: int, steps: int, device: torch.device, channels_last: bool = False
+    name: str,
+    config,
+    batch_size: int,
+    seq_len: int,
+    steps: int,
+    device: torch.device,
+    channels_last: bool = False,
+    compiled: bool = False,
 ) -> dict:
+    """Training steps/s, samples/s and peak memory of ``name`` on synthetic batches. ``compiled``
+    compiles the networks as the trainer's ``--compile`` does (the warm-up steps pay the compile)."""
     torch.manual_seed(0)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = build_model(name, config).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        for part in model.children():
+            part.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = batch_for(config, batch_size, seq_len, device)
     if device.type == "cuda":
@@ -103,6 +116,7 @@ def main() -> None:
     )
     parser.add_argument("--modes", default="state,pixels", help="comma-separated subset of state,pixels")
     parser.add_argument("--levers", action="store_true", help="add pixel VIM rows with each speed lever undone")
+    parser.add_argument("--compile", action="store_true", help="add both models with torch.compile'd networks")
     args = parser.parse_args()
     wanted = args.devices.split(",")
     unknown = sorted(set(wanted) - {"cpu", "cuda"})
@@ -121,16 +135,18 @@ def main() -> None:
     for device in devices:
         for mode in modes:
             config = preset(f"{args.preset}-{mode}", state_dim=len(STATE_FEATURES), num_slots=5)
-            rows = [("vim", "vim", config, False), ("vrnn", "vrnn", config, False)]
+            rows = [("vim", "vim", config, False, False), ("vrnn", "vrnn", config, False, False)]
+            if args.compile:
+                rows += [("vim, compiled", "vim", config, False, True), ("vrnn, compiled", "vrnn", config, False, True)]
             if args.levers and mode == "pixels":
                 rows += [
-                    ("vim, all steps decoded", "vim", replace(config, decode_steps=0), False),
-                    ("vim, full-width decoder", "vim", replace(config, decoder_hidden=0), False),
-                    ("vim, both undone", "vim", replace(config, decode_steps=0, decoder_hidden=0), False),
-                    ("vim, channels-last", "vim", config, True),
+                    ("vim, all steps decoded", "vim", replace(config, decode_steps=0), False, False),
+                    ("vim, full-width decoder", "vim", replace(config, decoder_hidden=0), False, False),
+                    ("vim, both undone", "vim", replace(config, decode_steps=0, decoder_hidden=0), False, False),
+                    ("vim, channels-last", "vim", config, True, False),
                 ]
-            for label, name, cfg, channels_last in rows:
-                r = measure_fresh(name, cfg, args.batch_size, args.seq_len, args.steps, device, channels_last)
+            for label, name, cfg, channels_last, compiled in rows:
+                r = measure_fresh(name, cfg, args.batch_size, args.seq_len, args.steps, device, channels_last, compiled)
                 print(
                     f"| {device.type} | {mode} | {label} | {r['params']:,} | {r['steps_s']:.2f} | "
                     f"{r['samples_s']:.1f} | {r['peak_mb']:.0f} |",
