@@ -89,17 +89,22 @@ def run_episodes(
     num_objects: int | None = None,
     progress: bool = False,
     record: bool = False,
+    obs_mode: str = "state",
 ) -> EpisodeStats:
-    """One episode in each of ``episodes`` real envs (env i seeded ``seed + i``), state observations.
+    """One episode in each of ``episodes`` real envs (env i seeded ``seed + i``).
 
-    ``num_objects``: show the agent only the first objects (for fixed-input policies).
+    ``obs_mode``: what the agent sees, ``"state"`` (``(K, S)`` object features) or ``"pixels"``
+    (frames ``(H, W, 3)`` uint8 at ``env_kwargs``' ``obs_size``, e.g. for a pixel VIM).
+    ``num_objects``: show the agent only the first objects (for fixed-input policies; state only).
     ``progress``: a tqdm bar over the steps (at most the env's ``max_episode_steps``).
     ``record``: keep the frames of episode 0 (rendered at 96 x 96), e.g. for a GIF.
     """
     from tqdm.auto import tqdm
 
+    if obs_mode not in ("state", "pixels") or (num_objects is not None and obs_mode != "state"):
+        raise ValueError(f"obs_mode must be 'state' or 'pixels' (num_objects: state only), got {obs_mode!r}")
     render = {"render_mode": "rgb_array", "render_size": 96} if record else {}
-    env = gym.make_vec(env_id, num_envs=episodes, obs_mode="state", **render, **(env_kwargs or {}))
+    env = gym.make_vec(env_id, num_envs=episodes, obs_mode=obs_mode, **render, **(env_kwargs or {}))
     obs, _ = env.reset(seed=seed)
     agent.reset()
     returns = np.zeros(episodes)
@@ -134,6 +139,8 @@ class Budget:
     Attributes:
         data_episodes, episode_len: the Steer data set VIM is trained on.
         train_steps: VIM training steps (tiny state preset).
+        pixel_train_steps: training steps of the pixel VIM that plans from frames
+            (:func:`fit_world_model` with ``mode="pixels"``), on the same data.
         ppo_real_steps: PPO-on-the-real-env budgets (one agent per budget).
         ppo_imagined_steps: PPO steps inside the imagined env.
         actor_critic_steps: updates of the actor-critic trained in imagination
@@ -178,6 +185,7 @@ class Budget:
     actor_critic_steps: int = 0
     critic_horizon: int = 3
     proposals: int = 32
+    pixel_train_steps: int = 3000
 
     @property
     def real_steps(self) -> int:
@@ -253,11 +261,54 @@ class ComparisonResult:
     episode_gifs: dict[str, Path]  # "agent on env" -> GIF of its first evaluation episode
 
 
+def fit_world_model(
+    b: Budget,
+    data: Path,
+    run_dir: Path,
+    *,
+    mode: str = "state",
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> Imagination:
+    """VIM with the reward and termination heads trained on ``data`` in ``run_dir`` (a run left
+    there with other options is replaced; one with the same options resumes or is reused).
+
+    ``mode="state"``: the tiny state preset + ``b.model_overrides``, ``b.train_steps`` steps.
+    ``mode="pixels"``: the tiny pixel preset on the data's 32x32 frames (learnt slots, no cues:
+    an agent sees frames alone), ``b.pixel_train_steps`` steps of 16 sequences of 4 steps (the
+    setting that binds slots best on this CPU, docs/model.md).
+    """
+    if mode not in ("state", "pixels"):
+        raise ValueError(f"mode must be 'state' or 'pixels', got {mode!r}")
+    sizes = (
+        dict(steps=b.train_steps, overrides=b.model_overrides)
+        if mode == "state"
+        else dict(steps=b.pixel_train_steps, batch_size=16, seq_len=4)
+    )
+    config = TrainConfig(
+        data=str(data),
+        out=str(run_dir),
+        mode=mode,
+        head_weight_decay=b.head_weight_decay,
+        holdout=0.0,  # every collected step is charged to the agent, so every one is trained on
+        seed=seed,
+        device=device,
+        progress=progress,
+        checkpoint_every=sizes["steps"],
+        **sizes,
+    )
+    saved = Path(run_dir) / "train_config.json"
+    if saved.is_file() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(config))):
+        shutil.rmtree(run_dir)  # this comparison's own run, left with other options (an older budget)
+    return Imagination.from_checkpoint(train(config).out, device=device)
+
+
 def train_world_model(
     b: Budget, out: Path, *, seed: int = 0, device: str = "cpu", progress: bool = False
 ) -> Imagination:
     """Collect the budget's random-policy Steer data in ``out / "steer_data"`` (seeded by ``seed``)
-    and train VIM on it in ``out / "vim_run"`` (tiny state preset + ``b.model_overrides``); then
+    and train VIM on it in ``out / "vim_run"`` (:func:`fit_world_model`, state input); then
     ``b.rounds`` rounds of data aggregation: episodes of the MPC agent over the latest model
     (``out / "steer_data_mpc<r>"``), merged with the data so far (``out / "steer_data_round<r>"``),
     and a model trained afresh on the union (``out / "vim_run_round<r>"``). Returns the last model."""
@@ -273,23 +324,7 @@ def train_world_model(
     )
 
     def fit(data: Path, run_dir: Path) -> Imagination:
-        config = TrainConfig(
-            data=str(data),
-            out=str(run_dir),
-            mode="state",
-            steps=b.train_steps,
-            overrides=b.model_overrides,
-            head_weight_decay=b.head_weight_decay,
-            holdout=0.0,  # every collected step is charged to the agent, so every one is trained on
-            seed=seed,
-            device=device,
-            progress=progress,
-            checkpoint_every=b.train_steps,
-        )
-        saved = run_dir / "train_config.json"
-        if saved.is_file() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(config))):
-            shutil.rmtree(run_dir)  # this comparison's own run, left with other options (an older budget)
-        return Imagination.from_checkpoint(train(config).out, device=device)
+        return fit_world_model(b, data, run_dir, seed=seed, device=device, progress=progress)
 
     imagination = fit(data, out / "vim_run")
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
@@ -509,7 +544,11 @@ def head_errors(
 
     model = imagination.model
     loader = SequenceLoader(
-        open_dataset(data), batch_size=batch_size, seq_len=seq_len, mode="state", device=imagination.device
+        open_dataset(data),
+        batch_size=batch_size,
+        seq_len=seq_len,
+        mode=imagination.config.input_mode,
+        device=imagination.device,
     )
     mse, brier, correct, base, rewards = [], [], [], [], []
     with torch.inference_mode():

@@ -7,6 +7,7 @@ Usage::
     python benchmarks/sample_efficiency.py --reuse-model --stages imagined   # on an earlier run's VIM
     python benchmarks/sample_efficiency.py --budget tiny --stages actor_critic --out out/ac_tiny
     python benchmarks/sample_efficiency.py --budget tiny --stages mpc_critic --out out/ac_tiny --reuse-model
+    python benchmarks/sample_efficiency.py --stages mpc_pixels --out out/se --reuse-model   # from frames
     python benchmarks/sample_efficiency.py --stages ppo --out out/ppo          # PPO alone, no VIM
     python benchmarks/sample_efficiency.py --crossing out/ppo/results.json out/se/results.json
 
@@ -28,6 +29,9 @@ after every row, so an interrupted run keeps what it measured):
    the model's own data and real resets (``train_actor_critic_imagined``), on both envs;
 3d. (``--stages mpc_critic``) MPC over VIM bootstrapped by that actor-critic's critic and fed its
    actor's proposals (``Budget.mpc_critic_agent``, TD-MPC's recipe), on both envs;
+3e. (``--stages mpc_pixels``) planning from frames: a pixel VIM with the task heads trained on the
+   same data's 32x32 frames (``fit_world_model(mode="pixels")``; its heads' held-out errors), and
+   MPC-CEM over it, scored by its learned heads, shown the envs' frames only, on both envs;
 4. where PPO's success crosses MPC's (log-linear interpolation between budgets of the mean over
    seeds), with a 95% bootstrap interval (episodes resampled within each seed and budget, seeds
    resampled), and the ratio to the steps MPC's model was trained on; ``<out>/sample_efficiency.png``.
@@ -53,6 +57,7 @@ from vim_world.agents.evaluation import (
     BUDGETS,
     CONTROL_ENVS,
     Budget,
+    fit_world_model,
     head_errors,
     run_episodes,
     train_world_model,
@@ -113,6 +118,7 @@ AGENT_LABELS = {
     "mpc": "MPC-CEM over VIM (learned heads)",
     "actor_critic": "actor-critic trained in VIM's imagination",
     "mpc_critic": "MPC-CEM over VIM + critic and actor proposals",
+    "mpc_pixels": "MPC-CEM over a pixel VIM, from frames (learned heads)",
 }
 
 
@@ -188,7 +194,7 @@ def main() -> None:
         "--stages",
         nargs="+",
         default=["mpc", "imagined", "ppo"],
-        choices=["mpc", "imagined", "actor_critic", "mpc_critic", "ppo"],
+        choices=["mpc", "imagined", "actor_critic", "mpc_critic", "mpc_pixels", "ppo"],
         help="stages after the world model (the crossing needs mpc; ppo alone trains no world model)",
     )
     parser.add_argument(
@@ -250,16 +256,28 @@ def main() -> None:
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
 
     def on_both_envs(
-        stage: str, label: str, make: Callable[[str], Any], num_objects: int | None = None, **extra: Any
+        stage: str,
+        label: str,
+        make: Callable[[str], Any],
+        num_objects: int | None = None,
+        obs_mode: str = "state",
+        **extra: Any,
     ) -> None:
         """``results[stage][env_id]`` for both control envs: the summary, ``extra``, the seconds
         and the per-episode successes of the agent ``make(env_id)`` (shown the first
-        ``num_objects`` objects), saved after each env."""
+        ``num_objects`` objects, or 32x32 frames with ``obs_mode="pixels"``), saved after each env."""
         results.setdefault(stage, {})
         for env_id in CONTROL_ENVS:
             clock = time.perf_counter()
             stats = run_episodes(
-                make(env_id), env_id, args.episodes, seed=100_000, num_objects=num_objects, progress=True
+                make(env_id),
+                env_id,
+                args.episodes,
+                seed=100_000,
+                num_objects=num_objects,
+                progress=True,
+                obs_mode=obs_mode,
+                env_kwargs={"obs_size": 32} if obs_mode == "pixels" else None,  # the frames VIM was trained on
             )
             results[stage][env_id] = {
                 **stats.summary(),
@@ -325,6 +343,20 @@ def main() -> None:
                 "MPC + critic",
                 lambda env_id: b.mpc_critic_agent(im.for_num_objects(objects(env_id)), space, actor_critic),
             )
+    if "mpc_pixels" in args.stages:
+        clock = time.perf_counter()
+        pixels = fit_world_model(b, world_model_data(b, out), out / "vim_pixels", mode="pixels", progress=True)
+        results["pixel_model"] = {"real_steps": b.real_steps, "train_steps": b.pixel_train_steps}
+        if (out / "steer_heldout" / "meta.json").is_file():  # collected with the state model
+            results["pixel_model"]["held_out"] = head_errors(pixels, out / "steer_heldout")
+        results["seconds"]["pixel_model"] = round(time.perf_counter() - clock, 1)
+        print("pixel VIM's heads on held-out data:", json.dumps(results["pixel_model"]), flush=True)
+        on_both_envs(
+            "mpc_pixels",
+            "MPC from frames (pixel VIM, learned heads)",
+            lambda env_id: b.mpc_agent(ImaginationReturns(pixels, space, n_samples=b.samples)),
+            obs_mode="pixels",
+        )
     if "ppo" not in args.stages:
         return
 

@@ -8,10 +8,12 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 import pytest
-from vim_world.agents import RandomAgent
+from vim_world.agents import ImaginationReturns, RandomAgent
 from vim_world.agents.evaluation import (
     Budget,
     compare_agents,
+    fit_world_model,
+    head_errors,
     markdown_table,
     plot_results,
     run_episodes,
@@ -40,6 +42,24 @@ def test_run_episodes_scores_one_episode_per_env():
     assert greedy.returns.mean() > still.returns.mean() + 3
     heldout = run_episodes(Greedy(), "VimWorld/SteerHeldout-v0", 4, seed=0, num_objects=4)
     assert heldout.successes.mean() >= 0.5
+
+
+def test_run_episodes_shows_frames_to_a_pixel_agent():
+    seen = []
+
+    class Watcher(RandomAgent):
+        def act(self, obs: np.ndarray) -> np.ndarray:
+            seen.append(obs)
+            return super().act(obs)
+
+    stats = run_episodes(Watcher(gym.spaces.Discrete(5), seed=0), "VimWorld/Steer-v0", 3, seed=0, obs_mode="pixels",
+                         env_kwargs={"obs_size": 32})  # fmt: skip
+    assert stats.returns.shape == (3,)
+    assert seen[0].shape == (3, 32, 32, 3) and seen[0].dtype == np.uint8 and seen[0].max() > 0
+    with pytest.raises(ValueError, match="obs_mode must be 'state' or 'pixels'.*'both'"):
+        run_episodes(Watcher(gym.spaces.Discrete(5)), "VimWorld/Steer-v0", 1, obs_mode="both")
+    with pytest.raises(ValueError, match="num_objects: state only"):
+        run_episodes(Watcher(gym.spaces.Discrete(5)), "VimWorld/Steer-v0", 1, obs_mode="pixels", num_objects=2)
 
 
 ROWS = [
@@ -192,3 +212,22 @@ def test_a_comparison_retrains_its_own_run_left_with_other_options(tmp_path):
     assert checkpoint.stat().st_mtime_ns == stamp
     train_world_model(replace(budget, train_steps=4), tmp_path)
     assert json.loads((tmp_path / "vim_run" / "train_config.json").read_text())["steps"] == 4
+
+
+def test_a_pixel_world_model_plans_from_frames(tmp_path):
+    """``fit_world_model(mode="pixels")`` trains a pixel VIM with the task heads on the budget's
+    frames; the budget's MPC agent over it acts on the env's frames."""
+    budget = Budget(data_episodes=4, episode_len=12, train_steps=3, ppo_real_steps=(64,), ppo_imagined_steps=64,
+                    eval_episodes=1, pixel_train_steps=3, candidates=8, samples=2, horizon=3, iterations=1)  # fmt: skip
+    train_world_model(budget, tmp_path)  # collects the budget's data in steer_data
+    im = fit_world_model(budget, tmp_path / "steer_data", tmp_path / "vim_pixels", mode="pixels")
+    assert (im.config.input_mode, im.config.image_size, im.config.action_dim) == ("pixels", 32, 5)
+    assert im.config.reward_head and not im.config.slot_cues
+    assert json.loads((tmp_path / "vim_pixels" / "train_config.json").read_text())["seq_len"] == 4
+    errors = head_errors(im, tmp_path / "steer_data", seq_len=4)
+    assert np.isfinite(errors["reward_mse"])
+    agent = budget.mpc_agent(ImaginationReturns(im, gym.spaces.Discrete(5), n_samples=2))
+    stats = run_episodes(agent, "VimWorld/Steer-v0", 2, seed=0, obs_mode="pixels", env_kwargs={"obs_size": 32})
+    assert stats.returns.shape == (2,) and np.isfinite(stats.returns).all()
+    with pytest.raises(ValueError, match="mode must be 'state' or 'pixels', got 'frames'"):
+        fit_world_model(budget, tmp_path / "steer_data", tmp_path / "x", mode="frames")
