@@ -33,7 +33,7 @@ from vim_world.actions import action_vectors
 from vim_world.imagination import Imagination, LatentState
 from vim_world.model import VIM, preset
 from vim_world.model.distributions import sample_categorical
-from vim_world.model.heads import MAX_PAIR_WIDTH, _pair_mean
+from vim_world.model.heads import MAX_PAIR_WIDTH, _pair_pool
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -74,7 +74,7 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
         "switching prior": lambda: im.model.switching_prior(z, onehot, a),
         "sampling selections": lambda: sample_categorical(probs),
         "sampling selections, torch.multinomial (reference)": lambda: torch.multinomial(probs.flatten(0, 1), 1),
-        "pair pooling of the task heads, chunked": lambda: _pair_mean(left, right),
+        "pair pooling of the task heads, chunked": lambda: _pair_pool(left, right),
         "pair pooling, one (N, K, K, 64) tensor (reference)": lambda: (
             (left[:, :, None] + right[:, None]).relu().mean((1, 2))
         ),

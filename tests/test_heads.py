@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from vim_world.batch import Batch
 from vim_world.model import VIM, preset
-from vim_world.model.heads import RelationHead, SumHead, _pair_mean
+from vim_world.model.heads import RelationHead, SumHead, _pair_pool
 
 
 def pair_scene(n: int, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,12 +67,35 @@ def test_chunked_pair_pooling_equals_the_one_shot_expression(monkeypatch):
     one_shot = (left[:, :, None] + right[:, None, :]).relu().mean((1, 2))
     monkeypatch.setattr(heads, "PAIR_CHUNK_BYTES", 5 * 5 * 8 * 4 * 6)  # 6 states per chunk
     eps = torch.finfo(torch.float32).eps
-    torch.testing.assert_close(_pair_mean(left, right), one_shot, atol=100 * eps, rtol=100 * eps)
-    head = RelationHead(5, 3, 8)
+    torch.testing.assert_close(_pair_pool(left, right), one_shot, atol=100 * eps, rtol=100 * eps)
+    torch.testing.assert_close(
+        _pair_pool(left, right, "max"), (left[:, :, None] + right[:, None, :]).relu().amax((1, 2))
+    )
     z, a = torch.randn(37, 5, 5, generator=gen), torch.randn(37, 3, generator=gen)
+    for pool in ("mean", "max"):
+        head = RelationHead(5, 3, 8, pool=pool)
+        with torch.no_grad():
+            fast = head(z, a)
+        torch.testing.assert_close(fast, head(z, a), atol=100 * eps, rtol=100 * eps)
+
+
+def test_max_pooled_head_keeps_a_pair_feature_when_objects_are_added():
+    """With ``pool="max"`` a scene whose added objects copy an existing one gives the same output
+    (the max over pairs is unchanged); the mean's is not, its pairs reweighted. A bad pool is refused."""
+    gen = torch.Generator().manual_seed(3)
+    z, a = torch.randn(4, 3, 5, generator=gen), torch.randn(4, 2, generator=gen)
+    more = torch.cat([z, z[:, :1], z[:, :1]], 1)  # object 0 twice more
     with torch.no_grad():
-        fast = head(z, a)
-    torch.testing.assert_close(fast, head(z, a), atol=100 * eps, rtol=100 * eps)
+        torch.manual_seed(0)
+        head = RelationHead(5, 2, 8, pool="max")
+        torch.testing.assert_close(head(more, a), head(z, a))
+        torch.manual_seed(0)
+        mean = RelationHead(5, 2, 8)
+        assert not torch.allclose(mean(more, a), mean(z, a))
+    with pytest.raises(ValueError, match="pool must be 'mean' or 'max', got 'sum'"):
+        RelationHead(5, 2, 8, pool="sum")
+    with pytest.raises(ValueError, match="head_pool='sum'"):
+        preset("tiny-state", head_pool="sum")
 
 
 def test_vim_trains_reward_and_termination_heads_from_the_batch():

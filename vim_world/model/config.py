@@ -8,6 +8,7 @@ from typing import Any
 
 INPUT_MODES = ("pixels", "state")
 SLOT_INITS = ("learned", "gaussian", "bo-qsa")  # see VIMConfig.slot_init
+HEAD_POOLS = ("mean", "max")  # see VIMConfig.head_pool
 SELECTION_INFERENCE = ("exact", "amortized")
 STATE_ENCODERS = ("mlp", "identity")
 
@@ -33,6 +34,8 @@ class VIMConfig:
         nary: modules also read the other slots through an attention context.
         action_dim: A; 0 for passive data.
         reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
+        head_pool: how the task heads' relation network pools its object pairs: ``"mean"``, or
+            ``"max"`` (per feature), which a pair's feature does not shrink as objects are added.
         gumbel_tau: temperature of the straight-through Gumbel-softmax over selections.
         kl_warmup_steps: the KL weight grows linearly from 0 to 1 over this many steps.
         free_bits: nats per object and step below which the latent KL is not penalised
@@ -127,6 +130,7 @@ class VIMConfig:
     anneal_temperature: float = 1.0
     anneal_steps: int = 0
     static_features: tuple[int, ...] = ()
+    head_pool: str = "mean"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_features", tuple(int(i) for i in self.static_features))
@@ -163,6 +167,8 @@ class VIMConfig:
         problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive if not getattr(self, n) > 0]
         if self.decoder_rgb not in ("sigmoid", "linear"):
             problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected 'sigmoid' or 'linear')")
+        if self.head_pool not in HEAD_POOLS:
+            problems.append(f"head_pool={self.head_pool!r} (expected one of {HEAD_POOLS})")
         if self.slot_init not in SLOT_INITS:
             problems.append(f"slot_init={self.slot_init!r} (expected one of {SLOT_INITS})")
         elif self.slot_init != "learned" and (self.input_mode != "pixels" or self.slot_cues):

@@ -38,10 +38,15 @@ class SumHead(nn.Module):
         action_dim: A (0 for passive models).
         hidden: width of ``g``'s hidden layer.
         out_dim: size of each output.
+        pool: ``"mean"`` over the K x K pairs, or ``"max"`` per feature (a pair's feature then
+            keeps its size when objects are added, where the mean divides it by K^2).
     """
 
-    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1) -> None:
+    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1, pool: str = "mean") -> None:
         super().__init__()
+        if pool not in ("mean", "max"):
+            raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
+        self.pool = pool
         self.net = mlp(latent_size + action_dim, hidden, out_dim, layers=1)
 
     def forward(self, z: Tensor, action: Tensor | None) -> Tensor:
@@ -50,7 +55,7 @@ class SumHead(nn.Module):
 
 
 class RelationHead(nn.Module):
-    """``out = f(mean_{i, j} g(z^i, z^j, a))``: a function of the whole scene through object pairs.
+    """``out = f(pool_{i, j} g(z^i, z^j, a))``: a function of the whole scene through object pairs.
 
     ``g(z^i, z^j, a) = relu(W [z^i, a] + V z^j + b)`` (one hidden layer, a universal
     approximator of pair functions as it widens) on layer-normalised latents is computed as one
@@ -65,10 +70,15 @@ class RelationHead(nn.Module):
         action_dim: A (0 for passive models).
         hidden: width of ``f``'s hidden layer, and of ``g`` up to :data:`MAX_PAIR_WIDTH`.
         out_dim: size of each output.
+        pool: ``"mean"`` over the K x K pairs, or ``"max"`` per feature (a pair's feature then
+            keeps its size when objects are added, where the mean divides it by K^2).
     """
 
-    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1) -> None:
+    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1, pool: str = "mean") -> None:
         super().__init__()
+        if pool not in ("mean", "max"):
+            raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
+        self.pool = pool
         width = min(hidden, MAX_PAIR_WIDTH)
         self.norm = nn.LayerNorm(latent_size)
         self.first = nn.Linear(latent_size + action_dim, width)
@@ -80,19 +90,21 @@ class RelationHead(nn.Module):
         z = self.norm(z)
         left, right = self.first(_with_action(z, action)), self.second(z)  # (N, K, H) each
         if torch.is_grad_enabled() and (left.requires_grad or right.requires_grad):
-            pooled = (left[:, :, None] + right[:, None, :]).relu().mean((1, 2))
+            pairs = (left[:, :, None] + right[:, None, :]).relu()
+            pooled = pairs.mean((1, 2)) if self.pool == "mean" else pairs.flatten(1, 2).amax(1)
         else:
-            pooled = _pair_mean(left, right)
+            pooled = _pair_pool(left, right, self.pool)
         return self.out(pooled)
 
 
 PAIR_CHUNK_BYTES = 1 << 18
-"""Bytes of pair features :func:`_pair_mean` holds at once (256 KiB, inside a core's L2 cache;
+"""Bytes of pair features :func:`_pair_pool` holds at once (256 KiB, inside a core's L2 cache;
 1 MiB planned as fast within this machine's noise: docs/planning.md, "Against the 250 ms target")."""
 
 
-def _pair_mean(left: Tensor, right: Tensor) -> Tensor:
-    """``mean_{i, j} relu(left_i + right_j)`` without gradients: ``(N, K, H)`` twice -> ``(N, H)``.
+def _pair_pool(left: Tensor, right: Tensor, pool: str = "mean") -> Tensor:
+    """``mean_{i, j} relu(left_i + right_j)`` (or the max, ``pool="max"``) without gradients:
+    ``(N, K, H)`` twice -> ``(N, H)``.
 
     The ``(N, K, K, H)`` pair features are built a chunk of states at a time and rectified in
     place, so they stay in cache and no large buffer is allocated; equal to the one-shot
@@ -103,6 +115,9 @@ def _pair_mean(left: Tensor, right: Tensor) -> Tensor:
     rows = max(1, PAIR_CHUNK_BYTES // (k * k * h * left.element_size()))
     out = left.new_empty(n, h)
     for start in range(0, n, rows):
-        pairs = left[start : start + rows, :, None] + right[start : start + rows, None, :]
-        torch.mean(pairs.relu_(), (1, 2), out=out[start : start + rows])
+        pairs = (left[start : start + rows, :, None] + right[start : start + rows, None, :]).relu_()
+        if pool == "mean":
+            torch.mean(pairs, (1, 2), out=out[start : start + rows])
+        else:
+            torch.amax(pairs.flatten(1, 2), 1, out=out[start : start + rows])
     return out

@@ -83,7 +83,9 @@ class VIM(nn.Module):
         # Task heads over the whole scene, one relation network with two outputs: the reward
         # R(z_t, a_t) and the logit of "the episode terminates after a_t" (trained where the data
         # records terminations).
-        self.task_heads = RelationHead(c.latent_size, c.action_dim, c.hidden, out_dim=2) if c.reward_head else None
+        self.task_heads = (
+            RelationHead(c.latent_size, c.action_dim, c.hidden, out_dim=2, pool=c.head_pool) if c.reward_head else None
+        )
 
     # ----------------------------------------------------------------------------------- inference
 
