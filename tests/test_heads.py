@@ -92,7 +92,7 @@ def test_max_pooled_head_keeps_a_pair_feature_when_objects_are_added():
         torch.manual_seed(0)
         mean = RelationHead(5, 2, 8)
         assert not torch.allclose(mean(more, a), mean(z, a))
-    with pytest.raises(ValueError, match="pool must be 'mean' or 'max', got 'sum'"):
+    with pytest.raises(ValueError, match=r"pool must be one of \('mean', 'max'\), got 'sum'"):
         RelationHead(5, 2, 8, pool="sum")
     with pytest.raises(ValueError, match="head_pool='sum'"):
         preset("tiny-state", head_pool="sum")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .config import HEAD_POOLS
 from .layers import mlp
 
 MAX_PAIR_WIDTH = 64
@@ -38,15 +39,10 @@ class SumHead(nn.Module):
         action_dim: A (0 for passive models).
         hidden: width of ``g``'s hidden layer.
         out_dim: size of each output.
-        pool: ``"mean"`` over the K x K pairs, or ``"max"`` per feature (a pair's feature then
-            keeps its size when objects are added, where the mean divides it by K^2).
     """
 
-    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1, pool: str = "mean") -> None:
+    def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1) -> None:
         super().__init__()
-        if pool not in ("mean", "max"):
-            raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
-        self.pool = pool
         self.net = mlp(latent_size + action_dim, hidden, out_dim, layers=1)
 
     def forward(self, z: Tensor, action: Tensor | None) -> Tensor:
@@ -76,8 +72,8 @@ class RelationHead(nn.Module):
 
     def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1, pool: str = "mean") -> None:
         super().__init__()
-        if pool not in ("mean", "max"):
-            raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
+        if pool not in HEAD_POOLS:
+            raise ValueError(f"pool must be one of {HEAD_POOLS}, got {pool!r}")
         self.pool = pool
         width = min(hidden, MAX_PAIR_WIDTH)
         self.norm = nn.LayerNorm(latent_size)
