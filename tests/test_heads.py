@@ -116,6 +116,26 @@ def test_vim_trains_reward_and_termination_heads_from_the_batch():
     assert model.reward(z, a).shape == model.termination_logit(z, a).shape == (5,)
 
 
+@pytest.mark.parametrize("shape", [False, True])
+def test_rewards_reach_the_encoder_only_when_the_heads_shape_the_latents(shape):
+    """Detached heads (the default) are read-outs: the rewards in a batch change no gradient of
+    the encoder; with ``heads_shape_latents`` they do."""
+    cfg = preset("tiny-state", num_slots=3, state_dim=4, action_dim=2, reward_head=True, heads_shape_latents=shape)
+    gen = torch.Generator().manual_seed(0)
+    obs, actions = torch.randn(4, 3, 3, 4, generator=gen), torch.randn(4, 3, 2, generator=gen)
+
+    def encoder_grads(rewards: torch.Tensor) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = VIM(cfg)
+        loss, _ = model.loss(Batch(obs=obs, actions=actions, rewards=rewards), step=0)
+        loss.backward()
+        return [p.grad.clone() for p in model.encoder.parameters() if p.grad is not None]
+
+    low, high = encoder_grads(torch.zeros(4, 3)), encoder_grads(torch.full((4, 3), 5.0))
+    assert low and len(low) == len(high)
+    assert all(torch.equal(a, b) for a, b in zip(low, high)) != shape
+
+
 def test_batches_mark_the_action_that_ended_an_episode(tmp_path):
     from vim_world.data import SequenceLoader, collect, open_dataset
 

@@ -36,6 +36,9 @@ class VIMConfig:
         reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
         head_pool: how the task heads' relation network pools its object pairs: ``"mean"``, or
             ``"max"`` (per feature), which a pair's feature does not shrink as objects are added.
+        heads_shape_latents: the task heads' losses also train the encoder (their gradient
+            reaches the posterior means they read); off, the heads are read-outs of the latents
+            the ELBO learns.
         gumbel_tau: temperature of the straight-through Gumbel-softmax over selections.
         kl_warmup_steps: the KL weight grows linearly from 0 to 1 over this many steps.
         free_bits: nats per object and step below which the latent KL is not penalised
@@ -131,6 +134,7 @@ class VIMConfig:
     anneal_steps: int = 0
     static_features: tuple[int, ...] = ()
     head_pool: str = "mean"
+    heads_shape_latents: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_features", tuple(int(i) for i in self.static_features))

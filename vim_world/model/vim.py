@@ -277,11 +277,12 @@ class VIM(nn.Module):
             "module_perplexity": float(torch.exp(-(usage * usage.clamp_min(1e-12).log()).sum())),
         }
         if self.task_heads is not None and batch.rewards is not None:
-            # The heads read the inferred state (posterior means), detached: they are read-outs
-            # of what the ELBO learns and do not shape the latents. (Steer data, small budget:
+            # The heads read the inferred state (posterior means), detached unless
+            # heads_shape_latents: read-outs of what the ELBO learns. (Steer data, small budget:
             # held-out reward MSE 0.0180 [0.0160, 0.0202] this way, 0.0292 [0.0267, 0.0320] when they
             # read posterior samples with gradients; reward variance 0.0431.)
-            reward, logit = self.task(mean.detach().flatten(0, 1), None if actions is None else actions.flatten(0, 1))
+            read = mean if self.config.heads_shape_latents else mean.detach()
+            reward, logit = self.task(read.flatten(0, 1), None if actions is None else actions.flatten(0, 1))
             reward_mse = F.mse_loss(reward, batch.rewards.flatten(0, 1))
             loss = loss + reward_mse
             stats["reward_mse"] = float(reward_mse.detach())
