@@ -53,6 +53,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
     "vim_cues_seq4": dict(model="vim", seq_len=4, overrides={"slot_cues": True}),
     # Slot Attention's learning-rate decay: stopped the cued model's slide after 3,000 CPU steps
     "vim_cues_seq4_decay": dict(model="vim", seq_len=4, lr_half_life=2000, overrides={"slot_cues": True}),
+    "vim_cues_seq4_decay_s1": dict(model="vim", seq_len=4, lr_half_life=2000, overrides={"slot_cues": True}, seed=1),
     "vim_cues": dict(model="vim", overrides={"slot_cues": True}),
     "vim_warmup": dict(model="vim", lr=4e-4, warmup_steps=300),
     "vim_warmup_cues": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"slot_cues": True}),
@@ -64,7 +65,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
 # GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds; heldout: held-out pairs).
 RUNS = {
     n: CATALOGUE[n]
-    for n in os.environ.get("GPU_PIXEL_RUNS", "vim_seq4,vim_cues_seq4,vim_cues_seq4_decay,vrnn").split(",")
+    for n in os.environ.get("GPU_PIXEL_RUNS", "vim_seq4,vim_cues_seq4_decay,vim_cues_seq4_decay_s1,vrnn").split(",")
 }
 SPEED_ROUNDS = 2
 CONCURRENT_SLOWDOWN = 0.6  # planned share of a run's solo speed while the runs share the card
