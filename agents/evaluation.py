@@ -101,8 +101,11 @@ def run_episodes(
     """
     from tqdm.auto import tqdm
 
-    if obs_mode not in ("state", "pixels") or (num_objects is not None and obs_mode != "state"):
-        raise ValueError(f"obs_mode must be 'state' or 'pixels' (num_objects: state only), got {obs_mode!r}")
+    if obs_mode not in ("state", "pixels"):
+        raise ValueError(f"obs_mode must be 'state' or 'pixels', got {obs_mode!r}")
+    if num_objects is not None and obs_mode != "state":
+        raise ValueError(f"num_objects: state only (frames show every object); got num_objects={num_objects} "
+                         f"with obs_mode={obs_mode!r}")  # fmt: skip
     render = {"render_mode": "rgb_array", "render_size": 96} if record else {}
     env = gym.make_vec(env_id, num_envs=episodes, obs_mode=obs_mode, **render, **(env_kwargs or {}))
     obs, _ = env.reset(seed=seed)

@@ -1,0 +1,104 @@
+"""What a trained VIM's latents hold about the task: a reward probe and an object-position read-out.
+
+    python benchmarks/latent_probe.py RUN TRAIN_DATA HELDOUT_DATA [--steps 3000]
+
+On the posterior means of the first 10 steps of every episode (``SequenceLoader``, one window per
+episode) of ``TRAIN_DATA`` and ``HELDOUT_DATA`` (Steer data sets with rewards):
+
+- **reward probe**: a fresh :class:`~vim_world.model.heads.RelationHead` (the task heads'
+  architecture, seed 0) trained ``--steps`` Adam steps (lr 1e-3, batches of 256 object-sets) on
+  the training latents, its reward MSE on the training and held-out latents, beside the held-out
+  rewards' variance (the MSE of predicting their mean);
+- **position read-out** (state models, and pixel models with ``slot_cues``, whose slot k + 1 is
+  object k): least squares from each object's latent to its (x, y), R^2 per coordinate on the
+  held-out object-steps. Pixel models without cues have no fixed slot per object: not scored.
+
+It tells apart latents that do not hold the objects' positions from heads that cannot read the
+reward from them (docs/planning.md, "Planning from frames").
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from vim_world.data import SequenceLoader, open_dataset
+from vim_world.imagination import Imagination
+from vim_world.model.heads import RelationHead
+
+
+def posterior_means(im: Imagination, data: str) -> dict[str, torch.Tensor]:
+    """``z (N, K, D)``, ``actions (N, A)``, ``rewards (N,)`` and, where the data has them,
+    ``positions (N, K_obj, 2)`` over the first 10 steps of every episode."""
+    loader = SequenceLoader(open_dataset(data), batch_size=64, seq_len=10, mode=im.config.input_mode, device="cpu")
+    parts: dict[str, list[torch.Tensor]] = {"z": [], "actions": [], "rewards": [], "positions": []}
+    with torch.inference_mode():
+        for batch in loader:
+            parts["z"].append(im.model.observe(batch).z_mean.flatten(0, 1))
+            parts["actions"].append(batch.actions.flatten(0, 1))
+            parts["rewards"].append(batch.rewards.flatten(0, 1))
+            states = batch.states if batch.states is not None else batch.obs  # state models: obs are states
+            parts["positions"].append(states[..., :2].flatten(0, 1))
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def reward_probe(train: dict, heldout: dict, steps: int) -> dict[str, float]:
+    """Train MSE, held-out MSE and held-out variance of a fresh relation head on the rewards."""
+    torch.manual_seed(0)
+    head = RelationHead(train["z"].shape[-1], train["actions"].shape[-1], 64)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
+    for _ in range(steps):
+        i = torch.randint(0, len(train["z"]), (256,))
+        loss = ((head(train["z"][i], train["actions"][i])[:, 0] - train["rewards"][i]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        mse = {name: float(((head(d["z"], d["actions"])[:, 0] - d["rewards"]) ** 2).mean())
+               for name, d in (("train", train), ("heldout", heldout))}  # fmt: skip
+    return {
+        "train_mse": mse["train"],
+        "heldout_mse": mse["heldout"],
+        "heldout_variance": float(heldout["rewards"].var()),
+    }
+
+
+def position_r2(train: dict, heldout: dict, first_slot: int) -> list[float]:
+    """R^2 of (x, y) on held-out object-steps, least squares from object k's latent (slot
+    ``first_slot + k``)."""
+
+    def design(d: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        k = d["positions"].shape[1]
+        z = d["z"][:, first_slot : first_slot + k].flatten(0, 1)
+        return torch.cat([z, torch.ones(len(z), 1)], 1), d["positions"].flatten(0, 1)
+
+    (a, x), (a_test, x_test) = design(train), design(heldout)
+    pred = a_test @ torch.linalg.lstsq(a, x).solution
+    r2 = 1 - ((pred - x_test) ** 2).sum(0) / ((x_test - x_test.mean(0)) ** 2).sum(0)
+    return [float(v) for v in r2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run")
+    parser.add_argument("train_data")
+    parser.add_argument("heldout_data")
+    parser.add_argument("--steps", type=int, default=3000, help="Adam steps of the reward probe")
+    args = parser.parse_args()
+    im = Imagination.from_checkpoint(args.run, device="cpu")
+    train, heldout = posterior_means(im, args.train_data), posterior_means(im, args.heldout_data)
+    probe = reward_probe(train, heldout, args.steps)
+    cfg = im.config
+    first_slot = 0 if cfg.input_mode == "state" else 1 if cfg.slot_cues else None
+    print(f"# {args.run}: {cfg.input_mode} model, latents {tuple(train['z'].shape[1:])}, "
+          f"{len(train['z'])} training and {len(heldout['z'])} held-out object-sets")  # fmt: skip
+    print("| reward probe: train MSE | held-out MSE | held-out variance | position read-out R^2 (x, y), held out |")
+    print("|---:|---:|---:|---|")
+    r2 = "not scored (no slot per object)" if first_slot is None else ", ".join(
+        f"{v:.3f}" for v in position_r2(train, heldout, first_slot))  # fmt: skip
+    print(f"| {probe['train_mse']:.4f} | {probe['heldout_mse']:.4f} | {probe['heldout_variance']:.4f} | {r2} |")
+
+
+if __name__ == "__main__":
+    main()
