@@ -191,6 +191,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per agent and env")
     parser.add_argument(
+        "--eval-seed",
+        type=int,
+        default=100_000,
+        help="evaluation episode i is seeded eval_seed + i (another value gives a fresh set of worlds)",
+    )
+    parser.add_argument(
         "--stages",
         nargs="+",
         default=["mpc", "imagined", "ppo"],
@@ -273,7 +279,7 @@ def main() -> None:
                 make(env_id),
                 env_id,
                 args.episodes,
-                seed=100_000,
+                seed=args.eval_seed,
                 num_objects=num_objects,
                 progress=True,
                 obs_mode=obs_mode,
@@ -365,7 +371,7 @@ def main() -> None:
         for seed in args.seeds:
             clock = time.perf_counter()
             agent = train_ppo_real(CONTROL_ENVS[0], steps, n_envs=b.ppo_envs, seed=seed)
-            stats = run_episodes(agent, CONTROL_ENVS[0], args.episodes, seed=100_000)
+            stats = run_episodes(agent, CONTROL_ENVS[0], args.episodes, seed=args.eval_seed)
             row = {
                 "steps": steps,
                 "seed": seed,

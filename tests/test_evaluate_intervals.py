@@ -12,7 +12,7 @@ import torch
 
 import vim_world  # noqa: F401
 from vim_world.data import collect
-from vim_world.evaluate import EvalConfig, evaluate
+from vim_world.evaluate import EvalConfig, _Scores, evaluate
 from vim_world.imagination import Imagination
 from vim_world.train import TrainConfig, load_model, train
 
@@ -130,8 +130,34 @@ def test_state_models_run_on_more_objects_and_the_monolithic_one_is_skipped_with
     assert many["num_objects"] == 8
     assert {"vim", "copy_last"} <= set(many["prediction"]) and "vrnn" not in many["prediction"]
     assert "fixed 4 objects" in many["skipped"]["vrnn"]
-    assert "mse_best_ci" in metrics["ratios"]["many"]["vim"]
-    assert any("8 objects" in t["what"] for t in metrics["targets"])
+    ratio = metrics["ratios"]["many"]["vim"]
+    assert "mse_best_ci" in ratio and "mse_best_matched_ci" in ratio and ratio["matched_objects"] == 4
+    target = next(t for t in metrics["targets"] if "8 objects" in t["what"])
+    assert "groups of 4 objects" in target["what"] and target["value"] == ratio["mse_best_matched"]
+
+
+def _object_scores(rng, n: int, k: int, samples: int = 10, horizon: int = 3) -> _Scores:
+    """Scores of a model that predicts every object equally well, each sample independently."""
+    errors = rng.exponential(size=(n, samples, horizon, k))
+    return _Scores(mse=errors.mean(-1), object_step_mse=errors)
+
+
+def test_best_of_n_over_groups_of_all_objects_is_the_scene_best_of_n():
+    s = _object_scores(np.random.default_rng(0), 50, 4)
+    np.testing.assert_allclose(s.best_of_n_per_group(4), s.mse.min(1).mean(1), rtol=1e-12)
+    with pytest.raises(ValueError, match="group size must be in \\[1, 4\\].*got 5"):
+        s.best_of_n_per_group(5)
+
+
+def test_matched_best_of_n_does_not_charge_a_scene_for_holding_more_objects():
+    """Eight objects predicted exactly as well as four: the scene's best of N is worse (its best
+    sample is closer to the average one), the best of N over groups of four is not."""
+    rng = np.random.default_rng(0)
+    four, eight = _object_scores(rng, 4000, 4), _object_scores(rng, 4000, 8)
+    scene = eight.mse.min(1).mean() / four.mse.min(1).mean()
+    matched = eight.best_of_n_per_group(4).mean() / four.best_of_n_per_group(4).mean()
+    assert scene > 1.15
+    assert matched == pytest.approx(1.0, abs=0.02)
 
 
 def test_report_explains_with_html_tables_and_escapes_split_names(evaluated):

@@ -59,3 +59,29 @@ def test_cli_collect_train_imagine(tmp_path):
                  "--n-samples", "2", "--device", "cpu"]) == 0  # fmt: skip
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["imagine", "--run", str(tmp_path / "none"), "--data", str(data), "--out", str(png)]) == 2
+
+
+@pytest.mark.slow
+def test_pixel_models_on_more_objects_than_in_training(tmp_path):
+    """A cued pixel VIM scores a split with one object more (one slot more, the same weights),
+    the frame-level VRNN and copy-last too; a VIM with one learnt start per slot is skipped,
+    with the reason in metrics.json."""
+    kw = dict(episodes=8, episode_len=8, num_envs=4, masks=True)
+    two = collect("VimWorld/Passive-v1", tmp_path / "two", seed=0, env_kwargs={"obs_size": 32, "num_objects": 2}, **kw)
+    three = collect("VimWorld/Passive-v1", tmp_path / "three", seed=1, env_kwargs={"obs_size": 32, "num_objects": 3},
+                    **kw)  # fmt: skip
+    runs = {}
+    for name, model, extra in (("cued", "vim", {"slot_cues": True}), ("learnt", "vim", {}), ("vrnn", "vrnn", {})):
+        cfg = TrainConfig(data=str(two), out=str(tmp_path / name), model=model, mode="pixels", steps=2, batch_size=4,
+                          seq_len=4, progress=False, device="cpu", holdout=0.5,
+                          overrides={"hidden": 16, "latent_dim": 8, **extra})  # fmt: skip
+        runs[name] = str(train(cfg).out)
+    evaluate(EvalConfig(runs=runs, splits={"in": str(two), "more": str(three)}, out=str(tmp_path / "eval"), context=2,
+                        horizon=2, n_samples=2, batch_size=4, max_batches=1, device="cpu", progress=False))  # fmt: skip
+    more = json.loads((tmp_path / "eval" / "metrics.json").read_text())["splits"]["more"]
+    assert more["num_objects"] == 3
+    assert set(more["prediction"]) == {"cued", "vrnn"} and "cued" in more["discovery"]
+    assert (
+        "its 3 slots are fixed" in more["skipped"]["learnt"]
+        and "3 objects, the reference 2" in more["skipped"]["learnt"]
+    )

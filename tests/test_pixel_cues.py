@@ -73,3 +73,32 @@ def test_imagination_reads_the_context_states_of_a_cued_model():
         torch.testing.assert_close(state.z, model.observe(batch).last_z)
         futures = im.rollout(batch.obs, horizon=2, n_samples=3, context_states=batch.states, seed=0)
     assert futures.obs.shape == (2, 3, 2, 3, 32, 32)
+
+
+def test_a_cued_model_takes_more_objects_with_the_same_weights():
+    """No weight of a cued encoder depends on the slot count: ``for_num_objects(5)`` gives 6
+    slots (five objects and the background) and imagines from five objects' cues."""
+    from vim_world.imagination import Imagination
+
+    model, batch = _model().eval(), _batch()
+    im = Imagination(model)
+    more = im.for_num_objects(5)
+    assert more.config.num_slots == 6 and im.config.num_slots == 4  # the original is unchanged
+    assert torch.equal(more.model.encoder.cue[0].weight, model.encoder.cue[0].weight)
+    five = Batch(obs=batch.obs, states=torch.cat([batch.states, batch.states[:, :, :2] + 0.5], dim=2))
+    with torch.no_grad():
+        futures = more.rollout(five.obs, horizon=2, n_samples=2, context_states=five.states, seed=0)
+    assert futures.z.shape[-2] == 6
+
+
+def test_a_model_with_one_learnt_start_per_slot_refuses_another_slot_count_naming_why():
+    from vim_world.imagination import Imagination
+
+    torch.manual_seed(0)
+    learned = Imagination(VIM(preset("tiny-pixels", num_slots=4)))
+    with pytest.raises(ValueError, match=r"slot_init='learned' and no slot_cues .* its 4 slots are fixed.* take 6"):
+        learned.for_num_objects(5)
+    with pytest.raises(ValueError, match="num_objects must be a positive int, got 0"):
+        learned.for_num_objects(0)
+    gaussian = Imagination(VIM(preset("tiny-pixels", num_slots=4, slot_init="gaussian")))
+    assert gaussian.for_num_objects(5).config.num_slots == 6

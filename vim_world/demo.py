@@ -52,6 +52,36 @@ def _overrides(model: str, steps: int) -> dict:
     return {"num_modules": len(PASSIVE_MECHANISMS_V1), **discovery_recipe(steps)}
 
 
+def state_model_config(
+    name: str,
+    data: str | Path,
+    run_dir: str | Path,
+    preset: str = "tiny",
+    device: str = "auto",
+    seed: int = 0,
+    steps: int | None = None,
+) -> TrainConfig:
+    """How the main job trains state model ``name`` (one of ``MODEL_NAMES``) on ``data``: the
+    preset's steps (or ``steps``) and batch, 10-step sequences, VIM with the discovery recipe and
+    module splitting, static attributes for the modular models."""
+    p = {**PRESETS[preset], **({} if steps is None else {"steps": steps})}
+    return TrainConfig(
+        data=str(data),
+        out=str(run_dir),
+        model=name,
+        preset=preset,
+        mode="state",
+        steps=p["steps"],
+        batch_size=p["batch_size"],
+        seq_len=10,
+        device=device,
+        seed=seed,
+        overrides=_overrides(name, p["steps"]),
+        static_attributes=name in ("vim", "vim_m1"),  # kind-blind modules
+        revive_every=p["steps"] // 30 if name == "vim" else 0,  # module splitting against collapse
+    )
+
+
 def _planning_section(planning) -> str:
     """The comparison as an HTML table with the learned-model target and its verdict, the plot and
     one GIF per agent and env (its first evaluation episode)."""
@@ -174,26 +204,10 @@ def _state_part(
 ) -> tuple[EvalConfig, Evaluation, str]:
     """Train the state models, evaluate them and imagine; returns the evaluation's config, the
     evaluation and the imagination figure (HTML)."""
-    p = PRESETS[preset]
     runs = {}
     for name in MODEL_NAMES:
         t = time.perf_counter()
-        modular = name in ("vim", "vim_m1")  # kind-blind modules; module splitting against collapse
-        cfg = TrainConfig(
-            data=str(train_data),
-            out=str(out / "runs" / name),
-            model=name,
-            preset=preset,
-            mode="state",
-            steps=p["steps"],
-            batch_size=p["batch_size"],
-            seq_len=10,
-            device=device,
-            overrides=_overrides(name, p["steps"]),
-            static_attributes=modular,
-            revive_every=p["steps"] // 30 if name == "vim" else 0,
-        )
-        runs[name] = str(train(cfg).out)
+        runs[name] = str(train(state_model_config(name, train_data, out / "runs" / name, preset, device)).out)
         timings[f"train {name}"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -130,8 +130,9 @@ class _Windows:
 
     @property
     def num_objects(self) -> int | None:
-        """K of a state split (None for pixels)."""
-        return None if self.loader.mode == "pixels" else int(self.loader.arrays[0]["states"].shape[2])
+        """K, the split's objects (from its states; None for frames stored without them)."""
+        first = self.loader.arrays[0]
+        return int(first["states"].shape[2]) if "states" in first else None
 
 
 @dataclass
@@ -140,9 +141,31 @@ class _Scores:
 
     mse: np.ndarray  # (n, N, H)
     ssim: np.ndarray | None = None  # (n, N, H)
-    object_mse: np.ndarray | None = None  # (n, K) mean-over-samples error of each object
+    object_step_mse: np.ndarray | None = None  # (n, N, H, K) error of each object (state mode)
     mechanism: np.ndarray | None = None  # (n, K) its mechanism at the end of the context
     discovery: tuple[np.ndarray, np.ndarray] | None = None  # inferred, true (n, T - 1, K)
+
+    @property
+    def object_mse(self) -> np.ndarray | None:
+        """``(n, K)`` mean-over-samples error of each object."""
+        return None if self.object_step_mse is None else self.object_step_mse.mean((1, 2))
+
+    def best_of_n_per_group(self, size: int) -> np.ndarray:
+        """``(n,)`` best-of-N MSE over groups of ``size`` objects, averaged over the K cyclic
+        groups (objects ``i .. i + size - 1`` mod K): each object is in ``size`` of them.
+
+        The best of N samples of a whole scene depends on how many objects it holds: the more
+        objects, the closer the scene's best sample is to its average one, even where every
+        object is predicted exactly as well. Comparing scenes of K objects with scenes of
+        ``size`` objects is fair on groups of ``size``; with ``size = K`` this is ``mse.min(1).mean(1)``.
+        """
+        e = self.object_step_mse  # (n, N, H, K)
+        k = e.shape[-1]
+        if not 1 <= size <= k:
+            raise ValueError(f"group size must be in [1, {k}] (the objects per window), got {size}")
+        groups = (np.arange(k)[:, None] + np.arange(size)) % k  # (K, size)
+        group_mse = e[..., groups].mean(-1)  # (n, N, H, K groups)
+        return group_mse.min(1).mean((1, 2))
 
 
 @torch.no_grad()
@@ -182,14 +205,16 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
             "skipped": {},
         }
         scores[split] = {}
+        if index == 0:
+            reference_objects = windows.num_objects
         runnable = {}
         for name, model in models.items():
-            reason = _cannot_run(model, windows)
+            reason = _cannot_run(model, windows, reference_objects)
             if reason:
                 split_result["skipped"][name] = reason
                 bar.update()
             else:
-                runnable[name] = model
+                runnable[name] = _sized(model, windows, reference_objects)
         first = next(windows.batches()).slice_batch(0, 1)
         truth, predictions = _first_predictions(runnable, first, cfg)
         if index == 0:
@@ -223,13 +248,11 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
                             ("timeline", timeline(pred[0], true[0], mapping, list(MECHANISM_NAMES))),
                         )
                     )
-        if index == 0:
-            reference_objects = windows.num_objects
-        elif windows.num_objects == reference_objects:  # the gap is about pairs: same object count
+        if index > 0 and windows.num_objects == reference_objects:  # the gap is about pairs: same object count
             oracle_scores[split] = {
                 name: _score(o, windows, cfg, device)
                 for name, o in oracles.items()
-                if name in runnable and not _cannot_run(o, windows)
+                if name in runnable and not _cannot_run(o, windows, reference_objects)
             }
         results["splits"][split] = split_result
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample without some mechanism: NaN, left out
@@ -281,13 +304,32 @@ def _maybe_training_data(dataset, train_data: str) -> bool:
     return [s["sha256"] for s in trained_on.meta["shards"]] == [s["sha256"] for s in dataset.meta["shards"]]
 
 
-def _cannot_run(model, windows: _Windows) -> str:
+def _cannot_run(model, windows: _Windows, reference_objects: int | None) -> str:
     """Why ``model`` cannot score these windows ('' if it can): a monolithic state model has an
-    input of fixed size, so it cannot take another number of objects."""
+    input of fixed size, and a pixel VIM with one learnt start per slot a fixed slot count, so
+    neither can take another number of objects than the reference split's."""
     k, fixed = windows.num_objects, model.config.num_slots
-    if k is None or k == fixed or not isinstance(model, MonolithicVRNN):
+    if model.config.input_mode == "state":
+        if k is None or k == fixed or not isinstance(model, MonolithicVRNN):
+            return ""
+        return f"{type(model).__name__} reads a fixed {fixed} objects, this split has {k}"
+    if k is None or reference_objects is None or k == reference_objects or not isinstance(model, VIM):
         return ""
-    return f"{type(model).__name__} reads a fixed {fixed} objects, this split has {k}"
+    if model.slots_fixed:
+        return (
+            f"its {fixed} slots are fixed (slot_init={model.config.slot_init!r}, no slot_cues): "
+            f"this split has {k} objects, the reference {reference_objects}"
+        )
+    return ""
+
+
+def _sized(model, windows: _Windows, reference_objects: int | None):
+    """``model`` as it scores these windows: a pixel VIM that can change its slot count gets one
+    slot more (or fewer) per object more (or fewer) than the reference split holds."""
+    k = windows.num_objects
+    if model.config.input_mode != "pixels" or not isinstance(model, VIM) or None in (k, reference_objects):
+        return model
+    return model if k == reference_objects else model.resized(model.config.num_slots + k - reference_objects)
 
 
 def _first_predictions(models, batch: Batch, cfg: EvalConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -344,9 +386,10 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
         mse.append(per_step_mse(pred, target).cpu())
         if batch.obs.dim() == 5:
             sim.append(ssim(pred.clamp(0, 1), target[:, None].expand_as(pred)).cpu())
-        elif batch.mechanism is not None:
-            obj.append((pred - target[:, None]).pow(2).mean((1, 2, 4)).cpu())  # (B, K)
-            mech.append(batch.mechanism[:, cfg.context - 1].cpu())
+        else:
+            obj.append((pred - target[:, None]).pow(2).mean(-1).cpu())  # (B, N, H, K)
+            if batch.mechanism is not None:
+                mech.append(batch.mechanism[:, cfg.context - 1].cpu())
         if hasattr(model, "observe") and batch.mechanism is not None:
             p, t = _selections(model, batch)
             inferred.append(p)
@@ -355,7 +398,7 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
     return _Scores(
         mse=cat(mse),
         ssim=cat(sim),
-        object_mse=cat(obj),
+        object_step_mse=cat(obj),
         mechanism=torch.cat(mech).numpy() if mech else None,
         discovery=(np.concatenate(inferred), np.concatenate(true)) if inferred else None,
     )
@@ -421,7 +464,7 @@ def _prediction_summary(s: _Scores, weights: np.ndarray) -> dict[str, Any]:
             out[key], out[f"{key}_ci"] = x.mean(0).tolist(), _interval(weights, x)
     for key, x in (("mse_mean_avg", mean.mean(1)), ("mse_best_avg", best.mean(1))):
         out[key], out[f"{key}_ci"] = float(x.mean()), _interval(weights, x)
-    if s.object_mse is not None:
+    if s.mechanism is not None:
         by, by_ci = {}, {}
         for m in np.unique(s.mechanism):
             num, den = _mechanism_sums(s, m)
@@ -455,8 +498,10 @@ def _put(entry: dict[str, Any], key: str, value: float, reps: np.ndarray, cis: d
 
 
 def _ratios(scores: dict[str, dict[str, _Scores]], weights: dict[str, np.ndarray], reference: str) -> dict[str, Any]:
-    """Each split against the reference (unpaired: other windows): best-of-N MSE, mean MSE per
-    mechanism (state mode) and discovery accuracy; and, within each split, every model against
+    """Each split against the reference (unpaired: other windows): best-of-N MSE (and, between
+    object counts, ``mse_best_matched``: best of N over groups of the smaller count on both
+    sides, see :meth:`_Scores.best_of_n_per_group`), mean MSE per mechanism (state mode) and
+    discovery accuracy; and, within each split, every model against
     every other on the same windows (paired): ``mse_best_vs`` ratios of best-of-N MSE."""
     ref, w_ref = scores[reference], weights[reference]
     ratios: dict[str, Any] = {}
@@ -470,7 +515,17 @@ def _ratios(scores: dict[str, dict[str, _Scores]], weights: dict[str, np.ndarray
                 r = ref[name]
                 r_best = r.mse.min(1).mean(1)
                 _put(figures, "mse_best", best.mean() / r_best.mean(), _mean_reps(w, best) / _mean_reps(w_ref, r_best))
-                if s.object_mse is not None and r.object_mse is not None:
+                counts = [x.object_step_mse.shape[-1] for x in (s, r) if x.object_step_mse is not None]
+                if len(counts) == 2 and counts[0] != counts[1]:  # best of N over as many objects on both sides
+                    g_best, g_ref = s.best_of_n_per_group(min(counts)), r.best_of_n_per_group(min(counts))
+                    _put(
+                        figures,
+                        "mse_best_matched",
+                        g_best.mean() / g_ref.mean(),
+                        _mean_reps(w, g_best) / _mean_reps(w_ref, g_ref),
+                    )
+                    figures["matched_objects"] = min(counts)
+                if s.mechanism is not None and r.mechanism is not None:
                     # the same mechanisms on other pairs or counts: composition without the mix
                     by, by_ci = (
                         figures.setdefault("mse_mean_by_mechanism", {}),
@@ -516,7 +571,7 @@ def _gaps(scores, oracle_scores, weights) -> dict[str, Any]:
             best, o_best = s.mse.min(1).mean(1), o.mse.min(1).mean(1)
             entry: dict[str, Any] = {"model_mse_best": float(best.mean()), "oracle_mse_best": float(o_best.mean())}
             _put(entry, "gap", best.sum() / o_best.sum(), _ratio_reps(w, best, o_best))
-            if s.object_mse is not None:
+            if s.mechanism is not None:
                 by, by_ci = entry.setdefault("gap_by_mechanism", {}), entry.setdefault("gap_by_mechanism_ci", {})
                 for m in np.unique(s.mechanism):
                     num, _ = _mechanism_sums(s, m)

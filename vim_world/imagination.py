@@ -22,7 +22,7 @@ an intervention under the same random draws.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -194,13 +194,14 @@ class Imagination:
     def config(self) -> VIMConfig:
         return self.model.config
 
-    def for_num_objects(self, num_slots: int) -> Imagination:
-        """The same weights on ``num_slots`` objects (state models: no weight depends on K)."""
-        if self.config.input_mode != "state":
-            raise ValueError("only state-input models can change their number of objects")
-        model = VIM(replace(self.config, num_slots=num_slots)).to(self.device)
-        model.load_state_dict(self.model.state_dict())
-        return Imagination(model.train(self.model.training))
+    def for_num_objects(self, num_objects: int) -> Imagination:
+        """The same weights on scenes of ``num_objects`` objects: a state model gets that many
+        slots, a pixel model one more (the background's); see :meth:`VIM.resized` for the
+        pixel models that cannot change their slot count."""
+        if isinstance(num_objects, bool) or not isinstance(num_objects, int) or num_objects < 1:
+            raise ValueError(f"num_objects must be a positive int, got {num_objects!r}")
+        extra = 1 if self.config.input_mode == "pixels" else 0
+        return Imagination(self.model.resized(num_objects + extra))
 
     # ------------------------------------------------------------------------------- encoding
 

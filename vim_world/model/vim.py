@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -460,6 +462,26 @@ class VIM(nn.Module):
         if sample_z:
             z = self.transitions.add_noise(z, log_std[c], generator)
         return z, c, probs
+
+    @property
+    def slots_fixed(self) -> bool:
+        """Whether a weight depends on the slot count: a pixel encoder with one learnt start per
+        slot (``slot_init`` "learned" or "bo-qsa", without cues). State models, cued slots and
+        Gaussian slots take any count."""
+        c = self.config
+        return c.input_mode == "pixels" and not c.slot_cues and c.slot_init != "gaussian"
+
+    def resized(self, num_slots: int) -> VIM:
+        """This model's weights (a copy) with ``num_slots`` slots, in the same mode and on the same device."""
+        if self.slots_fixed:
+            raise ValueError(
+                f"a pixel VIM with slot_init={self.config.slot_init!r} and no slot_cues learns one start per "
+                f"slot: its {self.config.num_slots} slots are fixed, so it cannot take {num_slots} "
+                "(slot_cues or slot_init='gaussian' can)"
+            )
+        model = VIM(replace(self.config, num_slots=num_slots)).to(next(self.parameters()).device)
+        model.load_state_dict(self.state_dict())
+        return model.train(self.training)
 
     def decode(self, z: Tensor) -> Decoded:
         """``z (N, K, D)`` -> frames ``(N, C, H, W)`` (with per-slot rgb and masks) or states ``(N, K, S)``."""
