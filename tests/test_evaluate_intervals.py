@@ -113,6 +113,20 @@ def test_every_figure_has_an_interval_and_every_window_is_scored(evaluated):
     )
 
 
+def test_per_mechanism_best_of_n_is_per_object_and_paired_between_models(evaluated):
+    _, metrics = evaluated
+    pred = metrics["splits"]["in <b>&"]["prediction"]
+    for p in pred.values():
+        assert set(p["mse_best_by_mechanism"]) == set(p["mse_mean_by_mechanism"])
+        for mech, best in p["mse_best_by_mechanism"].items():
+            assert best <= p["mse_mean_by_mechanism"][mech] * (1 + 1e-9)  # the best sample is no worse than the mean
+    vs = metrics["ratios"]["in <b>&"]["vim"]["mse_best_by_mechanism_vs"]["copy_last"]
+    for mech, ratio in vs["ratio"].items():  # the same object-steps on both sides
+        expected = pred["vim"]["mse_best_by_mechanism"][mech] / pred["copy_last"]["mse_best_by_mechanism"][mech]
+        assert ratio == pytest.approx(expected, rel=1e-9)
+        assert vs["ratio_ci"][mech][0] <= vs["ratio_ci"][mech][1]
+
+
 def test_composition_gap_is_a_paired_ratio_to_the_oracle(evaluated):
     _, metrics = evaluated
     gap = metrics["composition_gap"]["held"]

@@ -465,19 +465,23 @@ def _prediction_summary(s: _Scores, weights: np.ndarray) -> dict[str, Any]:
     for key, x in (("mse_mean_avg", mean.mean(1)), ("mse_best_avg", best.mean(1))):
         out[key], out[f"{key}_ci"] = float(x.mean()), _interval(weights, x)
     if s.mechanism is not None:
-        by, by_ci = {}, {}
-        for m in np.unique(s.mechanism):
-            num, den = _mechanism_sums(s, m)
-            by[MECHANISM_NAMES[int(m)]] = float(num.sum() / den.sum())
-            by_ci[MECHANISM_NAMES[int(m)]] = list(percentile_interval(_ratio_reps(weights, num, den)))
-        out["mse_mean_by_mechanism"], out["mse_mean_by_mechanism_ci"] = by, by_ci
+        for key, best in (("mse_mean_by_mechanism", False), ("mse_best_by_mechanism", True)):
+            by, by_ci = {}, {}
+            for m in np.unique(s.mechanism):
+                num, den = _mechanism_sums(s, m, best)
+                by[MECHANISM_NAMES[int(m)]] = float(num.sum() / den.sum())
+                by_ci[MECHANISM_NAMES[int(m)]] = list(percentile_interval(_ratio_reps(weights, num, den)))
+            out[key], out[f"{key}_ci"] = by, by_ci
     return out
 
 
-def _mechanism_sums(s: _Scores, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window error sum and count of the objects driven by mechanism ``m``: ``(n,)`` each."""
+def _mechanism_sums(s: _Scores, m: int, best: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window error sum and count of the objects driven by mechanism ``m``: ``(n,)`` each.
+    The error is each object's mean over samples, or with ``best`` its best of N (per step, as
+    the scene's best-of-N, but chosen for the object alone)."""
     hit = s.mechanism == m
-    return (s.object_mse * hit).sum(1), hit.sum(1).astype(np.float64)
+    error = s.object_step_mse.min(1).mean(1) if best else s.object_mse  # (n, K)
+    return (error * hit).sum(1), hit.sum(1).astype(np.float64)
 
 
 def _ratio_reps(weights: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -502,7 +506,9 @@ def _ratios(scores: dict[str, dict[str, _Scores]], weights: dict[str, np.ndarray
     object counts, ``mse_best_matched``: best of N over groups of the smaller count on both
     sides, see :meth:`_Scores.best_of_n_per_group`), mean MSE per mechanism (state mode) and
     discovery accuracy; and, within each split, every model against
-    every other on the same windows (paired): ``mse_best_vs`` ratios of best-of-N MSE."""
+    every other on the same windows (paired): ``mse_best_vs`` ratios of best-of-N MSE, and in
+    state mode ``mse_best_by_mechanism_vs[other]["ratio"]``, the same per mechanism on each
+    object's best of N."""
     ref, w_ref = scores[reference], weights[reference]
     ratios: dict[str, Any] = {}
     for split, by_model in scores.items():
@@ -554,6 +560,14 @@ def _ratios(scores: dict[str, dict[str, _Scores]], weights: dict[str, np.ndarray
                 if other != name:
                     o_best = o.mse.min(1).mean(1)
                     _put(vs, other, best.sum() / o_best.sum(), _ratio_reps(w, best, o_best), vs_ci)
+                    if s.mechanism is not None and o.mechanism is not None:
+                        # per mechanism, on the same object-steps: each object's best of N
+                        mv = figures.setdefault("mse_best_by_mechanism_vs", {})[other] = {"ratio": {}, "ratio_ci": {}}
+                        for m in np.unique(s.mechanism):
+                            num, _ = _mechanism_sums(s, m, best=True)
+                            den, _ = _mechanism_sums(o, m, best=True)
+                            value, reps = num.sum() / den.sum(), _ratio_reps(w, num, den)
+                            _put(mv["ratio"], MECHANISM_NAMES[int(m)], value, reps, mv["ratio_ci"])
             entry[name] = figures
         ratios[split] = entry
     return ratios

@@ -232,6 +232,12 @@ def _prediction_section(results: dict[str, Any]) -> str:
     counts = "; ".join(
         f"{html.escape(s)}: {r['windows']} windows from {r['episodes']} episodes" for s, r in results["splits"].items()
     )
+    mech_rows = [
+        [name, mech, fmt(value, p["mse_mean_by_mechanism_ci"][mech], 3),
+         fmt(p["mse_best_by_mechanism"][mech], p["mse_best_by_mechanism_ci"][mech], 3)]
+        for name, p in pred.items()
+        for mech, value in p.get("mse_mean_by_mechanism", {}).items()
+    ]  # fmt: skip
     return (
         f"<p>Measured: squared error of predicted observations over the horizon, averaged over steps: the mean over "
         f"N sampled futures and the best of N (per step). Windows scored: {counts}. Intervals resample whole "
@@ -239,6 +245,13 @@ def _prediction_section(results: dict[str, Any]) -> str:
         + table(["split", "model", "MSE mean", "MSE best-of-N", "PSNR best (dB)", "SSIM best"], rows)
         + f"<p>Interpretation: on {html.escape(reference)}, <b>{html.escape(best)}</b> has the lowest best-of-N "
         f"error ({fmt(pred[best]['mse_best_avg'], pred[best]['mse_best_avg_ci'])}).</p>"
+        + (
+            f"<p>On {html.escape(reference)}, per object by its mechanism at the end of the context: the mean over "
+            "samples and each object's own best of N.</p>"
+            + table(["model", "mechanism", "MSE mean", "MSE best-of-N (per object)"], mech_rows)
+            if mech_rows
+            else ""
+        )
     )
 
 
