@@ -95,6 +95,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a vim_world data set" in err
+    argv = ["eval", "--run", "vim=r", "--split", "s=d", "--out", str(tmp_path / "e"), "--batch-size", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "EvalConfig.batch_size must be a positive int, got 0" in err
 
 
 def test_moved_helpers_stay_importable():

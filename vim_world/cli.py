@@ -118,6 +118,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         device=args.device,
         oracle_runs=oracles,
         max_windows=args.max_windows,
+        batch_size=args.batch_size,
     )
     evaluate(cfg)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}")
@@ -247,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--max-windows", type=int, default=2000, help="windows scored per split (every window of a smaller split)"
+    )
+    e.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="windows per forward pass: memory only (a 64x64 pixel model holds N x horizon x slots frames per "
+        "window; on a CPU take 8 or so)",
     )
 
     im = command("imagine", "sample futures and counterfactuals from a trained state VIM (PNG)", _cmd_imagine)
