@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +103,4 @@ def test_a_model_with_one_learnt_start_per_slot_refuses_another_slot_count_namin
         learned.for_num_objects(0)
     gaussian = Imagination(VIM(preset("tiny-pixels", num_slots=4, slot_init="gaussian")))
     assert gaussian.for_num_objects(5).config.num_slots == 6
+    assert gaussian.for_num_objects(np.int64(2)).config.num_slots == 3  # a count read off an array

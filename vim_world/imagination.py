@@ -198,10 +198,10 @@ class Imagination:
         """The same weights on scenes of ``num_objects`` objects: a state model gets that many
         slots, a pixel model one more (the background's); see :meth:`VIM.resized` for the
         pixel models that cannot change their slot count."""
-        if isinstance(num_objects, bool) or not isinstance(num_objects, int) or num_objects < 1:
+        if isinstance(num_objects, bool) or not isinstance(num_objects, (int, np.integer)) or num_objects < 1:
             raise ValueError(f"num_objects must be a positive int, got {num_objects!r}")
         extra = 1 if self.config.input_mode == "pixels" else 0
-        return Imagination(self.model.resized(num_objects + extra))
+        return Imagination(self.model.resized(int(num_objects) + extra))
 
     # ------------------------------------------------------------------------------- encoding
 
