@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vim_world.data import DatasetError, collect, open_dataset
+from vim_world.data import collect_once
 from vim_world.demo import state_model_config
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.files import write_atomically
@@ -46,15 +46,8 @@ DATA = {
 def dataset(out: Path, name: str) -> Path:
     """The data set ``name`` of :data:`DATA` in ``out / "data"``, collected unless already there."""
     env_id, episodes, seed, extra = DATA[name]
-    path = out / "data" / name
-    try:
-        open_dataset(path)
-        return path
-    except DatasetError:
-        pass
-    kwargs = {"obs_mode": "state", **extra}
-    return collect(env_id, path, episodes=episodes, episode_len=24, seed=seed, num_envs=64, env_kwargs=kwargs,
-                   overwrite=True)  # fmt: skip
+    return collect_once(env_id, out / "data" / name, episodes=episodes, episode_len=24, seed=seed, num_envs=64,
+                        env_kwargs={"obs_mode": "state", **extra})  # fmt: skip
 
 
 def one_seed(

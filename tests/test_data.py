@@ -207,3 +207,18 @@ def test_merge_and_agent_collection_reject_what_does_not_fit(tmp_path, small):
     with pytest.raises(TypeError, match="act\\(\\) and reset\\(\\)"):
         collect("VimWorld/Steer-v0", tmp_path / "x", episodes=2, episode_len=2, policy=42)
     assert not (tmp_path / "x").exists()
+
+
+def test_collect_once_reuses_a_sound_data_set_and_recollects_a_corrupted_one(tmp_path):
+    from vim_world.data import collect_once
+
+    kw = dict(episodes=4, episode_len=5, num_envs=2, seed=3, env_kwargs={"obs_mode": "state"})
+    path = collect_once("VimWorld/Passive-v1", tmp_path / "d", **kw)
+    states = path / "shard_00001" / "states.npy"
+    stamp = states.stat().st_mtime_ns
+    assert collect_once("VimWorld/Passive-v1", path, **kw) == path and states.stat().st_mtime_ns == stamp
+    original = states.read_bytes()
+    states.write_bytes(original[: len(original) // 2])
+    collect_once("VimWorld/Passive-v1", path, **kw)
+    assert states.read_bytes() == original  # collected again, the same bytes under the same seed
+    open_dataset(path)

@@ -25,8 +25,9 @@ from gymnasium import spaces
 import vim_world
 import vim_world.envs
 from vim_world.actions import action_dim, action_vectors
-from vim_world.data_format import FORMAT_VERSION, is_dataset
+from vim_world.data_format import FORMAT_VERSION, DatasetError, is_dataset
 from vim_world.files import check_replaceable, sha256, staged_directory
+from vim_world.loading import open_dataset
 
 MAX_COLLECT_MEMORY = 4 << 30
 """Bytes of shards that collection may hold in memory at once (4 GiB): ``workers`` shards of
@@ -168,6 +169,18 @@ def _write_shards(writer: _ShardWriter, n_shards: int, workers: int) -> Iterator
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(writer.job,)) as pool:
         yield from pool.map(_worker_write, range(n_shards))
+
+
+def collect_once(env_id: str, path: str | Path, **kwargs: Any) -> Path:
+    """``path`` if it holds a data set that verifies on load, else :func:`collect` of ``env_id``
+    into it with ``kwargs`` (replacing a broken vim_world data set there): how the main job and
+    the benchmarks reuse their data on a rerun. It does not compare the stored data set's options
+    with ``kwargs``."""
+    try:
+        open_dataset(path)
+        return Path(path)
+    except DatasetError:
+        return collect(env_id, path, overwrite=True, **kwargs)
 
 
 def collect(

@@ -27,7 +27,7 @@ overwritten unless asked, and ``overwrite`` replaces only a data set (a director
 ``meta.json`` written by this package), never the current directory or one of its parents.
 """
 
-from vim_world.collection import MAX_COLLECT_MEMORY, action_dim, check_collection_size, collect, merge
+from vim_world.collection import MAX_COLLECT_MEMORY, action_dim, check_collection_size, collect, collect_once, merge
 from vim_world.data_format import (
     ARRAYS,
     FORMAT_VERSION,
@@ -42,6 +42,6 @@ from vim_world.minari_io import from_minari, to_minari
 
 __all__ = [
     "ARRAYS", "FORMAT_VERSION", "MAX_COLLECT_MEMORY", "Dataset", "DatasetError", "SequenceLoader", "action_dim",
-    "check_collection_size", "collect", "dataset_identity", "from_minari", "has_frames", "is_dataset", "merge", "open_dataset", "rank_rows",
+    "check_collection_size", "collect", "collect_once", "dataset_identity", "from_minari", "has_frames", "is_dataset", "merge", "open_dataset", "rank_rows",
     "require_frames", "split_shards", "to_minari", "uses_actions",
 ]  # fmt: skip

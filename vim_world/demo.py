@@ -18,7 +18,7 @@ import gymnasium as gym
 import torch
 
 import vim_world
-from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset
+from vim_world.data import SequenceLoader, collect_once, open_dataset
 from vim_world.devices import resolve_device
 from vim_world.envs import env_ids
 from vim_world.envs.registration import PASSIVE_MECHANISMS_V1
@@ -123,13 +123,8 @@ def _planning_section(planning) -> str:
 
 
 def _dataset(env_id: str, path: Path, episodes: int, p: dict, seed: int) -> Path:
-    try:
-        open_dataset(path)
-        return path
-    except DatasetError:
-        pass
-    return collect(env_id, path, episodes=episodes, episode_len=p["episode_len"], seed=seed, num_envs=64,
-                   env_kwargs={"obs_size": p["obs_size"]}, overwrite=True, progress=True)  # fmt: skip
+    return collect_once(env_id, path, episodes=episodes, episode_len=p["episode_len"], seed=seed, num_envs=64,
+                        env_kwargs={"obs_size": p["obs_size"]}, progress=True)  # fmt: skip
 
 
 def env_gallery(frames: int = 40, size: int = 128) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vim_world.checkpoint import load_model
-from vim_world.data import DatasetError, SequenceLoader, collect, open_dataset, uses_actions
+from vim_world.data import SequenceLoader, collect_once, open_dataset, uses_actions
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.figures import decomposition_rows, to_frames
 from vim_world.report import gif_bytes, image
@@ -45,11 +45,8 @@ def pixel_section(
     ``(title, HTML)``. ``train_data`` must hold frames (the main job's ``Passive-v1`` data does)."""
     budget = PIXEL_BUDGETS[preset]
     test = out / "data" / "pixels_heldout_seeds"
-    try:
-        open_dataset(test)
-    except DatasetError:
-        collect("VimWorld/Passive-v1", test, episodes=budget["test_episodes"], episode_len=episode_len, seed=40_000,
-                num_envs=budget["test_episodes"], masks=True, overwrite=True, env_kwargs={"obs_size": obs_size})  # fmt: skip
+    collect_once("VimWorld/Passive-v1", test, episodes=budget["test_episodes"], episode_len=episode_len, seed=40_000,
+                 num_envs=budget["test_episodes"], masks=True, env_kwargs={"obs_size": obs_size})  # fmt: skip
     runs = {}
     for name in MODELS:
         cfg = TrainConfig(
