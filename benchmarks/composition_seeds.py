@@ -29,7 +29,7 @@ from vim_world.data import collect_once
 from vim_world.demo import state_model_config
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.files import write_atomically
-from vim_world.report import GAP_TARGET
+from vim_world.report import GAP_TARGET, below_every, verdict
 from vim_world.train import train
 from vim_world.train_config import MODEL_NAMES
 
@@ -105,14 +105,11 @@ def summarise(gaps: dict[int, dict[str, Any]], models: list[str]) -> dict[str, A
             "gap_mean_ci": t_interval(values),
         }
     if "vim" in out["models"]:
-        low, high = out["models"]["vim"]["gap_mean_ci"]
-        others = {n: m["gap_mean_ci"] for n, m in out["models"].items() if n != "vim"}
-        below = "met" if high <= GAP_TARGET else ("not met" if low > GAP_TARGET else "undecided (interval straddles)")
-        clear = all(high < o[0] for o in others.values())
-        overlap = any(low <= o[1] and o[0] <= high for o in others.values())
+        ci = out["models"]["vim"]["gap_mean_ci"]
+        others = [m["gap_mean_ci"] for n, m in out["models"].items() if n != "vim"]
         out["verdicts"] = {
-            f"VIM mean gap <= {GAP_TARGET}": below,
-            "VIM's interval below every baseline's": "met" if clear else ("undecided" if overlap else "not met"),
+            f"VIM mean gap <= {GAP_TARGET}": verdict(ci, GAP_TARGET),
+            "VIM's interval below every baseline's": below_every(ci, others),
         }
     return out
 
@@ -157,8 +154,8 @@ def main() -> None:
     summary = {"args": vars(args), **summarise(gaps, models)}
     write_atomically(out / "results.json", json.dumps(summary, indent=1))
     print(table(summary))
-    for what, verdict in summary.get("verdicts", {}).items():
-        print(f"- {what}: {verdict}")
+    for what, said in summary.get("verdicts", {}).items():
+        print(f"- {what}: {said}")
     sys.stdout.flush()
 
 

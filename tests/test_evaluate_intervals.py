@@ -245,3 +245,12 @@ def test_evaluation_lands_in_each_runs_tensorboard(evaluated, trained):
     assert mse, tags["scalars"]
     assert any(t.startswith("eval/in <b>&/discovery/accuracy") for t in tags["scalars"])
     assert acc.Scalars(mse[0])[-1].step == 3  # the run's last checkpoint
+
+
+def test_below_every_reads_the_intervals_as_the_targets_do():
+    from vim_world.report import below_every, verdict
+
+    assert below_every([0.90, 0.95], [[0.97, 1.0], [0.96, 1.1]]) == "met"
+    assert below_every([0.90, 0.98], [[0.97, 1.0]]).startswith("undecided")
+    assert below_every([0.90, 0.98], [[0.80, 0.85]]) == "not met"  # a baseline lies wholly below
+    assert verdict([1.1, 1.25], 1.2).startswith("undecided") and verdict([1.0, 1.19], 1.2) == "met"

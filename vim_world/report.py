@@ -118,11 +118,20 @@ def fmt(value: float | None, ci: list[float] | None = None, digits: int = 4) -> 
     return text if ci is None else f"{text} [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]"
 
 
-def _verdict(ci: list[float], target: float, below: bool = True) -> str:
+def verdict(ci: list[float], target: float, below: bool = True) -> str:
     """Met only when the whole interval clears the target."""
     if below:
         return "met" if ci[1] <= target else ("not met" if ci[0] > target else "undecided (interval straddles)")
     return "met" if ci[0] >= target else ("not met" if ci[1] < target else "undecided (interval straddles)")
+
+
+def below_every(ci: list[float], others: list[list[float]]) -> str:
+    """Whether interval ``ci`` lies below every one of ``others`` without overlapping them: met,
+    undecided (some overlap) or not met (one lies wholly below it)."""
+    low, high = ci
+    if all(high < o[0] for o in others):
+        return "met"
+    return "undecided (intervals overlap)" if any(low <= o[1] and o[0] <= high for o in others) else "not met"
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -143,7 +152,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         r = ref_ratios.get(model, {})
         if other in r.get("mse_best_vs", {}):
             ci = r["mse_best_vs_ci"][other]
-            add(f"{reference}: {what} best-of-N MSE", f"<= {bound}", r["mse_best_vs"][other], ci, _verdict(ci, bound))
+            add(f"{reference}: {what} best-of-N MSE", f"<= {bound}", r["mse_best_vs"][other], ci, verdict(ci, bound))
     disc = results["splits"][reference].get("discovery", {}).get("vim")
     if disc:
         add(
@@ -151,14 +160,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f">= {ACCURACY_TARGET}",
             disc["accuracy"],
             disc["accuracy_ci"],
-            _verdict(disc["accuracy_ci"], ACCURACY_TARGET, below=False),
+            verdict(disc["accuracy_ci"], ACCURACY_TARGET, below=False),
         )
         add(
             f"{reference}: VIM discovery NMI",
             f">= {NMI_TARGET}",
             disc["nmi"],
             disc["nmi_ci"],
-            _verdict(disc["nmi_ci"], NMI_TARGET, below=False),
+            verdict(disc["nmi_ci"], NMI_TARGET, below=False),
         )
     for split in splits[1:]:
         k = results["splits"][split].get("num_objects")
@@ -170,7 +179,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"<= {OBJECTS_TARGET}",
                 f["mse_best_matched"],
                 f["mse_best_matched_ci"],
-                _verdict(f["mse_best_matched_ci"], OBJECTS_TARGET),
+                verdict(f["mse_best_matched_ci"], OBJECTS_TARGET),
             )
     for split, gaps in results.get("composition_gap", {}).items():
         if "vim" not in gaps:
@@ -181,21 +190,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"<= {GAP_TARGET}",
             g["gap"],
             g["gap_ci"],
-            _verdict(g["gap_ci"], GAP_TARGET),
+            verdict(g["gap_ci"], GAP_TARGET),
         )
         others = {n: o["gap_ci"] for n, o in gaps.items() if n != "vim"}
         if others:
-            low, high = g["gap_ci"]
-            clear = all(high < o[0] for o in others.values())
-            overlap = any(low <= o[1] and o[0] <= high for o in others.values())
-            verdict = "met" if clear else ("undecided (intervals overlap)" if overlap else "not met")
             lowest = min(o[0] for o in others.values())
             add(
                 f"{split}: VIM's gap below every baseline's ({', '.join(others)})",
                 "intervals do not overlap",
                 g["gap"],
                 g["gap_ci"],
-                f"{verdict}; lowest baseline lower bound {lowest:.4g}",
+                f"{below_every(g['gap_ci'], list(others.values()))}; lowest baseline lower bound {lowest:.4g}",
             )
     return out
 
@@ -278,7 +283,7 @@ def _discovery_section(results: dict[str, Any]) -> str:
         if d is None
         else (
             f"<p>Interpretation: VIM's modules match the true mechanisms on {d['accuracy']:.0%} of object-steps after the "
-            f"best relabelling (target >= {ACCURACY_TARGET:.0%}: {_verdict(d['accuracy_ci'], ACCURACY_TARGET, below=False)}); "
+            f"best relabelling (target >= {ACCURACY_TARGET:.0%}: {verdict(d['accuracy_ci'], ACCURACY_TARGET, below=False)}); "
             f"mechanisms that follow one law in the state cannot be told apart by any model.</p>"
         )
     )
