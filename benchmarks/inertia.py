@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from vim_world.envs import MECHANISM_NAMES
 
 from vim_world.data import open_dataset
-from vim_world.envs import MECHANISM_NAMES
 
 
 def inertia_table(path: str) -> list[tuple[str, int, float, float]]:
