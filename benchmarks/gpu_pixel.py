@@ -61,12 +61,11 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
     "vim_warmup_sigma05": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"pixel_sigma": 0.05}),
     "vrnn": dict(model="vrnn"),
 }
+ORACLE = "oracle_"  # "oracle_NAME": run NAME trained on every (kind, mechanism) pair (the composition gap's oracle)
 # GPU_PIXEL_RUNS="vim_warmup,vrnn" picks the runs (trained at once), GPU_PIXEL_BUDGET_S their seconds,
 # GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds; heldout: held-out pairs).
-RUNS = {
-    n: CATALOGUE[n]
-    for n in os.environ.get("GPU_PIXEL_RUNS", "vim_seq4,vim_cues_seq4_decay,vim_cues_seq4_decay_s1,vrnn").split(",")
-}
+DEFAULT_RUNS = "vim_cues_seq4_decay,oracle_vim_cues_seq4_decay,vim_cues_seq4_decay_s1,vrnn,oracle_vrnn"
+RUNS = {n: CATALOGUE[n.removeprefix(ORACLE)] for n in os.environ.get("GPU_PIXEL_RUNS", DEFAULT_RUNS).split(",")}
 SPEED_ROUNDS = 2
 CONCURRENT_SLOWDOWN = 0.6  # planned share of a run's solo speed while the runs share the card
 
@@ -92,9 +91,12 @@ def train_command(cfg: TrainConfig, work: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "vim_world.cli", "train", "--config", str(path)]
 
 
-def train_all(data: str, work: Path, size: dict[str, Any], speeds: dict[str, dict], device: str) -> dict[str, dict]:
-    """Train every run of ``RUNS`` at once for ``size['budget_s']`` seconds; returns per run the
-    planned and trained steps and the seconds it ran."""
+def train_all(
+    data: dict[str, str], work: Path, size: dict[str, Any], speeds: dict[str, dict], device: str
+) -> dict[str, dict]:
+    """Train every run of ``RUNS`` at once for ``size['budget_s']`` seconds (an oracle run on
+    ``data['all_pairs']``, the others on ``data['train']``); returns per run the planned and
+    trained steps and the seconds it ran."""
     procs, planned = {}, {}
     threads = max(1, (os.cpu_count() or 1) // len(RUNS))  # the runs share the machine's cores
     for name, opts in RUNS.items():
@@ -102,7 +104,8 @@ def train_all(data: str, work: Path, size: dict[str, Any], speeds: dict[str, dic
         # too many steps is safe, the deadline stops the run)
         solo = speeds[opts["model"]]["steps_s"] * 10 / opts.get("seq_len", 10)
         steps = int(min(size["max_steps"], max(2, solo * size["budget_s"] * CONCURRENT_SLOWDOWN)))
-        cfg = TrainConfig(data=data, out=str(work / name), preset=size["preset"], mode="pixels", steps=steps,
+        source = data["all_pairs" if name.startswith(ORACLE) else "train"]
+        cfg = TrainConfig(data=source, out=str(work / name), preset=size["preset"], mode="pixels", steps=steps,
                           batch_size=size["batch_size"], device=device, checkpoint_every=max(1, steps // 20),
                           progress=False, **{"seq_len": 10, **opts})  # fmt: skip
         planned[name] = steps
@@ -155,15 +158,18 @@ def main() -> None:
         atomic_write_text(out / "gpu_pixel.md", markdown(results))
 
     data = {}
-    for split, env_id, seed in (("train", "Passive-v1", 0), ("test", "Passive-v1", 1_000_000),
-                                ("heldout", "PassiveHeldout-v1", 2_000_000)):  # fmt: skip
-        if split != "train" and split not in splits:
+    oracles = any(name.startswith(ORACLE) for name in RUNS)
+    for split, env_id, seed, extra in (("train", "Passive-v1", 0, {}), ("all_pairs", "Passive-v1", 0, {"allowed": None}),
+                                       ("test", "Passive-v1", 1_000_000, {}),
+                                       ("heldout", "PassiveHeldout-v1", 2_000_000, {})):  # fmt: skip
+        if (split == "all_pairs" and not oracles) or (split not in ("train", "all_pairs") and split not in splits):
             continue
         path = work / split
         if not (args.reuse_data and (path / "meta.json").exists()):
-            collect(f"VimWorld/{env_id}", path, episodes=size["episodes" if split == "train" else "test_episodes"],
+            training = split in ("train", "all_pairs")
+            collect(f"VimWorld/{env_id}", path, episodes=size["episodes" if training else "test_episodes"],
                     episode_len=size["episode_len"], seed=seed, masks=True, overwrite=True,
-                    env_kwargs={"obs_size": size["obs_size"]}, workers=min(8, os.cpu_count() or 1))  # fmt: skip
+                    env_kwargs={"obs_size": size["obs_size"], **extra}, workers=min(16, os.cpu_count() or 1))  # fmt: skip
         data[split] = str(path)
     log(f"collected in {time.perf_counter() - start:.0f} s")
 
@@ -182,13 +188,15 @@ def main() -> None:
                                   "steps_s": sum(x["steps_s"] for x in rounds) / len(rounds)}  # fmt: skip
     save()
 
-    results["training"] = train_all(data["train"], work, size, results["speed"], device.type)
+    results["training"] = train_all(data, work, size, results["speed"], device.type)
     copy_last = TrainConfig(data=data["train"], out=str(work / "copy_last"), model="copy_last", mode="pixels",
                             preset=size["preset"], steps=1, device=device.type, progress=False)  # fmt: skip
     subprocess.run(train_command(copy_last, work, "copy_last"), cwd=work, check=True)
     save()
 
-    trained = [name for name in RUNS if results["training"][name]["train_steps"] > 0] + ["copy_last"]
+    done = [name for name in RUNS if results["training"][name]["train_steps"] > 0]
+    trained = [name for name in done if not name.startswith(ORACLE)] + ["copy_last"]
+    oracle_runs = {name: str(work / f"{ORACLE}{name}") for name in trained if f"{ORACLE}{name}" in done}
     results["binding"] = {}
     for name in trained:
         if name in RUNS and RUNS[name]["model"] == "vim":
@@ -199,6 +207,7 @@ def main() -> None:
             save()
     evaluation = evaluate(EvalConfig(runs={name: str(work / name) for name in trained},
                                      splits={split: data[split] for split in splits}, out=str(work / "eval"),
+                                     oracle_runs=oracle_runs,
                                      batch_size=32, max_windows=size["eval_windows"], device=device.type,
                                      progress=False))  # fmt: skip
     results["evaluation"] = evaluation.metrics
@@ -244,6 +253,12 @@ def markdown(r: dict[str, Any]) -> str:
                 lines.append(f"| {n} | {split} | {sr['windows']} | {_ci(p['mse_best_avg'], p['mse_best_avg_ci'])} | "
                              f"{rel[0]} | {rel[1]} | {sum(p['psnr_best']) / len(p['psnr_best']):.2f} | "
                              f"{sum(p['ssim_best']) / len(p['ssim_best']):.3f} | {disc} |")  # fmt: skip
+        lines.append("")
+    for split, gaps in r.get("evaluation", {}).get("composition_gap", {}).items():
+        lines += [f"Composition gap on {split} (MSE of the run over its oracle's, trained on every pair; paired windows):",
+                  "", "| run | best-of-10 MSE | oracle's | gap [95% CI] |", "|---|---:|---:|---|"]  # fmt: skip
+        lines += [f"| {n} | {g['model_mse_best']:.4g} | {g['oracle_mse_best']:.4g} | {_ci(g['gap'], g['gap_ci'])} |"
+                  for n, g in gaps.items()]  # fmt: skip
         lines.append("")
     if r.get("binding"):
         lines += ["| run | FG-ARI [95% CI] | binding kept over 10 steps | windows / frames |", "|---|---|---|---|"]

@@ -19,4 +19,4 @@ if ! (cd /tmp && "$PY" -c "$CHECK" 2>/dev/null); then
 fi
 (cd /tmp && "$PY" -c "$CHECK")
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda:", torch.cuda.is_available())'
-exec timeout 540 "$PY" benchmarks/gpu_pixel.py --out "$OUT" --work "${GPU_PIXEL_WORK:-/tmp/gpu_pixel_work}"
+exec timeout "${GPU_PIXEL_TIMEOUT_S:-540}" "$PY" benchmarks/gpu_pixel.py --out "$OUT" --work "${GPU_PIXEL_WORK:-/tmp/gpu_pixel_work}"
