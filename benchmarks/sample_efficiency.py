@@ -222,6 +222,10 @@ def main() -> None:
         help="with --crossing: the stage of AGENT_RESULTS to place PPO's crossing against",
     )
     parser.add_argument("--rounds", type=int, default=None, help="data-aggregation rounds (default: the budget's)")
+    for name, what in (("candidates", "CEM candidates"), ("samples", "imagined futures per candidate"),
+                       ("horizon", "planning horizon")):  # fmt: skip
+        parser.add_argument(f"--{name}", type=int, default=None, help=f"{what} (default: the budget's)")
+    parser.add_argument("--cold", action="store_true", help="every MPC search starts afresh (no warm start)")
     args = parser.parse_args()
     if args.crossing:
         ppo, other = (json.loads(Path(f).read_text()) for f in args.crossing)
@@ -239,10 +243,11 @@ def main() -> None:
         plot(results, out / f"sample_efficiency{suffix}.png", agent)
         return
     b = BUDGETS[args.budget]
-    if args.iterations is not None:
-        b = replace(b, iterations=args.iterations)
-    if args.rounds is not None:
-        b = replace(b, rounds=args.rounds)
+    for name in ("iterations", "rounds", "candidates", "samples", "horizon"):
+        if getattr(args, name) is not None:
+            b = replace(b, **{name: getattr(args, name)})
+    if args.cold:
+        b = replace(b, warm_start=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("results.json" if not args.reuse_model else f"results_{'_'.join(args.stages)}.json")
