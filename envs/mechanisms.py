@@ -232,6 +232,20 @@ def swap_on_collision(objects: Objects, noise: Noise, speed: float) -> Objects:
     return objects._replace(pos=pos, vel=vel, dsize=np.zeros_like(objects.dsize))
 
 
+def attract(objects: Objects, noise: Noise, stiffness: float, damping: float) -> Objects:
+    """Pulled towards the nearest other solid object by a spring: ``v' = damping * v + stiffness
+    * (x_other - x)``, ``x' = x + v'``, reflected at the walls (``|v|`` capped at ``SPEED_MAX``).
+
+    The pull turns the heading every step by an amount set by where the other object is, which
+    the object's own state does not tell: a module that reads only its object cannot predict it
+    (the test of n-ary modules, docs/model.md), unlike :func:`follow`, which keeps its heading."""
+    offset, _, found = _nearest_other(objects)
+    vel = damping * objects.vel + stiffness * np.where(found[..., None], offset, 0.0)
+    pos, vel = _reflect(objects.pos + np.clip(vel, -SPEED_MAX, SPEED_MAX), np.clip(vel, -SPEED_MAX, SPEED_MAX),
+                        objects.size)  # fmt: skip
+    return objects._replace(pos=pos, vel=vel, dsize=np.zeros_like(objects.dsize))
+
+
 # --------------------------------------------------------------------------- registry
 
 _DRIFT = 0.03
@@ -267,6 +281,8 @@ MECHANISMS: dict[str, Mechanism] = {
         # Added with the v1 worlds (ids above keep their values): laws that no other mechanism shares.
         Mechanism("size_oscillate", size_oscillate, {"omega": 0.6, "mid": 0.07}, category="appearance"),
         Mechanism("color_cycle_back", color_cycle, {"rate": -0.1}, category="appearance"),
+        # Added with Interact-v1: an interaction that turns the heading every step.
+        Mechanism("attract", attract, {"stiffness": 0.02, "damping": 0.99}, category="interaction", interacts=True),
     ]
 }
 """Every mechanism by name. Mechanism ids in observations and ``info`` index this order."""

@@ -41,6 +41,9 @@ TRAIN_PAIRS_V1: dict[str, tuple[str, ...]] = {
     kind: tuple(m for m in PASSIVE_MECHANISMS_V1 if m not in held) for kind, held in HELDOUT_PAIRS_V1.items()
 }
 INTERACT_MECHANISMS = ("still", "random_walk", "follow", "flee", "swap_on_collision")
+INTERACT_MECHANISMS_V1 = ("still", "random_walk", "attract", "flee", "color_cycle")
+"""Identifiable (``envs/identifiability.py``), and with ``attract``, whose pull towards the nearest
+object turns the heading every step, so its objects' next states depend on the other objects."""
 
 
 def _passive_family(version: int, mechanisms: tuple[str, ...], train: dict, heldout: dict, note: str = "") -> dict:
@@ -66,6 +69,11 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         max_episode_steps=100,
         kwargs=dict(num_objects=4, mechanisms=INTERACT_MECHANISMS, switch_prob=0.02, switch_on=("wall", "collision")),
         doc="Interaction mechanisms (follow, flee, swap on collision, random walk); event-triggered switching.",
+    ),
+    "Interact-v1": dict(
+        max_episode_steps=100,
+        kwargs=dict(num_objects=4, mechanisms=INTERACT_MECHANISMS_V1, switch_prob=0.05),
+        doc="Interactions that turn the heading (a spring towards the nearest object) and flee, beside still, random walk and colour cycling; sticky switching.",
     ),
     "Steer-v0": dict(
         max_episode_steps=60,

@@ -243,6 +243,25 @@ def test_flee_increases_distance_to_nearest(sc: tuple[Objects, Noise]) -> None:
     assert np.all(_distance_to(clipped, objects, j)[free] > before[free])
 
 
+@given(scene(k=3, max_size=0.08))
+def test_attract_pulls_towards_the_nearest_by_a_spring(sc: tuple[Objects, Noise]) -> None:
+    """``v' = 0.99 v + 0.02 (x_nearest - x)``; away from the walls the object moves by ``v'``."""
+    objects, noise = sc
+    out = run("attract", objects, noise)
+    j = _nearest(objects)
+    nearest = np.take_along_axis(objects.pos, j[..., None].repeat(2, -1), axis=1)
+    vel = 0.99 * objects.vel + 0.02 * (nearest - objects.pos)
+    free = inner(objects, objects.pos + vel) & np.all(np.abs(vel) <= 0.2, -1)
+    np.testing.assert_allclose(out.vel[free], vel[free], atol=1e-12)
+    np.testing.assert_allclose(out.pos[free], (objects.pos + vel)[free], atol=1e-12)
+    # The step depends on where the other objects are, not only on the object's own state.
+    moved = objects._replace(pos=objects.pos.copy())
+    moved.pos[:, 1:] = 1.0 - moved.pos[:, 1:]
+    differs = np.abs(run("attract", moved, noise).vel[:, 0] - out.vel[:, 0]).max(-1) > 1e-9
+    far = np.linalg.norm(nearest[:, 0] - objects.pos[:, 0], axis=-1) > 1e-3
+    assert np.all(differs | ~far | np.isclose(moved.pos[:, 1:], objects.pos[:, 1:]).all((1, 2)))
+
+
 def test_follow_and_flee_without_others_stay() -> None:
     objects = Objects(np.full((1, 2, 2), 0.5), np.zeros((1, 2, 2)), np.full((1, 2), 0.05), np.zeros((1, 2)),
                       np.zeros((1, 2)), np.array([[True, False]]))  # fmt: skip
