@@ -4,14 +4,16 @@
     GPU_PIXEL_TINY=1 python benchmarks/gpu_pixel.py --out /tmp/x   # CPU rehearsal, tiny sizes
 
 Steps: (1) collect ``Passive-v1`` frames with masks (training seeds; held-out seeds and the
-held-out (kind, mechanism) pairs of ``PassiveHeldout-v1`` for evaluation); (2) measure training
+held-out (kind, mechanism) pairs of ``PassiveHeldout-v1`` for evaluation; and, when ``RUNS`` holds
+an ``oracle_NAME`` run, the same training seeds with every pair allowed); (2) measure training
 samples/s of pixel VIM and the parameter-matched pixel VRNN on the card, alone
 (``train_speed.measure``, synthetic batches); (3) train the runs of ``RUNS`` at once, one process
 each, for the same wall-clock budget (a run still going at the deadline is stopped and its last
 checkpoint scored; checkpoints are atomic); (4) evaluate with ``vim_world.evaluate`` (best-of-10
 MSE over 10 steps after 5 context frames, PSNR, SSIM, mechanism discovery through the
-slot-to-object matching, held-out / in-distribution ratio, 95% bootstrap intervals over
-windows) and score each VIM run's slot masks (FG-ARI, binding kept over 10-step windows).
+slot-to-object matching, held-out / in-distribution ratio, the composition gap of each run that
+has an oracle, 95% bootstrap intervals over windows) and score each VIM run's slot masks (FG-ARI,
+binding kept over 10-step windows).
 Writes ``OUT_DIR/gpu_pixel.md`` (Markdown tables, the device named) and ``gpu_pixel.json`` after
 every phase, so a run cut short still leaves what it measured.
 """
