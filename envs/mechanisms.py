@@ -240,9 +240,8 @@ def attract(objects: Objects, noise: Noise, stiffness: float, damping: float) ->
     the object's own state does not tell: a module that reads only its object cannot predict it
     (the test of n-ary modules, docs/model.md), unlike :func:`follow`, which keeps its heading."""
     offset, _, found = _nearest_other(objects)
-    vel = damping * objects.vel + stiffness * np.where(found[..., None], offset, 0.0)
-    pos, vel = _reflect(objects.pos + np.clip(vel, -SPEED_MAX, SPEED_MAX), np.clip(vel, -SPEED_MAX, SPEED_MAX),
-                        objects.size)  # fmt: skip
+    vel = np.clip(damping * objects.vel + stiffness * np.where(found[..., None], offset, 0.0), -SPEED_MAX, SPEED_MAX)
+    pos, vel = _reflect(objects.pos + vel, vel, objects.size)
     return objects._replace(pos=pos, vel=vel, dsize=np.zeros_like(objects.dsize))
 
 
