@@ -256,16 +256,6 @@ def test_attract_pulls_towards_the_nearest_by_a_spring(sc: tuple[Objects, Noise]
     np.testing.assert_allclose(out.pos[free], (objects.pos + vel)[free], atol=1e-12)
 
 
-def test_attract_reads_the_other_object() -> None:
-    """The same own state with the neighbour elsewhere gives another step: what a module that
-    reads only its own object cannot know."""
-    pos = np.array([[[0.5, 0.5], [0.7, 0.5]], [[0.5, 0.5], [0.5, 0.3]]])  # neighbour right / above
-    objects = Objects(pos, np.zeros((2, 2, 2)), np.full((2, 2), 0.05), np.zeros((2, 2)), np.zeros((2, 2)),
-                      np.ones((2, 2), bool))  # fmt: skip
-    out = run("attract", objects, Noise(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))))
-    np.testing.assert_allclose(out.vel[:, 0], [[0.004, 0.0], [0.0, -0.004]], atol=1e-12)
-
-
 def test_follow_and_flee_without_others_stay() -> None:
     objects = Objects(np.full((1, 2, 2), 0.5), np.zeros((1, 2, 2)), np.full((1, 2), 0.05), np.zeros((1, 2)),
                       np.zeros((1, 2)), np.array([[True, False]]))  # fmt: skip

@@ -32,6 +32,7 @@ DOCUMENTED = {
     "swap_on_collision": {"speed": 0.04},
     "size_oscillate": {"omega": 0.6, "mid": 0.07},
     "color_cycle_back": {"rate": -0.1},
+    "attract": {"stiffness": 0.02, "damping": 0.99},
 }
 TOL = 1e-12  # float64 arithmetic on numbers of order 1: a few ulps
 
@@ -182,3 +183,14 @@ def test_size_oscillate_one_step_by_hand():
     dsize = 0.001 - 4 * math.sin(0.3) ** 2 * (0.09 - 0.07)  # = 0.001 - 0.0069854...
     assert abs(out.dsize[0, 0] - dsize) < TOL and abs(out.size[0, 0] - (0.09 + dsize)) < TOL
     assert np.array_equal(out.pos, [[[0.5, 0.5]]])
+
+
+def test_attract_reads_the_other_object() -> None:
+    """The same own state with the neighbour elsewhere gives another step: what a module that
+    reads only its own object cannot know. ``v' = 0.99 v + 0.02 (x_other - x)``."""
+    right = step("attract", objects([[0.5, 0.5], [0.7, 0.5]], vel=[[0.01, 0.0], [0.0, 0.0]]))
+    above = step("attract", objects([[0.5, 0.5], [0.5, 0.3]], vel=[[0.01, 0.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(right.vel[0, 0], [0.0139, 0.0], atol=TOL)
+    np.testing.assert_allclose(right.pos[0, 0], [0.5139, 0.5], atol=TOL)
+    np.testing.assert_allclose(above.vel[0, 0], [0.0099, -0.004], atol=TOL)
+    np.testing.assert_allclose(above.pos[0, 0], [0.5099, 0.496], atol=TOL)
