@@ -68,6 +68,12 @@ ORACLE = "oracle_"  # "oracle_NAME": run NAME trained on every (kind, mechanism)
 # GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds; heldout: held-out pairs).
 DEFAULT_RUNS = "vim_cues_seq4_decay,oracle_vim_cues_seq4_decay,vim_cues_seq4_decay_s1,vrnn,oracle_vrnn"
 RUNS = {n: CATALOGUE[n.removeprefix(ORACLE)] for n in os.environ.get("GPU_PIXEL_RUNS", DEFAULT_RUNS).split(",")}
+SOURCES = (  # split: env id, seed, env options; all_pairs is the oracles' training data
+    ("train", "Passive-v1", 0, {}),
+    ("all_pairs", "Passive-v1", 0, {"allowed": None}),
+    ("test", "Passive-v1", 1_000_000, {}),
+    ("heldout", "PassiveHeldout-v1", 2_000_000, {}),
+)
 SPEED_ROUNDS = 2
 CONCURRENT_SLOWDOWN = 0.6  # planned share of a run's solo speed while the runs share the card
 
@@ -160,16 +166,13 @@ def main() -> None:
         atomic_write_text(out / "gpu_pixel.md", markdown(results))
 
     data = {}
-    oracles = any(name.startswith(ORACLE) for name in RUNS)
-    for split, env_id, seed, extra in (("train", "Passive-v1", 0, {}), ("all_pairs", "Passive-v1", 0, {"allowed": None}),
-                                       ("test", "Passive-v1", 1_000_000, {}),
-                                       ("heldout", "PassiveHeldout-v1", 2_000_000, {})):  # fmt: skip
-        if (split == "all_pairs" and not oracles) or (split not in ("train", "all_pairs") and split not in splits):
+    training = ["train", "all_pairs"] if any(name.startswith(ORACLE) for name in RUNS) else ["train"]
+    for split, env_id, seed, extra in SOURCES:
+        if split not in training + splits:
             continue
         path = work / split
         if not (args.reuse_data and (path / "meta.json").exists()):
-            training = split in ("train", "all_pairs")
-            collect(f"VimWorld/{env_id}", path, episodes=size["episodes" if training else "test_episodes"],
+            collect(f"VimWorld/{env_id}", path, episodes=size["episodes" if split in training else "test_episodes"],
                     episode_len=size["episode_len"], seed=seed, masks=True, overwrite=True,
                     env_kwargs={"obs_size": size["obs_size"], **extra}, workers=min(16, os.cpu_count() or 1))  # fmt: skip
         data[split] = str(path)
