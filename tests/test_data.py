@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -222,3 +223,27 @@ def test_collect_once_reuses_a_sound_data_set_and_recollects_a_corrupted_one(tmp
     collect_once("VimWorld/Passive-v1", path, **kw)
     assert states.read_bytes() == original  # collected again, the same bytes under the same seed
     open_dataset(path)
+
+
+def test_collect_once_recollects_a_data_set_of_other_options_and_names_them(tmp_path):
+    from vim_world.data import collect_once
+
+    kw = dict(episodes=2, episode_len=3, num_envs=2, seed=3, env_kwargs={"obs_mode": "state"})
+    path = collect_once("VimWorld/Passive-v1", tmp_path / "d", **kw)
+    for change, expected in (
+        ({"episodes": 4}, "episodes: stored 2, asked 4"),
+        ({"seed": 5}, "seed: stored 3, asked 5"),
+        ({"env_kwargs": {"obs_mode": "state", "switch_prob": 0.0}}, "env_kwargs: stored"),
+        ({"policy": "random"}, "policy: stored 'noop', asked 'random'"),
+    ):
+        with pytest.warns(UserWarning, match=expected):
+            collect_once("VimWorld/Passive-v1", path, **{**kw, **change})
+        meta = open_dataset(path).meta
+        assert all(meta[k] == (v if k != "env_kwargs" else {**v, "masks": False}) for k, v in change.items())
+    # Once the options match again, the data set is reused: no warning, no rewrite.
+    collect_once("VimWorld/Passive-v1", path, **kw | {"policy": "random"})
+    stamp = (path / "meta.json").stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert collect_once("VimWorld/Passive-v1", path, **kw | {"policy": "random", "workers": 2}) == path
+    assert (path / "meta.json").stat().st_mtime_ns == stamp

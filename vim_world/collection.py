@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -172,15 +173,54 @@ def _write_shards(writer: _ShardWriter, n_shards: int, workers: int) -> Iterator
 
 
 def collect_once(env_id: str, path: str | Path, **kwargs: Any) -> Path:
-    """``path`` if it holds a data set that verifies on load, else :func:`collect` of ``env_id``
-    into it with ``kwargs`` (replacing a broken vim_world data set there): how the main job and
-    the benchmarks reuse their data on a rerun. It does not compare the stored data set's options
-    with ``kwargs``."""
+    """``path`` if it holds a data set that verifies on load and was collected with these options,
+    else :func:`collect` of ``env_id`` into it with ``kwargs``, replacing what was there (a broken
+    vim_world data set, or one of other options, with a warning that names them): how the main job
+    and the benchmarks reuse their data on a rerun.
+
+    The options compared are those ``meta.json`` records: ``env_id``, ``env_kwargs`` (with
+    ``masks``), ``seed``, ``num_envs``, ``episodes``, ``episode_len`` and, where ``kwargs`` names
+    one, ``policy`` (an agent by its class name); ``workers`` and ``progress`` change no byte.
+    """
     try:
-        open_dataset(path)
-        return Path(path)
+        meta = open_dataset(path).meta
     except DatasetError:
         return collect(env_id, path, overwrite=True, **kwargs)
+    wanted = _recorded_options(env_id, **kwargs)
+    if "policy" not in kwargs or kwargs["policy"] is None:
+        wanted.pop("policy")
+    differ = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+    if not differ:
+        return Path(path)
+    detail = ", ".join(f"{k}: stored {old!r}, asked {new!r}" for k, (old, new) in differ.items())
+    warnings.warn(
+        f"data set {str(path)!r} was collected with other options ({detail}); collecting it again", stacklevel=2
+    )
+    return collect(env_id, path, overwrite=True, **kwargs)
+
+
+def _recorded_options(
+    env_id: str,
+    *,
+    episodes: int,
+    episode_len: int,
+    seed: int = 0,
+    num_envs: int = 64,
+    policy: str | Agent | None = None,
+    masks: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """The options of a :func:`collect` call as its ``meta.json`` records them (JSON values)."""
+    return {
+        "env_id": env_id,
+        "env_kwargs": json.loads(json.dumps(_env_options(env_kwargs, masks), default=list)),
+        "seed": int(seed),
+        "num_envs": int(num_envs),
+        "policy": policy if isinstance(policy, str) or policy is None else type(policy).__name__,
+        "episodes": int(episodes),
+        "episode_len": int(episode_len),
+    }
 
 
 def collect(
@@ -241,9 +281,7 @@ def collect(
     if path.exists() and not overwrite:
         raise FileExistsError(f"data set {str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
     check_replaceable(path, is_dataset, "vim_world data set (no meta.json written by vim_world)")
-    kwargs = dict(env_kwargs or {})
-    # States are always stored; frames unless the caller asked for obs_mode="state".
-    kwargs.update(obs_mode="state" if kwargs.get("obs_mode") == "state" else "both", masks=bool(masks))
+    kwargs = _env_options(env_kwargs, masks)
     n_shards = -(-episodes // num_envs)
     existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
     check_collection_size(
@@ -283,6 +321,14 @@ def collect(
         if writer is not None:
             writer.close()
     return path
+
+
+def _env_options(env_kwargs: dict[str, Any] | None, masks: bool) -> dict[str, Any]:
+    """The env options a collection makes its envs with: states always, frames unless the caller
+    asked for ``obs_mode="state"``, and ``masks``."""
+    kwargs = dict(env_kwargs or {})
+    kwargs.update(obs_mode="state" if kwargs.get("obs_mode") == "state" else "both", masks=bool(masks))
+    return kwargs
 
 
 def _rollout(
