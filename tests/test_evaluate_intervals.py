@@ -191,6 +191,29 @@ def test_window_cap_subsamples_deterministically(trained):
     assert a["splits"]["held"]["prediction"] == b["splits"]["held"]["prediction"]
 
 
+def test_training_data_is_known_by_its_identity_wherever_it_moved(trained, monkeypatch, tmp_path):
+    """A run trained on a relative path, evaluated from another directory: a copy of its data is
+    scored on the held-out shards only, and another data set whole (the path no longer opens,
+    but the checkpoint's data identity decides)."""
+    import shutil
+
+    _, data, _, _ = trained
+    shutil.copytree(data["train"], tmp_path / "d")
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(data="d", out="run", model="vim", steps=2, batch_size=4, seq_len=4, progress=False,
+                      device="cpu", holdout=0.5, overrides={"hidden": 16})  # fmt: skip
+    train(cfg)
+    (tmp_path / "elsewhere").mkdir()
+    shutil.move("d", "elsewhere/copy")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    splits = {"own": "copy", "other": str(data["held"])}
+    cfg = EvalConfig(runs={"vim": "../run"}, splits=splits, out="e", context=2, horizon=3, n_samples=2,
+                     batch_size=8, device="cpu", n_boot=20)  # fmt: skip
+    evaluate(cfg)
+    windows = {k: v["windows"] for k, v in json.loads(Path("e/metrics.json").read_text())["splits"].items()}
+    assert windows == {"own": 8 * 4, "other": 8 * 4}  # the held-out half of 16 episodes; all 8 others
+
+
 def test_eval_config_rejects_bad_values():
     with pytest.raises(ValueError, match="max_windows"):
         EvalConfig(runs={"vim": "r"}, splits={"s": "d"}, out="o", max_windows=0)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vim_world.batch import Batch
-from vim_world.data import DatasetError, SequenceLoader, open_dataset, split_shards
+from vim_world.data import DatasetError, SequenceLoader, dataset_identity, open_dataset, split_shards
 from vim_world.envs import MECHANISM_NAMES
 from vim_world.figures import decomposition_rows, strip, timeline, to_frames
 from vim_world.files import write_atomically
@@ -192,7 +192,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
         # The (first) run's training data is scored on the shards it held out; another data set whole.
-        held_out = holdout > 0 and _maybe_training_data(dataset, train_config["data"])
+        held_out = holdout > 0 and _maybe_training_data(dataset, next(iter(loaded.values()))[1])
         shards = split_shards(dataset, holdout)[1] if held_out else None
         windows = _windows(dataset, shards, mode, cfg, device)
         weights[split] = resample_weights(len(windows.episodes), cfg.n_boot, cfg.seed + index, windows.episodes)
@@ -293,12 +293,16 @@ def _windows(dataset, shards: list[int] | None, mode: str, cfg: EvalConfig, devi
     return _Windows(loader, episodes, starts, uses_actions(dataset))
 
 
-def _maybe_training_data(dataset, train_data: str) -> bool:
-    """Whether ``dataset`` may be the run's training data (same shard contents), so that only
-    its held-out shards are fair to score. When the training data cannot be opened (a path
-    relative to another directory), assume it is: never score on training episodes."""
+def _maybe_training_data(dataset, checkpoint: dict[str, Any]) -> bool:
+    """Whether ``dataset`` may be the run's training data, so that only its held-out shards are
+    fair to score. A checkpoint records its data set's identity (the SHA-256 of ``meta.json``),
+    which decides wherever the run or the data moved; without one (older checkpoints), the data
+    set at the recorded path is compared shard by shard, and when it cannot be opened (a path
+    relative to another directory) the answer is yes: never score on training episodes."""
+    if checkpoint.get("data_identity") is not None:
+        return checkpoint["data_identity"] == dataset_identity(dataset.path)
     try:
-        trained_on = open_dataset(train_data)
+        trained_on = open_dataset(checkpoint["train_config"]["data"])
     except (DatasetError, OSError, ValueError):
         return True
     return [s["sha256"] for s in trained_on.meta["shards"]] == [s["sha256"] for s in dataset.meta["shards"]]
