@@ -8,6 +8,7 @@ the free disk space; otherwise a ValueError says how much is needed and what to 
 
 from __future__ import annotations
 
+import inspect
 import json
 import multiprocessing
 import os
@@ -186,7 +187,7 @@ def collect_once(env_id: str, path: str | Path, **kwargs: Any) -> Path:
         meta = open_dataset(path).meta
     except DatasetError:
         return collect(env_id, path, overwrite=True, **kwargs)
-    wanted = _recorded_options(env_id, **kwargs)
+    wanted = _recorded_options(env_id, path, kwargs)
     if "policy" not in kwargs or kwargs["policy"] is None:
         wanted.pop("policy")
     differ = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
@@ -199,27 +200,21 @@ def collect_once(env_id: str, path: str | Path, **kwargs: Any) -> Path:
     return collect(env_id, path, overwrite=True, **kwargs)
 
 
-def _recorded_options(
-    env_id: str,
-    *,
-    episodes: int,
-    episode_len: int,
-    seed: int = 0,
-    num_envs: int = 64,
-    policy: str | Agent | None = None,
-    masks: bool = False,
-    env_kwargs: dict[str, Any] | None = None,
-    **_: Any,
-) -> dict[str, Any]:
-    """The options of a :func:`collect` call as its ``meta.json`` records them (JSON values)."""
+def _recorded_options(env_id: str, path: str | Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``collect(env_id, path, **kwargs)`` as its ``meta.json`` records them (JSON
+    values), defaults filled in from :func:`collect`'s signature."""
+    call = inspect.signature(collect).bind(env_id, path, **kwargs)
+    call.apply_defaults()
+    a = call.arguments
+    policy = a["policy"]
     return {
         "env_id": env_id,
-        "env_kwargs": json.loads(json.dumps(_env_options(env_kwargs, masks), default=list)),
-        "seed": int(seed),
-        "num_envs": int(num_envs),
+        "env_kwargs": json.loads(json.dumps(_env_options(a["env_kwargs"], a["masks"]), default=list)),
+        "seed": int(a["seed"]),
+        "num_envs": int(a["num_envs"]),
         "policy": policy if isinstance(policy, str) or policy is None else type(policy).__name__,
-        "episodes": int(episodes),
-        "episode_len": int(episode_len),
+        "episodes": int(a["episodes"]),
+        "episode_len": int(a["episode_len"]),
     }
 
 
