@@ -32,12 +32,6 @@ from vim_world.devices import resolve_device
 from vim_world.files import fsync, remove_stale_temporaries, sha256, staged_directory
 from vim_world.model import VIMConfig, build_model
 
-RETIRED_WEIGHTS = {
-    "transitions.context.query.weight": "n-ary modules now read the other objects through relational attention "
-    "(ContextAttention, since November 2026), not a dot product: train this n-ary run again",
-}
-"""A weight only an older layout had, and what its presence in a checkpoint means."""
-
 PREFIX = "step_"
 _STEP_DIR = re.compile(rf"{PREFIX}(\d+)")
 MANIFEST_HASH = "manifest.sha256"
@@ -226,9 +220,6 @@ def load_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
         for k, v in checkpoint.weights.items()
         if k in own and own[k].shape != v.shape
     ]
-    retired = [why for key, why in RETIRED_WEIGHTS.items() if key in unexpected]
-    if retired:
-        raise CheckpointError(f"checkpoint {checkpoint.path} has an older layout: {'; '.join(retired)}")
     if missing or unexpected or shapes:
         raise CheckpointError(
             f"checkpoint {checkpoint.path} does not fit this model (another configuration?): "

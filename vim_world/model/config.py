@@ -31,7 +31,7 @@ class VIMConfig:
         module_layers: hidden layers of each module's residual network; 0 makes every module
             an affine map of the latent (a strong push towards one module per mechanism).
         hidden: width of every hidden layer.
-        nary: modules also read the other slots through relational attention (``ContextAttention``).
+        nary: modules also read the other slots through an attention context.
         action_dim: A; 0 for passive data.
         reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
         head_pool: how the task heads' relation network pools its object pairs: ``"mean"``, or

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .distributions import gaussian_kl, soft_clamp_log_std
-from .layers import StackedLinear, mlp
+from .layers import StackedLinear
 
 
 def _one_module(x: Tensor, params: list[Tensor]) -> Tensor:
@@ -20,29 +22,29 @@ def _one_module(x: Tensor, params: list[Tensor]) -> Tensor:
 
 
 class ContextAttention(nn.Module):
-    """Each slot reads the *other* slots through single-head relational attention.
+    """Each slot reads the *other* slots through single-head attention (a contextual bottleneck).
 
-    Slot ``i``'s score and message from slot ``j`` come from one small MLP of the pair, ``[z_i,
-    z_j - z_i]`` (an interaction network's edge function): unlike a dot product of linear maps of
-    ``z_i`` and ``z_j``, a message can be any function of where ``j`` is relative to ``i``. A
-    learnt null score/message is always attendable, so a slot with no other slots (K = 1) reads it.
-    Maps ``z (N, K, D)`` to ``context (N, K, hidden)``; the pair cost is ``N * K * K * hidden``.
+    A learnt null key/value is always attendable, so a slot with no other slots (K = 1) reads it.
+    Maps ``z (N, K, D)`` to ``context (N, K, hidden)``.
     """
 
     def __init__(self, latent_dim: int, hidden: int) -> None:
         super().__init__()
-        self.pair = mlp(2 * latent_dim, hidden, 1 + hidden, layers=1)
-        self.null = nn.Parameter(torch.zeros(1 + hidden))
+        self.query = nn.Linear(latent_dim, hidden)
+        self.key_value = nn.Linear(latent_dim, 2 * hidden)
+        self.null_key_value = nn.Parameter(torch.zeros(2 * hidden))
+        self.scale = 1.0 / math.sqrt(hidden)
 
     def forward(self, z: Tensor) -> Tensor:
-        n, k, d = z.shape
-        query = z[:, :, None].expand(n, k, k, d)
-        pairs = self.pair(torch.cat([query, z[:, None] - query], dim=-1))  # (N, K, K, 1 + hidden)
-        pairs = torch.cat([pairs, self.null.expand(n, k, 1, -1)], dim=2)
-        scores, values = pairs[..., 0], pairs[..., 1:]
+        n, k, _ = z.shape
+        keys, values = self.key_value(z).chunk(2, dim=-1)
+        null_key, null_value = self.null_key_value.expand(n, 1, -1).chunk(2, dim=-1)
+        keys = torch.cat([keys, null_key], dim=1)
+        values = torch.cat([values, null_value], dim=1)
+        scores = torch.einsum("nqh,nkh->nqk", self.query(z), keys) * self.scale
         self_mask = F.pad(torch.eye(k, dtype=torch.bool, device=z.device), (0, 1))
-        weights = scores.masked_fill(self_mask, float("-inf")).softmax(-1)
-        return torch.einsum("nqk,nqkh->nqh", weights, values)
+        scores = scores.masked_fill(self_mask, float("-inf"))
+        return torch.einsum("nqk,nkh->nqh", scores.softmax(-1), values)
 
 
 class ModuleBank(nn.Module):
