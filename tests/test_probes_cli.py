@@ -136,3 +136,16 @@ def test_envs_import_no_torch_and_core_imports_no_agents():
                         assert ok or not any(
                             n == b or n.startswith(b if b.endswith(".") else b + ".") for b in banned
                         ), f"{path.name} imports {n}"
+
+
+def test_collect_and_eval_take_no_progress_as_train_does(tmp_path, capsys):
+    from vim_world.cli import build_parser
+
+    base = ["collect", "VimWorld/Passive-v1", "--episodes", "2", "--episode-len", "3", "--num-envs", "2"]
+    assert main([*base, "--out", str(tmp_path / "quiet"), "--no-progress"]) == 0
+    assert "collect VimWorld/Passive-v1" not in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "shown")]) == 0
+    assert "collect VimWorld/Passive-v1" in capsys.readouterr().err
+    argv = ["eval", "--run", "a=r", "--split", "s=d", "--out", "e"]
+    assert build_parser().parse_args([*argv, "--no-progress"]).progress is False
+    assert build_parser().parse_args(argv).progress is True

@@ -30,7 +30,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     path = collect(
         args.env, args.out, episodes=args.episodes, episode_len=args.episode_len, seed=args.seed,
         num_envs=args.num_envs, policy=args.policy, masks=args.masks, overwrite=args.overwrite,
-        env_kwargs=kwargs, progress=True, workers=args.workers,
+        env_kwargs=kwargs, progress=args.progress, workers=args.workers,
     )  # fmt: skip
     print(f"data set written to {path}")
 
@@ -82,6 +82,11 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), help=text)
 
 
+def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress``, as ``train`` has them (a bar on stderr; off for logs)."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from vim_world.train import TrainingDiverged, train
 
@@ -119,6 +124,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         oracle_runs=oracles,
         max_windows=args.max_windows,
         batch_size=args.batch_size,
+        progress=args.progress,
     )
     evaluate(cfg)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}")
@@ -218,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--workers", type=int, default=1, help="processes rolling out shards in parallel (same bytes for any number)"
     )
+    _add_progress_flag(c)
 
     t = command(
         "train", "train a world model (resumes from the run's last checkpoint; runs data-parallel under torchrun)",
@@ -256,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="windows per forward pass: memory only (a 64x64 pixel model holds N x horizon x slots frames per "
         "window; on a CPU take 8 or so)",
     )
+    _add_progress_flag(e)
 
     im = command("imagine", "sample futures and counterfactuals from a trained state VIM (PNG)", _cmd_imagine)
     im.add_argument("--run", required=True, help="run or checkpoint directory of a VIM")
