@@ -295,16 +295,17 @@ def _windows(dataset, shards: list[int] | None, mode: str, cfg: EvalConfig, devi
 
 def _maybe_training_data(dataset, checkpoint: dict[str, Any]) -> bool:
     """Whether ``dataset`` may be the run's training data, so that only its held-out shards are
-    fair to score. A checkpoint records its data set's identity (the SHA-256 of ``meta.json``),
-    which decides wherever the run or the data moved; without one (older checkpoints), the data
-    set at the recorded path is compared shard by shard, and when it cannot be opened (a path
-    relative to another directory) the answer is yes: never score on training episodes."""
-    if checkpoint.get("data_identity") is not None:
-        return checkpoint["data_identity"] == dataset_identity(dataset.path)
+    fair to score. Yes when it has the identity the checkpoint recorded (the SHA-256 of its
+    ``meta.json``, whatever its path), or the same shard contents as the data set at the recorded
+    path. When that path cannot be opened (relative to another directory), the recorded identity
+    decides; a checkpoint without one (older) is assumed to: never score on training episodes."""
+    identity = checkpoint.get("data_identity")
+    if identity is not None and identity == dataset_identity(dataset.path):
+        return True
     try:
         trained_on = open_dataset(checkpoint["train_config"]["data"])
     except (DatasetError, OSError, ValueError):
-        return True
+        return identity is None
     return [s["sha256"] for s in trained_on.meta["shards"]] == [s["sha256"] for s in dataset.meta["shards"]]
 
 
