@@ -226,6 +226,12 @@ def main() -> None:
                        ("horizon", "planning horizon")):  # fmt: skip
         parser.add_argument(f"--{name}", type=int, default=None, help=f"{what} (default: the budget's)")
     parser.add_argument("--cold", action="store_true", help="every MPC search starts afresh (no warm start)")
+    parser.add_argument(
+        "--model-overrides",
+        type=json.loads,
+        default={},
+        help='VIMConfig fields on top of the budget\'s model_overrides, e.g. \'{"head_pool": "gated"}\'',
+    )
     args = parser.parse_args()
     if args.crossing:
         ppo, other = (json.loads(Path(f).read_text()) for f in args.crossing)
@@ -248,6 +254,8 @@ def main() -> None:
             b = replace(b, **{name: getattr(args, name)})
     if args.cold:
         b = replace(b, warm_start=False)
+    if args.model_overrides:
+        b = replace(b, model_overrides={**b.model_overrides, **args.model_overrides})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("results.json" if not args.reuse_model else f"results_{'_'.join(args.stages)}.json")
