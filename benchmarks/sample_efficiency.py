@@ -161,9 +161,9 @@ def plot(results: dict[str, Any], path: Path, agent: str = "mpc") -> None:
     plt.close(fig)
 
 
-def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
-    """Collect Steer data and a held-out set, train VIM (:func:`train_world_model`), and record the
-    heads' held-out errors."""
+def world_model(b: Budget, out: Path, results: dict[str, Any], seed: int = 0) -> Imagination:
+    """Collect Steer data and a held-out set, train VIM (:func:`train_world_model`, its data and
+    training seeded by ``seed``), and record the heads' held-out errors."""
     held_out = collect(
         CONTROL_ENVS[0],
         out / "steer_heldout",
@@ -174,7 +174,7 @@ def world_model(b: Budget, out: Path, results: dict[str, Any]) -> Imagination:
         env_kwargs={"obs_size": 32},
         overwrite=True,
     )
-    im = train_world_model(b, out, seed=0, device="cpu", progress=True)
+    im = train_world_model(b, out, seed=seed, device="cpu", progress=True)
     results["model"] = {
         "real_steps": b.real_steps,
         "train_steps": b.train_steps,
@@ -227,6 +227,9 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=int, default=None, help=f"{what} (default: the budget's)")
     parser.add_argument("--cold", action="store_true", help="every MPC search starts afresh (no warm start)")
     parser.add_argument(
+        "--model-seed", type=int, default=0, help="seed of the world model's data collection and training"
+    )
+    parser.add_argument(
         "--model-overrides",
         type=json.loads,
         default={},
@@ -267,7 +270,7 @@ def main() -> None:
         im = Imagination.from_checkpoint(out / (f"vim_run_round{b.rounds}" if b.rounds else "vim_run"), device="cpu")
         results["model"] = {"real_steps": b.real_steps, "train_steps": b.train_steps}
     else:
-        im = world_model(b, out, results)
+        im = world_model(b, out, results, seed=args.model_seed)
         results["seconds"]["model"] = round(time.perf_counter() - clock, 1)
         print("heads on held-out data:", json.dumps(results["model"]), flush=True)
         save(results, path)

@@ -71,8 +71,12 @@ def test_chunked_pair_pooling_equals_the_one_shot_expression(monkeypatch):
     torch.testing.assert_close(
         _pair_pool(left, right, "max"), (left[:, :, None] + right[:, None, :]).relu().amax((1, 2))
     )
+    weights = torch.rand(37, 5, generator=gen) + 0.1
+    pair_weights = (weights[:, :, None] * weights[:, None, :])[..., None]
+    gated = ((left[:, :, None] + right[:, None, :]).relu() * pair_weights).sum((1, 2)) / pair_weights.sum((1, 2))
+    torch.testing.assert_close(_pair_pool(left, right, "gated", weights), gated, atol=100 * eps, rtol=100 * eps)
     z, a = torch.randn(37, 5, 5, generator=gen), torch.randn(37, 3, generator=gen)
-    for pool in ("mean", "max"):
+    for pool in ("mean", "max", "gated"):
         head = RelationHead(5, 3, 8, pool=pool)
         with torch.no_grad():
             fast = head(z, a)
@@ -92,7 +96,7 @@ def test_max_pooled_head_keeps_a_pair_feature_when_objects_are_added():
         torch.manual_seed(0)
         mean = RelationHead(5, 2, 8)
         assert not torch.allclose(mean(more, a), mean(z, a))
-    with pytest.raises(ValueError, match=r"pool must be one of \('mean', 'max'\), got 'sum'"):
+    with pytest.raises(ValueError, match=r"pool must be one of \('mean', 'max', 'gated'\), got 'sum'"):
         RelationHead(5, 2, 8, pool="sum")
     with pytest.raises(ValueError, match="head_pool='sum'"):
         preset("tiny-state", head_pool="sum")
@@ -156,3 +160,30 @@ def test_batches_mark_the_action_that_ended_an_episode(tmp_path):
     np.testing.assert_array_equal(batch.terminations[:, :-1].numpy(), ended)
     assert not batch.terminations[:, -1].any()
     assert (batch.rewards[batch.terminations] > 0.5).all()  # the success bonus was paid
+
+
+def test_gated_head_is_moved_little_by_an_added_object_at_the_floor():
+    """``pool="gated"`` weighs pair (i, j) by ``w_i w_j``. With three objects at full relevance and
+    an added one at the floor (0.1), the added pairs carry 0.61 / 9.61 of the weight, against
+    7 / 16 for the plain mean: the same networks' output moves several times less."""
+    from vim_world.model.heads import GATE_FLOOR
+
+    gen = torch.Generator().manual_seed(4)
+    z, a = torch.randn(6, 3, 5, generator=gen), torch.randn(6, 2, generator=gen)
+    z[..., 0] = 5.0  # the largest feature of each object: relevance 1
+    added = torch.cat([z, torch.tensor([-9.0, 1.0, 1.0, 1.0, 1.0]).expand(6, 1, 5)], 1)
+
+    class FirstFeature(torch.nn.Module):  # relevance from the first normalised feature
+        def forward(self, zn: torch.Tensor) -> torch.Tensor:
+            return 100.0 * zn[..., :1] + 50.0
+
+    with torch.no_grad():
+        torch.manual_seed(0)
+        gated = RelationHead(5, 2, 8, pool="gated")
+        gated.relevance = FirstFeature()
+        torch.manual_seed(0)
+        mean = RelationHead(5, 2, 8)
+        moved_gated = (gated(added, a) - gated(z, a)).abs().mean()
+        moved_mean = (mean(added, a) - mean(z, a)).abs().mean()
+    assert GATE_FLOOR == 0.1 and 0 < moved_gated < 0.3 * moved_mean
+    assert preset("tiny-state", head_pool="gated").head_pool == "gated"

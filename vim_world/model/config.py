@@ -8,7 +8,7 @@ from typing import Any
 
 INPUT_MODES = ("pixels", "state")
 SLOT_INITS = ("learned", "gaussian", "bo-qsa")  # see VIMConfig.slot_init
-HEAD_POOLS = ("mean", "max")  # see VIMConfig.head_pool
+HEAD_POOLS = ("mean", "max", "gated")  # see VIMConfig.head_pool
 SELECTION_INFERENCE = ("exact", "amortized")
 STATE_ENCODERS = ("mlp", "identity")
 
@@ -34,8 +34,10 @@ class VIMConfig:
         nary: modules also read the other slots through an attention context.
         action_dim: A; 0 for passive data.
         reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
-        head_pool: how the task heads' relation network pools its object pairs: ``"mean"``, or
-            ``"max"`` (per feature), which a pair's feature does not shrink as objects are added.
+        head_pool: how the task heads' relation network pools its object pairs: ``"mean"``;
+            ``"max"`` (per feature), which a pair's feature does not shrink as objects are added;
+            or ``"gated"``, a mean weighted by a learnt relevance of each object, so that objects
+            the task ignores weigh little and one more of them moves the heads little.
         heads_shape_latents: the task heads' losses also train the encoder (their gradient
             reaches the posterior means they read); off, the heads are read-outs of the latents
             the ELBO learns.

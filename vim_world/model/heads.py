@@ -19,6 +19,12 @@ from torch import Tensor, nn
 from .config import HEAD_POOLS
 from .layers import mlp
 
+GATE_FLOOR = 0.1
+"""Least relevance weight of an object under ``pool="gated"``. A plain sigmoid gate can close on
+the object the task depends on early in training and never reopen (its gradient vanishes with
+it): the agent's weight fell to 0.003 at 1 of 5 initialisations fitted on Steer latents, and to
+0.0007 in a VIM run, with 2.5x the reward error; with the floor, 0 of 5 (docs/planning.md)."""
+
 MAX_PAIR_WIDTH = 64
 """Widest pair feature ``g``: its cost, ``K * K * width`` per state, dominates a planner's step
 (one thread, 4000 states, K = 4: width 128 took 3.3x the time of width 64)."""
@@ -66,8 +72,11 @@ class RelationHead(nn.Module):
         action_dim: A (0 for passive models).
         hidden: width of ``f``'s hidden layer, and of ``g`` up to :data:`MAX_PAIR_WIDTH`.
         out_dim: size of each output.
-        pool: ``"mean"`` over the K x K pairs, or ``"max"`` per feature (a pair's feature then
-            keeps its size when objects are added, where the mean divides it by K^2).
+        pool: ``"mean"`` over the K x K pairs; ``"max"`` per feature (a pair's feature then
+            keeps its size when objects are added, where the mean divides it by K^2); or
+            ``"gated"``, the mean weighted by ``w_i w_j`` with a learnt relevance per object,
+            ``w_k = GATE_FLOOR + (1 - GATE_FLOOR) sigmoid(r(z^k))``: objects the task ignores
+            sink to the floor, so one more of them moves the output little.
     """
 
     def __init__(self, latent_size: int, action_dim: int, hidden: int, out_dim: int = 1, pool: str = "mean") -> None:
@@ -80,16 +89,24 @@ class RelationHead(nn.Module):
         self.first = nn.Linear(latent_size + action_dim, width)
         self.second = nn.Linear(latent_size, width, bias=False)
         self.out = mlp(width, hidden, out_dim, layers=1)
+        self.relevance = mlp(latent_size, width, 1, layers=1) if pool == "gated" else None
 
     def forward(self, z: Tensor, action: Tensor | None) -> Tensor:
         """``z (N, K, D)``, ``action (N, A)`` or None -> ``(N, out_dim)``."""
         z = self.norm(z)
         left, right = self.first(_with_action(z, action)), self.second(z)  # (N, K, H) each
-        if torch.is_grad_enabled() and (left.requires_grad or right.requires_grad):
+        weights = None
+        if self.relevance is not None:
+            weights = GATE_FLOOR + (1.0 - GATE_FLOOR) * torch.sigmoid(self.relevance(z))[..., 0]  # (N, K)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (left, right, weights)):
             pairs = (left[:, :, None] + right[:, None, :]).relu()
-            pooled = pairs.mean((1, 2)) if self.pool == "mean" else pairs.flatten(1, 2).amax(1)
+            if weights is not None:
+                pair_weights = weights[:, :, None] * weights[:, None, :]
+                pooled = (pairs * pair_weights[..., None]).sum((1, 2)) / pair_weights.sum((1, 2))[:, None]
+            else:
+                pooled = pairs.mean((1, 2)) if self.pool == "mean" else pairs.flatten(1, 2).amax(1)
         else:
-            pooled = _pair_pool(left, right, self.pool)
+            pooled = _pair_pool(left, right, self.pool, weights)
         return self.out(pooled)
 
 
@@ -98,8 +115,9 @@ PAIR_CHUNK_BYTES = 1 << 18
 1 MiB planned as fast within this machine's noise: docs/planning.md, "Against the 250 ms target")."""
 
 
-def _pair_pool(left: Tensor, right: Tensor, pool: str = "mean") -> Tensor:
-    """``mean_{i, j} relu(left_i + right_j)`` (or the max, ``pool="max"``) without gradients:
+def _pair_pool(left: Tensor, right: Tensor, pool: str = "mean", weights: Tensor | None = None) -> Tensor:
+    """``mean_{i, j} relu(left_i + right_j)`` (the max, ``pool="max"``; or with ``pool="gated"``
+    the mean weighted by ``weights_i weights_j``, ``weights (N, K)`` positive) without gradients:
     ``(N, K, H)`` twice -> ``(N, H)``.
 
     The ``(N, K, K, H)`` pair features are built a chunk of states at a time and rectified in
@@ -111,9 +129,14 @@ def _pair_pool(left: Tensor, right: Tensor, pool: str = "mean") -> Tensor:
     rows = max(1, PAIR_CHUNK_BYTES // (k * k * h * left.element_size()))
     out = left.new_empty(n, h)
     for start in range(0, n, rows):
-        pairs = (left[start : start + rows, :, None] + right[start : start + rows, None, :]).relu_()
+        chunk = slice(start, start + rows)
+        pairs = (left[chunk, :, None] + right[chunk, None, :]).relu_()
         if pool == "mean":
-            torch.mean(pairs, (1, 2), out=out[start : start + rows])
+            torch.mean(pairs, (1, 2), out=out[chunk])
+        elif pool == "max":
+            torch.amax(pairs.flatten(1, 2), 1, out=out[chunk])
         else:
-            torch.amax(pairs.flatten(1, 2), 1, out=out[start : start + rows])
+            pair_weights = weights[chunk, :, None] * weights[chunk, None, :]  # (rows, K, K)
+            torch.sum(pairs.mul_(pair_weights[..., None]), (1, 2), out=out[chunk])
+            out[chunk] /= pair_weights.sum((1, 2))[:, None]
     return out
