@@ -23,7 +23,9 @@ GATE_FLOOR = 0.1
 """Least relevance weight of an object under ``pool="gated"``. A plain sigmoid gate can close on
 the object the task depends on early in training and never reopen (its gradient vanishes with
 it): the agent's weight fell to 0.003 at 1 of 5 initialisations fitted on Steer latents, and to
-0.0007 in a VIM run, with 2.5x the reward error; with the floor, 0 of 5 (docs/planning.md)."""
+0.0007 in a VIM run, with 2.5x the reward error. With the floor, 0 of 5 there; the floor keeps
+the agent's pairs in the sum, but at the tiny planning budget its weight still sank to the floor
+and the heads failed (which is why that budget keeps the mean; docs/planning.md)."""
 
 MAX_PAIR_WIDTH = 64
 """Widest pair feature ``g``: its cost, ``K * K * width`` per state, dominates a planner's step
