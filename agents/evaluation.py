@@ -247,7 +247,8 @@ BUDGETS: dict[str, Budget] = {
         ppo_imagined_steps=32768,
         eval_episodes=32,
         # relevance-gated heads: SteerHeldout-v0 +0.17 [0.06, 0.29] over two fresh training seeds
-        # (docs/planning.md, "Heads that learn which objects matter"); the tiny budget's collapse, so it keeps the mean
+        # (docs/planning.md, "Heads that learn which objects matter"; the tiny budget keeps the
+        # mean: its gates collapsed)
         model_overrides={"state_encoder": "identity", "module_layers": 0, "head_pool": "gated"},
         actor_critic_steps=480,
     ),
