@@ -254,6 +254,12 @@ def test_attract_pulls_towards_the_nearest_by_a_spring(sc: tuple[Objects, Noise]
     free = inner(objects, objects.pos + vel) & np.all(np.abs(vel) <= 0.2, -1)
     np.testing.assert_allclose(out.vel[free], vel[free], atol=1e-12)
     np.testing.assert_allclose(out.pos[free], (objects.pos + vel)[free], atol=1e-12)
+    # The step depends on where the other objects are, not only on the object's own state.
+    moved = objects._replace(pos=objects.pos.copy())
+    moved.pos[:, 1:] = 1.0 - moved.pos[:, 1:]
+    differs = np.abs(run("attract", moved, noise).vel[:, 0] - out.vel[:, 0]).max(-1) > 1e-9
+    far = np.linalg.norm(nearest[:, 0] - objects.pos[:, 0], axis=-1) > 1e-3
+    assert np.all(differs | ~far | np.isclose(moved.pos[:, 1:], objects.pos[:, 1:]).all((1, 2)))
 
 
 def test_follow_and_flee_without_others_stay() -> None:

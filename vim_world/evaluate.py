@@ -177,7 +177,8 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     loaded = {name: load_model(path, cfg.device) for name, path in cfg.runs.items()}
     models = {name: model for name, (model, _) in loaded.items()}
     oracles = {name: load_model(path, cfg.device)[0] for name, path in cfg.oracle_runs.items()}
-    train_config = next(iter(loaded.values()))[1]["train_config"]
+    first_run = next(iter(loaded.values()))[1]  # its checkpoint's metadata decides the held-out shards
+    train_config = first_run["train_config"]
     holdout = train_config["holdout"]
     mode = next(iter(models.values())).config.input_mode
     reference = next(iter(cfg.splits))
@@ -192,7 +193,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
         # The (first) run's training data is scored on the shards it held out; another data set whole.
-        held_out = holdout > 0 and _maybe_training_data(dataset, next(iter(loaded.values()))[1])
+        held_out = holdout > 0 and _maybe_training_data(dataset, first_run)
         shards = split_shards(dataset, holdout)[1] if held_out else None
         windows = _windows(dataset, shards, mode, cfg, device)
         weights[split] = resample_weights(len(windows.episodes), cfg.n_boot, cfg.seed + index, windows.episodes)
