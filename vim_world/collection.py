@@ -188,7 +188,7 @@ def collect_once(env_id: str, path: str | Path, **kwargs: Any) -> Path:
     except DatasetError:
         return collect(env_id, path, overwrite=True, **kwargs)
     wanted = _recorded_options(env_id, path, kwargs)
-    if "policy" not in kwargs or kwargs["policy"] is None:
+    if wanted["policy"] is None:  # the env's default, which meta.json records by name
         wanted.pop("policy")
     differ = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
     if not differ:
