@@ -10,10 +10,14 @@ Usage::
     python benchmarks/sample_efficiency.py --stages mpc_pixels --out out/se --reuse-model   # from frames
     python benchmarks/sample_efficiency.py --stages ppo --out out/ppo          # PPO alone, no VIM
     python benchmarks/sample_efficiency.py --crossing out/ppo/results.json out/se/results.json
+    python benchmarks/sample_efficiency.py --pool s0/results_mpc_critic.json s1/results_mpc_critic.json --agent mpc_critic
 
 Every row keeps its per-episode successes, so ``--crossing PPO_RESULTS AGENT_RESULTS`` places the
 crossing of a PPO sweep against an agent measured separately (on the same evaluation seeds): MPC,
-or ``--agent actor_critic`` / ``mpc_critic`` for those stages.
+or ``--agent actor_critic`` / ``mpc_critic`` for those stages. ``--pool RESULTS...`` pools one
+stage over runs of several training seeds (``--model-seed``): each run's success rate per env with
+its Wilson interval, and the mean over runs with a two-level bootstrap interval (runs, then
+episodes within each: :func:`vim_world.metrics.nested_mean_ci`).
 
 Stages, each printed as it completes and saved to ``<out>/results.json`` (rewritten atomically
 after every row, so an interrupted run keeps what it measured):
@@ -60,6 +64,7 @@ from vim_world.agents.evaluation import (
     fit_world_model,
     head_errors,
     run_episodes,
+    success_interval,
     train_world_model,
     world_model_data,
 )
@@ -67,6 +72,7 @@ from vim_world.envs import STEER_ACTIONS
 
 from vim_world.data import collect
 from vim_world.imagination import Imagination
+from vim_world.metrics import nested_mean_ci
 
 
 def save(results: dict[str, Any], path: Path) -> None:
@@ -161,6 +167,28 @@ def plot(results: dict[str, Any], path: Path, agent: str = "mpc") -> None:
     plt.close(fig)
 
 
+def pool_seeds(paths: list[Path], agent: str) -> dict[str, Any]:
+    """Per control env: each run's successes / episodes and Wilson interval, and the mean success
+    over the runs with its two-level bootstrap interval (10,000 resamples)."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    for path, run in zip(paths, runs):
+        if agent not in run:
+            raise SystemExit(f"{path} has no {agent!r} stage; it has {sorted(set(run) & set(AGENT_LABELS))}")
+    pooled: dict[str, Any] = {"agent": agent, "runs": [str(p) for p in paths]}
+    for env_id in CONTROL_ENVS:
+        groups = [np.asarray(run[agent][env_id]["successes"], np.float64) for run in runs]
+        mean, low, high = nested_mean_ci(groups)
+        pooled[env_id] = {
+            "per_run": [
+                {"successes": int(g.sum()), "episodes": g.size, "wilson": list(success_interval(int(g.sum()), g.size))}
+                for g in groups
+            ],
+            "mean_success": mean,
+            "ci": [low, high],
+        }
+    return pooled
+
+
 def world_model(b: Budget, out: Path, results: dict[str, Any], seed: int = 0) -> Imagination:
     """Collect Steer data and a held-out set, train VIM (:func:`train_world_model`, its data and
     training seeded by ``seed``), and record the heads' held-out errors."""
@@ -216,10 +244,16 @@ def main() -> None:
         help="only place the crossing of an earlier PPO sweep against an earlier agent's run (results.json files)",
     )
     parser.add_argument(
+        "--pool",
+        nargs="+",
+        metavar="RESULTS",
+        help="only pool the --agent stage of earlier runs (one per training seed) over their seeds",
+    )
+    parser.add_argument(
         "--agent",
         default="mpc",
         choices=sorted(AGENT_LABELS),
-        help="with --crossing: the stage of AGENT_RESULTS to place PPO's crossing against",
+        help="with --crossing: the stage of AGENT_RESULTS to place PPO's crossing against; with --pool: the stage pooled",
     )
     parser.add_argument("--rounds", type=int, default=None, help="data-aggregation rounds (default: the budget's)")
     for name, what in (("candidates", "CEM candidates"), ("samples", "imagined futures per candidate"),
@@ -236,6 +270,9 @@ def main() -> None:
         help='VIMConfig fields on top of the budget\'s model_overrides, e.g. \'{"head_pool": "gated"}\'',
     )
     args = parser.parse_args()
+    if args.pool:
+        print(json.dumps(pool_seeds([Path(f) for f in args.pool], args.agent), indent=1), flush=True)
+        return
     if args.crossing:
         ppo, other = (json.loads(Path(f).read_text()) for f in args.crossing)
         agent = args.agent

@@ -12,6 +12,7 @@ from vim_world.metrics import (
     discovery_intervals,
     discovery_scores,
     mean_ci,
+    nested_mean_ci,
     ratio_ci,
     resample_weights,
     weighted_mean,
@@ -54,6 +55,26 @@ def test_interval_narrows_with_more_data_and_brackets_the_estimate():
     assert (hl - ll) < 0.2 * (hs - ls)
     # normal theory: half-width 1.96 / sqrt(n)
     assert (hl - ll) / 2 == pytest.approx(1.96 / 100, rel=0.15)
+
+
+def test_nested_interval_carries_the_spread_between_groups():
+    """Three groups of 400 successes: groups that differ (seed to seed) give a far wider interval
+    than alike groups, and than pooling every item would say. With alike groups it errs wide, by
+    less than 2.5x the pooled one: the group means drawn already carry the noise within groups."""
+    rng = np.random.default_rng(0)
+    alike = [(rng.random(400) < 0.9).astype(float) for _ in range(3)]
+    apart = [(rng.random(400) < p).astype(float) for p in (0.75, 0.9, 1.0)]
+    mean, low, high = nested_mean_ci(alike, n_boot=4000)
+    assert low < mean < high and mean == pytest.approx(np.mean([g.mean() for g in alike]))
+    _, low_apart, high_apart = nested_mean_ci(apart, n_boot=4000)
+    pooled_low, pooled_high = mean_ci(np.concatenate(apart), n_boot=4000)
+    assert high_apart - low_apart > 3 * (high - low)
+    assert high_apart - low_apart > 3 * (pooled_high - pooled_low)
+    alike_low, alike_high = mean_ci(np.concatenate(alike), n_boot=4000)
+    assert high - low < 2.5 * (alike_high - alike_low)
+    assert nested_mean_ci(alike, n_boot=500, seed=1) == nested_mean_ci(alike, n_boot=500, seed=1)
+    with pytest.raises(ValueError, match="non-empty"):
+        nested_mean_ci([np.ones(3), np.ones(0)])
 
 
 def test_paired_ratio_is_much_tighter_than_unpaired_when_numerator_tracks_denominator():

@@ -122,6 +122,38 @@ def ratio_ci(
         return percentile_interval(top / bottom)
 
 
+def nested_mean_ci(
+    groups: list[np.ndarray], n_boot: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """The mean over groups of each group's mean, and its two-level bootstrap interval.
+
+    For figures measured on items nested in groups (evaluation worlds of several training seeds):
+    each resample draws the groups with replacement, then the items within each drawn group, so
+    the interval carries both the spread between groups and the noise within each. It errs wide:
+    the group means drawn already carry the noise within groups, which the items redrawn add again
+    (with alike groups, about twice the interval of every item pooled).
+
+    Args:
+        groups: ``G`` arrays ``(n_g,)`` of item values (e.g. 0/1 successes), ``G >= 1``, ``n_g >= 1``.
+    Returns: ``(mean of the group means, low, high)``.
+    """
+    if not groups or any(np.asarray(g).ndim != 1 or len(g) == 0 for g in groups):
+        raise ValueError(
+            f"groups must be a non-empty list of non-empty 1-D arrays, got shapes {[np.shape(g) for g in groups]}"
+        )
+    rng = np.random.default_rng(seed)
+    values = [np.asarray(g, np.float64) for g in groups]
+    picked = rng.integers(0, len(values), (n_boot, len(values)))  # (R, G) the groups of each resample
+    means = np.empty(picked.shape)
+    for slot in range(picked.shape[1]):  # each drawn group gets its own draw of items
+        for g, v in enumerate(values):
+            rows = np.flatnonzero(picked[:, slot] == g)
+            means[rows, slot] = v[rng.integers(0, v.size, (rows.size, v.size))].mean(1)
+    replicates = means.mean(1)
+    low, high = percentile_interval(replicates, level)
+    return float(np.mean([v.mean() for v in values])), low, high
+
+
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """The central ``level`` interval of bootstrap replicates ``(R,)`` (non-finite ones left out)."""
     if not 0 < level < 1:
