@@ -14,26 +14,22 @@ object-steps that ``A`` drives in rollouts of that world, this module measures t
   the first sense, since ``still`` stops a moving object, but not in this one: a single module that
   learns inertia explains both, and no likelihood rewards splitting them.
 
-A pair is *distinguishable* on ``A``'s steps as the smaller of the two; a world is identifiable when
-every pair is distinguishable on at least :data:`MIN_FRACTION` of the first one's steps
-(docs/environments.md justifies the figure), and no mechanism with *regimes* loses too many steps:
+A pair is *distinguishable* on ``A``'s steps as the smaller of the two. A third measure is per
+mechanism:
 
 - ``single_law[A]``: the share of ``A``'s steps that ``A``'s own best affine law explains. A
   mechanism may follow several laws by turns (a drift moves, ``x' = x + v``, until a wall holds it,
-  ``x' = x``); below ``1 - MIN_FRACTION`` its module, which learns one law, is exact on too few
-  of its steps to win the rest;
-- ``regime_lost[A, B]``: the largest share of ``A``'s steps that one affine law explains while it
-  also explains at least ``MIN_FRACTION`` of ``B``'s steps. When ``A``'s own module is a compromise
-  between laws, such steps go to the module that learns that law (``B``'s, or one that takes a
-  regime of both) whatever the switching chain says, so a mechanism of regimes that loses more than
-  ``MIN_FRACTION`` of its steps to one other fails. ``still`` (at rest, ``v = 0``) follows both of
-  a drift's laws and takes the drift's steps at the wall; two drifts share the wall's law
-  (``x' = x, v' = v``); the first two measures miss both because no one law explains most steps of
-  both mechanisms.
+  ``x' = x`` with the velocity kept); its module, which learns one affine law, is then a
+  compromise exact on neither, and the steps of the other regime go to whichever module explains
+  them better: ``still``'s (an object at rest follows both of a drift's laws), another drift's
+  (their walls follow one law), a spare one, or a random walk's broad Gaussian, which explains
+  standing still. A mechanism has *regimes* when this is below ``1 - MIN_FRACTION``.
 
-The regime rule is for mechanisms that read only their own object, which the discovery recipe
-learns with affine modules; mechanisms that read other objects (``Mechanism.interacts``) are learnt
-by n-ary modules, whose law is not affine, and get NaN in both. The affine test is a necessary condition: a nonlinear
+A world is identifiable when every pair is distinguishable on at least :data:`MIN_FRACTION` of the
+first one's steps (docs/environments.md justifies the figure) and no mechanism has regimes. The
+regime rule is for mechanisms that read only their own object, which the discovery recipe learns
+with affine modules; mechanisms that read other objects (``Mechanism.interacts``) are learnt by
+n-ary modules, whose law is not affine, and get NaN. The affine test is a necessary condition: a nonlinear
 module could still merge two mechanisms whose visited states give each away (an orbiting object
 always moves); it does catch every law shared under several names in the library.
 """
@@ -56,8 +52,8 @@ MIN_FRACTION = 0.25
 MIN_STEPS = 50
 """Mechanisms driving fewer object-steps than this in the rollouts are not scored (NaN)."""
 _KEPT = (0.8, 0.6, 0.4, 0.25)
-"""Shares of a mechanism's steps kept by the trimmed fits that search for a law of one of its
-regimes; the smaller ones let a fit settle on a regime that covers only part of the steps."""
+"""Shares of a mechanism's steps kept by the trimmed fits that search for its largest regime; the
+smaller ones let a fit settle on a regime that covers only part of the steps."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +66,6 @@ class IdentifiabilityReport:
         law_differs: ``(M, M)`` share of ``A``'s steps where ``B``'s law differs beyond tolerance and noise.
         affine_differs: ``(M, M)`` one minus the share of both ``A``'s and ``B``'s steps that one affine law explains.
         single_law: ``(M,)`` share of ``A``'s steps that its own best affine law explains (NaN where ``A`` interacts).
-        regime_lost: ``(M, M)`` largest share of ``A``'s steps explained by a law that also explains
-            ``MIN_FRACTION`` of ``B``'s (NaN where ``A`` interacts).
     """
 
     mechanisms: tuple[str, ...]
@@ -79,7 +73,6 @@ class IdentifiabilityReport:
     law_differs: np.ndarray
     affine_differs: np.ndarray
     single_law: np.ndarray
-    regime_lost: np.ndarray
 
     @property
     def distinguishable(self) -> np.ndarray:
@@ -91,27 +84,27 @@ class IdentifiabilityReport:
         out[:, unscored] = np.nan
         return out
 
-    @property
-    def regime_differs(self) -> np.ndarray:
-        """``(M, M)`` one minus ``regime_lost`` where ``A`` has regimes (``single_law < 1 - MIN_FRACTION``),
-        else 1; 1 on the diagonal, NaN for unscored mechanisms."""
-        out = np.where((self.single_law < 1.0 - MIN_FRACTION)[:, None], 1.0 - self.regime_lost, 1.0)
-        np.fill_diagonal(out, 1.0)
-        unscored = self.steps < MIN_STEPS
-        out[unscored, :] = np.nan
-        out[:, unscored] = np.nan
-        return out
-
     def failing(self, min_fraction: float = MIN_FRACTION) -> list[tuple[str, str]]:
-        """Ordered pairs ``(A, B)`` told apart on fewer than ``min_fraction`` of ``A``'s steps, or where
-        ``A`` has regimes and loses more than ``min_fraction`` of its steps to ``B``'s law."""
-        d, r = self.distinguishable, self.regime_differs
+        """Ordered pairs ``(A, B)`` told apart on fewer than ``min_fraction`` of ``A``'s steps."""
+        d = self.distinguishable
         return [
             (a, b)
             for i, a in enumerate(self.mechanisms)
             for j, b in enumerate(self.mechanisms)
-            if d[i, j] < min_fraction or r[i, j] < 1.0 - min_fraction
+            if d[i, j] < min_fraction
         ]
+
+    def regimes(self, min_fraction: float = MIN_FRACTION) -> list[str]:
+        """Scored mechanisms whose own best affine law explains fewer than ``1 - min_fraction`` of their steps."""
+        return [
+            a
+            for a, share, n in zip(self.mechanisms, self.single_law, self.steps)
+            if n >= MIN_STEPS and share < 1.0 - min_fraction
+        ]
+
+    def identifiable(self, min_fraction: float = MIN_FRACTION) -> bool:
+        """No failing pair and no mechanism with regimes."""
+        return not self.failing(min_fraction) and not self.regimes(min_fraction)
 
     def worst(self) -> tuple[float, tuple[str, str]]:
         """The smallest distinguishable fraction among scored pairs and its pair."""
@@ -160,13 +153,11 @@ def identifiability_report(
     counts = np.bincount(own, minlength=m)
     law_differs = np.full((m, m), np.nan)
     affine_differs = np.full((m, m), np.nan)
-    regime_lost = np.full((m, m), np.nan)
     single_law = np.full(m, np.nan)
     design = np.concatenate([inputs, np.ones((len(inputs), 1))], -1)
-    affine = np.array([not law.interacts for law in laws])
-    for a in np.flatnonzero(affine & (counts > 0)):
-        on_a = own == a
-        single_law[a] = _largest_regime(design[on_a], outputs[a, on_a], on_a[on_a], tolerance, 0.0)
+    for a in np.flatnonzero(counts > 0):
+        if not laws[a].interacts:
+            single_law[a] = _largest_regime(design[own == a], outputs[a, own == a], tolerance)
     for a in range(m):
         on_a = own == a
         if not on_a.any():
@@ -179,37 +170,22 @@ def identifiability_report(
             explained = _shared_affine_miss(design[pooled], target, on_a[pooled]) <= tolerance
             shared = min(explained[on_a[pooled]].mean(), explained[~on_a[pooled]].mean() if b != a else 1.0)
             affine_differs[a, b] = 1.0 - shared
-            if affine[a] and b != a:
-                regimes = single_law[b] < 1.0 - MIN_FRACTION  # B's module may learn any regime of B
-                regime_lost[a, b] = _largest_regime(
-                    design[pooled], target, on_a[pooled], tolerance, MIN_FRACTION if regimes else 1.0 - MIN_FRACTION
-                )
-    return IdentifiabilityReport(tuple(config.mechanisms), counts, law_differs, affine_differs, single_law, regime_lost)
+    return IdentifiabilityReport(tuple(config.mechanisms), counts, law_differs, affine_differs, single_law)
 
 
-def _largest_regime(
-    design: np.ndarray, target: np.ndarray, first: np.ndarray, tolerance: float, other_share: float
-) -> float:
-    """The largest share of the ``first`` group's steps that one affine law explains within
-    ``tolerance`` among the laws that also explain at least ``other_share`` of the other group's
-    steps (0 if none does; the other group may be empty).
+def _largest_regime(design: np.ndarray, target: np.ndarray, tolerance: float) -> float:
+    """The largest share of the steps that one affine law explains within ``tolerance``.
 
-    Searches by trimmed fits keeping each share of :data:`_KEPT` of the first group (the same share
-    of the other group where only ``MIN_FRACTION`` of it must be explained, else 80% of it), each
-    refitted once on the steps it explains. ``design (R, P)``, ``target (R, F)``, ``first (R,)`` bool.
+    Searches by trimmed fits keeping each share of :data:`_KEPT` of the steps, each refitted once on
+    the steps it explains. ``design (R, P)``, ``target (R, F)``.
     """
-    other = ~first
+    group = np.ones(len(design), dtype=bool)
     best = 0.0
     for kept in _KEPT:
-        miss = _shared_affine_miss(
-            design, target, first, kept=kept, kept_other=kept if other_share <= MIN_FRACTION else 0.8
-        )
-        explained = miss <= tolerance
+        explained = _shared_affine_miss(design, target, group, kept=kept) <= tolerance
         if explained.any():
-            explained = _shared_affine_miss(design, target, first, iterations=1, keep=explained) <= tolerance
-        if other.any() and explained[other].mean() < other_share:
-            continue
-        best = max(best, float(explained[first].mean()))
+            explained = _shared_affine_miss(design, target, group, iterations=1, keep=explained) <= tolerance
+        best = max(best, float(explained.mean()))
     return best
 
 
@@ -220,13 +196,12 @@ def _shared_affine_miss(
     iterations: int = 8,
     kept: float = 0.8,
     keep: np.ndarray | None = None,
-    kept_other: float = 0.8,
 ) -> np.ndarray:
     """How far the affine law that best explains most steps of *both* groups misses each step.
 
     Trimmed least squares: each round fits ``target (R, F)`` on ``design (R, P)`` with the two groups
     (``first`` and its complement) weighted equally, over the rows of ``keep`` (all at first), then
-    keeps the better-explained ``kept`` of the first group and ``kept_other`` of the other for the next round,
+    keeps the better-explained ``kept`` of the first group and 80% of the other for the next round,
     so that the few steps no affine law follows (a wall, a floor) do not bend the fit. Returns the
     largest absolute error over features ``(R,)`` of the last fit.
     """
@@ -239,7 +214,7 @@ def _shared_affine_miss(
         coef, *_ = np.linalg.lstsq(design * root, target * root, rcond=None)
         miss = np.abs(design @ coef - target).max(-1)
         keep = np.zeros_like(keep)
-        for group, share in ((first, kept), (~first, kept_other)):
+        for group, share in ((first, kept), (~first, 0.8)):
             if group.any():
                 keep |= group & (miss <= np.quantile(miss[group], share))
     return miss

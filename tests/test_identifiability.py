@@ -1,9 +1,10 @@
 """Identifiability as a checked property of every registered world (``envs/identifiability.py``).
 
 For every env id, on states visited under each mechanism, every other mechanism must be told apart
-on at least ``MIN_FRACTION`` of the steps, and no mechanism of several regimes may lose more than
-``MIN_FRACTION`` of its steps to another's law, except the pairs listed in ``SHARED_LAWS`` (which
-the check must catch) and ``UNDECIDED`` (which it scores on either side of the line, seed to seed).
+on at least ``MIN_FRACTION`` of the steps, except the pairs listed in ``SHARED_LAWS`` (which the
+check must catch) and ``UNDECIDED`` (which it scores on either side of the line, seed to seed); and
+in the worlds without shared laws no mechanism may have regimes (follow no single affine law on at
+least ``1 - MIN_FRACTION`` of its steps).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def config_of(env_id: str) -> WorldConfig:
 @given(seed=st.integers(0, 2**31 - 1))
 def test_every_registered_world_tells_its_mechanisms_apart(env_id: str, seed: int) -> None:
     report = identifiability_report(config_of(env_id), worlds=32, steps=40, seed=seed)
-    d, failing = report.distinguishable, set(report.failing())
+    d = report.distinguishable
     shared, undecided = SHARED_LAWS.get(env_id, set()), UNDECIDED.get(env_id, set())
     for i, a in enumerate(report.mechanisms):
         for j, b in enumerate(report.mechanisms):
@@ -57,10 +58,15 @@ def test_every_registered_world_tells_its_mechanisms_apart(env_id: str, seed: in
             if a == b or pair in undecided:
                 continue
             if pair in shared:
-                assert min(d[i, j], d[j, i]) < MIN_FRACTION, (a, b, d[i, j], d[j, i])
+                # One law explains what the pair's own laws explain; where a mechanism's own law leaves
+                # nearly MIN_FRACTION unexplained (size_pulse at its bounds, 0.76), the pair's score
+                # cannot fall below that share, so the line moves up with it.
+                line = max(MIN_FRACTION, 1.0 - min(report.single_law[i], report.single_law[j]) + 0.05)
+                assert min(d[i, j], d[j, i]) < line, (a, b, d[i, j], d[j, i], line)
             else:
                 assert d[i, j] >= MIN_FRACTION, (a, b, d[i, j])
-                assert (a, b) not in failing, (a, b, report.single_law[i], report.regime_lost[i, j])
+    if not shared:
+        assert not report.regimes(), dict(zip(report.mechanisms, report.single_law))
 
 
 def test_v1_worlds_are_identifiable_and_v0_are_not() -> None:
@@ -78,35 +84,24 @@ def test_one_law_under_two_names_is_caught_and_distinct_laws_pass() -> None:
     assert not hue.failing() and hue.worst()[0] > 0.9
 
 
-def test_a_drift_loses_its_wall_regime_to_still_and_to_another_drift() -> None:
-    """A drift moves (inertia) until a wall holds it (identity); an object at rest follows both laws.
-    The law and single-law measures pass the pair; the regime rule catches it."""
-    for names in [("still", "drift_up"), ("drift_up", "drift_down")]:
-        r = identifiability_report(WorldConfig(mechanisms=names, allowed=None), worlds=16, steps=50)
-        assert r.distinguishable[1, 0] > 0.9  # told apart on most steps by the first two measures...
-        assert r.single_law[1] < 1.0 - MIN_FRACTION  # ...but no one law explains most of a drift
-        assert r.regime_lost[1, 0] > MIN_FRACTION and (names[1], names[0]) in r.failing()
-    assert (
-        identifiability_report(WorldConfig(mechanisms=("still",), allowed=None), worlds=4, steps=10).single_law[0]
-        == 1.0
-    )
+def test_a_drift_has_regimes_that_the_pair_measures_miss() -> None:
+    """A drift moves (inertia) until a wall holds it (identity): two affine laws by turns, so its
+    module is a compromise and the other regime's steps go elsewhere. The pair measures pass it
+    beside still; the regime rule does not."""
+    r = identifiability_report(WorldConfig(mechanisms=("still", "drift_up"), allowed=None), worlds=16, steps=50)
+    assert not r.failing() and r.distinguishable[1, 0] > 0.9
+    assert r.single_law[0] == 1.0 and r.single_law[1] < 1.0 - MIN_FRACTION
+    assert r.regimes() == ["drift_up"] and not r.identifiable()
+    bounded = identifiability_report(WorldConfig(mechanisms=("gravity", "bounce"), allowed=None), worlds=16, steps=50)
+    assert np.all(bounded.single_law >= 1.0 - MIN_FRACTION)  # a floor or a wall now and then is not a regime
 
 
-def test_a_drift_whose_regimes_no_other_law_explains_passes() -> None:
-    r = identifiability_report(
-        WorldConfig(mechanisms=("drift_left", "gravity", "color_cycle"), allowed=None), worlds=16, steps=50
-    )
-    assert r.single_law[0] < 1.0 - MIN_FRACTION and not r.failing()
-    assert np.all(r.regime_lost[0, 1:] < MIN_FRACTION)
-
-
-def test_interacting_mechanisms_are_left_to_the_law_and_affine_measures() -> None:
+def test_interacting_mechanisms_are_left_out_of_the_regime_rule() -> None:
     r = identifiability_report(
         WorldConfig(mechanisms=("still", "flee", "random_walk"), allowed=None), worlds=16, steps=30
     )
-    assert np.isnan(r.single_law[1]) and np.isnan(r.regime_lost[1]).all()
-    assert np.all(r.regime_differs[1] == 1.0)
-    assert r.single_law[0] == 1.0 and not np.isnan(r.regime_lost[0, 1])
+    assert np.isnan(r.single_law[1]) and r.single_law[0] == 1.0 and r.single_law[2] > 0.9
+    assert r.regimes() == [] and r.identifiable()
 
 
 def test_noise_is_discounted_for_stochastic_laws() -> None:
@@ -121,7 +116,6 @@ def test_report_is_deterministic_and_rejects_bad_input() -> None:
     np.testing.assert_array_equal(a.law_differs, b.law_differs)
     np.testing.assert_array_equal(a.affine_differs, b.affine_differs)
     np.testing.assert_array_equal(a.single_law, b.single_law)
-    np.testing.assert_array_equal(a.regime_lost, b.regime_lost)
     with pytest.raises(ValueError, match="worlds"):
         identifiability_report(cfg, worlds=0)
     with pytest.raises(ValueError, match="tolerance"):
