@@ -48,7 +48,8 @@ TOLERANCE = 1e-3
 """Smallest difference of a feature that counts (arena units): far above float32 rounding of the
 features (about 1e-7) and below every per-step effect of the library (the smallest: gravity's 0.004)."""
 MIN_FRACTION = 0.25
-"""A pair must be told apart on at least this share of the first mechanism's steps."""
+"""A pair must be told apart on at least this share of the first mechanism's steps, and a unary
+mechanism's own best affine law must explain at least ``1 - MIN_FRACTION`` of its steps."""
 MIN_STEPS = 50
 """Mechanisms driving fewer object-steps than this in the rollouts are not scored (NaN)."""
 _KEPT = (0.8, 0.6, 0.4, 0.25)
