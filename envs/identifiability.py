@@ -52,6 +52,8 @@ MIN_FRACTION = 0.25
 mechanism's own best affine law must explain at least ``1 - MIN_FRACTION`` of its steps."""
 MIN_STEPS = 50
 """Mechanisms driving fewer object-steps than this in the rollouts are not scored (NaN)."""
+GIVEAWAY = 0.9
+"""Balanced accuracy from which the state alone is said to give a pair of mechanisms away."""
 _KEPT = (0.8, 0.6, 0.4, 0.25)
 """Shares of a mechanism's steps kept by the trimmed fits that search for its largest regime; the
 smaller ones let a fit settle on a regime that covers only part of the steps."""
@@ -124,33 +126,9 @@ def identifiability_report(
         raise ValueError(f"worlds and steps must be >= 1, got worlds={worlds!r}, steps={steps!r}")
     if not tolerance > 0:
         raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
-    rng = np.random.default_rng(seed)
-    ids = np.array([mechanism_id(m) for m in config.mechanisms])
     laws = [MECHANISMS[m] for m in config.mechanisms]
-    stochastic = any(law.stochastic for law in laws)
-    k = config.total_objects
-    state = initial_state(config, rng.random((worlds, k, INIT_DRAWS)))
-    rows: list[tuple[np.ndarray, ...]] = []
-    for _ in range(steps):
-        noise = Noise(rng.standard_normal((worlds, k, 2)), rng.random((worlds, k, 2)))
-        driving = switch(config, state, noise.uniform, None)
-        outputs = np.stack([object_features(settle(law(state.objects, noise))) for law in laws])  # (M, N, K, 8)
-        if stochastic:
-            other = Noise(rng.standard_normal((worlds, k, 2)), noise.uniform)
-            again = np.stack([object_features(settle(law(state.objects, other))) for law in laws])
-            spread = np.abs(outputs - again) / np.sqrt(2.0)
-        else:
-            spread = np.zeros_like(outputs)
-        keep = state.switchable
-        inputs = np.concatenate([object_features(state.objects), noise.normal], -1)
-        rows.append((driving[keep], inputs[keep], outputs[:, keep], spread[:, keep]))
-        state = step(config, state, noise)
-    driving = np.concatenate([r[0] for r in rows])  # (R,)
-    inputs = np.concatenate([r[1] for r in rows])  # (R, 10)
-    outputs = np.concatenate([r[2] for r in rows], 1)  # (M, R, 8)
-    spread = np.concatenate([r[3] for r in rows], 1)
-    m = len(ids)
-    own = np.array([np.flatnonzero(ids == d)[0] for d in driving]) if driving.size else driving
+    own, inputs, outputs, spread = _rollout(config, worlds, steps, seed)
+    m = len(laws)
     counts = np.bincount(own, minlength=m)
     law_differs = np.full((m, m), np.nan)
     affine_differs = np.full((m, m), np.nan)
@@ -172,6 +150,103 @@ def identifiability_report(
             shared = min(explained[on_a[pooled]].mean(), explained[~on_a[pooled]].mean() if b != a else 1.0)
             affine_differs[a, b] = 1.0 - shared
     return IdentifiabilityReport(tuple(config.mechanisms), counts, law_differs, affine_differs, single_law)
+
+
+@dataclass(frozen=True)
+class GiveawayReport:
+    """Whether the state gives away which mechanism acts (MODEL.md, "When discovery is possible at
+    all", the second condition), per pair of ``mechanisms``.
+
+    Attributes:
+        mechanisms: the world's mechanism names, ``M`` of them.
+        steps: ``(M,)`` object-steps driven by each mechanism in the rollouts.
+        state_tells: ``(M, M)`` symmetric: the balanced accuracy with which a classifier of the state
+            before a step (3-fold cross-validated gradient-boosted trees on the 8 dynamic features)
+            tells ``A``'s steps from ``B``'s; 0.5 is chance. NaN on the diagonal and for mechanisms
+            with fewer than :data:`MIN_STEPS` steps.
+    """
+
+    mechanisms: tuple[str, ...]
+    steps: np.ndarray
+    state_tells: np.ndarray
+
+    def given_away(self, threshold: float = GIVEAWAY) -> list[tuple[str, str]]:
+        """Pairs ``(A, B)``, in the world's order, whose states tell them apart with at least ``threshold``."""
+        m = len(self.mechanisms)
+        return [
+            (self.mechanisms[i], self.mechanisms[j])
+            for i in range(m)
+            for j in range(i + 1, m)
+            if self.state_tells[i, j] >= threshold
+        ]
+
+
+def state_giveaway(config: WorldConfig, worlds: int = 64, steps: int = 50, seed: int = 0) -> GiveawayReport:
+    """Roll out ``config`` as :func:`identifiability_report` does and, for every pair of its
+    mechanisms, measure how well the state before a step alone tells which of the two drives it.
+
+    Where it does (an orbiting object always moves, a colour-cycling one never does), one module
+    that can gate on the state learns both laws as one function and the ELBO does not reward
+    splitting them; affine modules cannot gate, and switching mid-episode (a new mechanism starts
+    from the state the last one left) blurs the cue.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    if worlds < 1 or steps < 1:
+        raise ValueError(f"worlds and steps must be >= 1, got worlds={worlds!r}, steps={steps!r}")
+    own, inputs, _, _ = _rollout(config, worlds, steps, seed)
+    features = inputs[:, :8]  # the state before the step, without the noise draw
+    m = len(config.mechanisms)
+    counts = np.bincount(own, minlength=m)
+    tells = np.full((m, m), np.nan)
+    folds = StratifiedKFold(3, shuffle=True, random_state=seed)
+    for a in range(m):
+        for b in range(a + 1, m):
+            if min(counts[a], counts[b]) < MIN_STEPS:
+                continue
+            rows = (own == a) | (own == b)
+            label = own[rows] == a
+            classifier = HistGradientBoostingClassifier(max_iter=50, random_state=seed)
+            predicted = cross_val_predict(classifier, features[rows], label, cv=folds)
+            tells[a, b] = tells[b, a] = balanced_accuracy_score(label, predicted)
+    return GiveawayReport(tuple(config.mechanisms), counts, tells)
+
+
+def _rollout(
+    config: WorldConfig, worlds: int, steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Roll out ``worlds`` worlds of ``config`` for ``steps`` steps (seeded); on the R object-steps of
+    switchable objects: the index of the driving mechanism in ``config.mechanisms`` ``(R,)``, the
+    state features and noise draw ``(R, 10)``, every mechanism's next state from them ``(M, R, 8)``
+    and the per-feature std of those next states over noise draws ``(M, R, 8)`` (0 for
+    deterministic worlds)."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([mechanism_id(m) for m in config.mechanisms])
+    laws = [MECHANISMS[m] for m in config.mechanisms]
+    stochastic = any(law.stochastic for law in laws)
+    k = config.total_objects
+    state = initial_state(config, rng.random((worlds, k, INIT_DRAWS)))
+    rows: list[tuple[np.ndarray, ...]] = []
+    for _ in range(steps):
+        noise = Noise(rng.standard_normal((worlds, k, 2)), rng.random((worlds, k, 2)))
+        driving = switch(config, state, noise.uniform, None)
+        outputs = np.stack([object_features(settle(law(state.objects, noise))) for law in laws])  # (M, N, K, 8)
+        if stochastic:
+            other = Noise(rng.standard_normal((worlds, k, 2)), noise.uniform)
+            again = np.stack([object_features(settle(law(state.objects, other))) for law in laws])
+            spread = np.abs(outputs - again) / np.sqrt(2.0)
+        else:
+            spread = np.zeros_like(outputs)
+        keep = state.switchable
+        inputs = np.concatenate([object_features(state.objects), noise.normal], -1)
+        rows.append((driving[keep], inputs[keep], outputs[:, keep], spread[:, keep]))
+        state = step(config, state, noise)
+    driving = np.concatenate([r[0] for r in rows])
+    own = np.array([np.flatnonzero(ids == d)[0] for d in driving]) if driving.size else driving
+    inputs = np.concatenate([r[1] for r in rows])
+    return own, inputs, np.concatenate([r[2] for r in rows], 1), np.concatenate([r[3] for r in rows], 1)
 
 
 def _largest_regime(design: np.ndarray, target: np.ndarray, tolerance: float) -> float:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vim_world.envs import WorldConfig, env_ids
-from vim_world.envs.identifiability import MIN_FRACTION, identifiability_report
+from vim_world.envs.identifiability import GIVEAWAY, MIN_FRACTION, identifiability_report, state_giveaway
 
 import vim_world  # noqa: F401
 
@@ -120,3 +120,22 @@ def test_report_is_deterministic_and_rejects_bad_input() -> None:
         identifiability_report(cfg, worlds=0)
     with pytest.raises(ValueError, match="tolerance"):
         identifiability_report(cfg, tolerance=0.0)
+
+
+def test_the_state_gives_away_a_mover_from_an_object_at_rest_but_not_two_hue_cycles() -> None:
+    """MODEL.md's second condition: a bouncing object always moves, a still one never does, so its
+    state tells them apart (all but the first step of a stay); two colour cycles at rest differ
+    only in how far their hues drifted from the palette."""
+    mover = state_giveaway(WorldConfig(mechanisms=("still", "bounce"), allowed=None), worlds=16, steps=30)
+    assert mover.state_tells[0, 1] == mover.state_tells[1, 0] > GIVEAWAY
+    assert mover.given_away() == [("still", "bounce")] and np.isnan(mover.state_tells[0, 0])
+    hues = state_giveaway(
+        WorldConfig(mechanisms=("color_cycle", "color_cycle_back"), allowed=None), worlds=16, steps=30
+    )
+    assert 0.5 < hues.state_tells[0, 1] < 0.8 and hues.given_away() == []
+    again = state_giveaway(
+        WorldConfig(mechanisms=("color_cycle", "color_cycle_back"), allowed=None), worlds=16, steps=30
+    )
+    np.testing.assert_array_equal(hues.state_tells, again.state_tells)
+    with pytest.raises(ValueError, match="worlds"):
+        state_giveaway(WorldConfig(mechanisms=("still", "bounce"), allowed=None), worlds=0)
