@@ -38,6 +38,7 @@ from vim_world.envs import MECHANISM_NAMES, MECHANISMS, WorldConfig
 from vim_world.envs.identifiability import identifiability_report
 
 import vim_world  # noqa: F401  (registers the envs)
+from vim_world.cli import json_object
 from vim_world.data import collect, open_dataset
 from vim_world.metrics import discovery_scores
 from vim_world.model import discovery_recipe
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--preset", default="tiny", choices=("tiny", "default"))
-    parser.add_argument("--overrides", default="{}", help="VIMConfig fields as JSON")
+    parser.add_argument("--overrides", default="{}", type=json_object("--overrides"), help="VIMConfig fields as JSON")
     parser.add_argument("--no-static", action="store_true", help="the modules see the kind too")
     parser.add_argument("--spare-modules", type=int, default=1, help="M = number of mechanisms + this")
     parser.add_argument("--revive", type=int, default=100, help="split moves for unused modules every N steps (0: off)")
@@ -144,7 +145,7 @@ def main() -> None:
                 overrides={
                     "num_modules": m + args.spare_modules,
                     **discovery_recipe(args.steps),
-                    **json.loads(args.overrides),
+                    **args.overrides,
                 },
                 steps=args.steps,
                 seed=seed,

@@ -20,7 +20,6 @@ distribution shifted by one step).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 
@@ -30,6 +29,7 @@ from vim_world.agents import CEM, MPPI, ImaginationReturns, RandomShooting
 from vim_world.envs import STATE_FEATURES, STEER_ACTIONS
 
 from vim_world.actions import action_vectors
+from vim_world.cli import json_object
 from vim_world.imagination import Imagination, LatentState
 from vim_world.model import VIM, preset
 from vim_world.model.distributions import sample_categorical
@@ -96,7 +96,7 @@ def bench(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str
         state_dim=len(STATE_FEATURES),
         action_dim=len(STEER_ACTIONS),
         reward_head=True,
-        **json.loads(args.overrides),
+        **args.overrides,
     )
     im = Imagination(VIM(cfg).to(device).eval())
     space = gym.spaces.Discrete(len(STEER_ACTIONS))
@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument(
         "--overrides",
         default="{}",
+        type=json_object("--overrides"),
         help='JSON VIMConfig overrides, e.g. the planning budgets\' model: \'{"state_encoder": "identity", "latent_dim": 13, "module_layers": 0}\'',
     )
     args = parser.parse_args()

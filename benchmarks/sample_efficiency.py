@@ -70,6 +70,7 @@ from vim_world.agents.evaluation import (
 )
 from vim_world.envs import STEER_ACTIONS
 
+from vim_world.cli import json_object
 from vim_world.data import collect
 from vim_world.imagination import Imagination
 from vim_world.metrics import nested_mean_ci
@@ -265,7 +266,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--model-overrides",
-        type=json.loads,
+        type=json_object("--model-overrides"),
         default={},
         help='VIMConfig fields on top of the budget\'s model_overrides, e.g. \'{"head_pool": "gated"}\'',
     )

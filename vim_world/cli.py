@@ -35,7 +35,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     print(f"data set written to {path}")
 
 
-def _json_object(flag: str) -> Callable[[str], dict]:
+def json_object(flag: str) -> Callable[[str], dict]:
     """An argparse type: a JSON object given on the command line; the error names the flag."""
 
     def parse(text: str) -> dict:
@@ -78,7 +78,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         if bool in kinds:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
             continue
-        kind: Callable[[str], Any] = {dict: _json_object(flag), tuple: _comma_list}.get(kinds[0], kinds[-1])
+        kind: Callable[[str], Any] = {dict: json_object(flag), tuple: _comma_list}.get(kinds[0], kinds[-1])
         parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), help=text)
 
 
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--masks", action="store_true", help="store per-object masks (for pixel-mode slot matching)")
     c.add_argument(
         "--env-kwargs",
-        type=_json_object("--env-kwargs"),
+        type=json_object("--env-kwargs"),
         default=None,
         help='JSON env options, e.g. \'{"obs_size": 32}\' ({"obs_mode": "state"} stores no frames)',
     )
