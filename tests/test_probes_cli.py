@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 import tomllib
 import typing
@@ -149,3 +150,18 @@ def test_collect_and_eval_take_no_progress_as_train_does(tmp_path, capsys):
     argv = ["eval", "--run", "a=r", "--split", "s=d", "--out", "e"]
     assert build_parser().parse_args([*argv, "--no-progress"]).progress is False
     assert build_parser().parse_args(argv).progress is True
+
+
+def test_identify_reports_a_world_and_names_what_fails(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    argv = ["identify", "--mechanisms", "still,drift_up", "--worlds", "16", "--steps", "50", "--json", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("still, drift_up: NOT identifiable") and "| drift_up | " in printed
+    report = json.loads(out.read_text())
+    assert report["identifiable"] is False and report["regimes"] == ["drift_up"]
+    assert report["single_law"][0] == 1.0 and report["state_tells"][0][0] is None
+    assert main(["identify", "VimWorld/Passive-v1", "--worlds", "8", "--steps", "20"]) == 0
+    assert capsys.readouterr().out.startswith("VimWorld/Passive-v1: identifiable")
+    assert main(["identify"]) == 2
+    assert "give an env id or --mechanisms" in capsys.readouterr().err

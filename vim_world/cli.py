@@ -23,6 +23,57 @@ def _cmd_envs(args: argparse.Namespace) -> None:
         print(f"VimWorld/{name}  (max_episode_steps={spec['max_episode_steps']})\n    {spec['doc']}")
 
 
+def _cmd_identify(args: argparse.Namespace) -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    from vim_world.envs import WorldConfig
+    from vim_world.envs.identifiability import (
+        GIVEAWAY,
+        MIN_FRACTION,
+        identifiability_report,
+        state_giveaway,
+    )
+
+    if (args.env is None) == (args.mechanisms is None):
+        raise ValueError("give an env id or --mechanisms a,b,... (one of the two)")
+    if args.env is not None:
+        config, name = WorldConfig(**gym.spec(args.env).kwargs), args.env
+    else:
+        names = tuple(m.strip() for m in args.mechanisms.split(","))
+        config, name = WorldConfig(mechanisms=names, allowed=None, switch_prob=0.05), ", ".join(names)
+    report = identifiability_report(config, worlds=args.worlds, steps=args.steps, seed=args.seed)
+    giveaway = state_giveaway(config, worlds=args.worlds, steps=args.steps, seed=args.seed)
+    mechanisms = report.mechanisms
+
+    def matrix(title: str, values: np.ndarray) -> str:
+        head = f"| {title} | " + " | ".join(mechanisms) + " |\n|---|" + "---:|" * len(mechanisms)
+        rows = [f"| {a} | " + " | ".join("-" if i == j or np.isnan(v) else f"{v:.2f}" for j, v in enumerate(row)) + " |"
+                for i, (a, row) in enumerate(zip(mechanisms, values))]  # fmt: skip
+        return "\n".join([head, *rows])
+
+    verdict = "identifiable" if report.identifiable() else "NOT identifiable"
+    print(f"{name}: {verdict} ({args.worlds} worlds x {args.steps} steps, seed {args.seed})\n")
+    print("| mechanism | object-steps | own affine law explains | regimes |\n|---|---:|---:|---|")
+    for a, n, share in zip(mechanisms, report.steps, report.single_law):
+        kind = "interacts (n-ary)" if np.isnan(share) else "yes" if a in report.regimes() else "no"
+        print(f"| {a} | {n} | {'-' if np.isnan(share) else f'{share:.2f}'} | {kind} |")
+    print(f"\nTold apart on the row's steps (min of law and affine measures; >= {MIN_FRACTION} needed):\n")
+    print(matrix("A \\ B", report.distinguishable))
+    print(f"\nThe state before a step tells the pair apart (balanced accuracy; >= {GIVEAWAY}: given away):\n")
+    print(matrix("pair", giveaway.state_tells))
+    if report.failing():
+        print("\nfailing pairs: " + ", ".join(f"({a}, {b})" for a, b in report.failing()))
+    if args.json:
+        out = {
+            "world": name, "identifiable": report.identifiable(), "mechanisms": list(mechanisms),
+            "steps": report.steps.tolist(), "law_differs": report.law_differs.tolist(),
+            "affine_differs": report.affine_differs.tolist(), "single_law": report.single_law.tolist(),
+            "state_tells": giveaway.state_tells.tolist(), "failing": report.failing(), "regimes": report.regimes(),
+        }  # fmt: skip
+        Path(args.json).write_text(json.dumps(out, indent=1).replace("NaN", "null"))
+
+
 def _cmd_collect(args: argparse.Namespace) -> None:
     from vim_world.data import collect
 
@@ -199,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     # the same flags as `python -m vim_world.envs.play` (one parser, owned by envs/play.py)
     play_args.add_arguments(command("play", "watch or play an env in a window (arrow keys steer)", play_args.run))
+
+    i = command(
+        "identify",
+        "whether a world's mechanisms can be told apart (envs.identifiability): laws, regimes, state cues",
+        _cmd_identify,
+    )
+    i.add_argument("env", nargs="?", choices=env_ids(), default=None, help="env id (or --mechanisms)")
+    i.add_argument("--mechanisms", default=None, help="a comma-separated mechanism set instead of an env id")
+    i.add_argument("--worlds", type=int, default=64, help="worlds rolled out")
+    i.add_argument("--steps", type=int, default=50, help="steps per world")
+    i.add_argument("--seed", type=int, default=0, help="seed of the rollouts")
+    i.add_argument("--json", default=None, help="also write every figure to this file")
 
     c = command("collect", "roll out an env into a data set", _cmd_collect)
     c.add_argument("env", choices=env_ids(), help="env id")
