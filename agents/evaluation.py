@@ -358,13 +358,21 @@ def world_model_data(b: Budget, out: Path) -> Path:
 
 
 def compare_agents(
-    out: str | Path, budget: str | Budget = "tiny", *, device: str = "cpu", seed: int = 0, progress: bool = False
+    out: str | Path,
+    budget: str | Budget = "tiny",
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    eval_seed: int | None = None,
 ) -> ComparisonResult:
     """Collect, train VIM, train baselines, evaluate everything on both control envs; write results.
 
-    ``budget="tiny"`` finishes in a minute or two on a CPU.
+    ``budget="tiny"`` finishes in a minute or two on a CPU. Evaluation episode i of every agent
+    is seeded ``eval_seed + i`` (default ``seed + 100_000``).
     """
     b = BUDGETS[budget] if isinstance(budget, str) else budget
+    first_world = seed + 100_000 if eval_seed is None else eval_seed
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -435,7 +443,7 @@ def compare_agents(
                 make(num_objects),
                 env_id,
                 b.eval_episodes,
-                seed=seed + 100_000,
+                seed=first_world,
                 num_objects=visible,
                 progress=progress,
                 record=True,
@@ -446,7 +454,13 @@ def compare_agents(
             gifs[title].write_bytes(gif_bytes(list(stats.frames)))
     lap("evaluate")
 
-    summary = {"budget": asdict(b), "rows": rows, "steps_ratio": steps_ratios(rows), "seconds": seconds}
+    summary = {
+        "budget": asdict(b),
+        "eval_seed": first_world,
+        "rows": rows,
+        "steps_ratio": steps_ratios(rows),
+        "seconds": seconds,
+    }
     json_path = out / "results.json"
     json_path.write_text(json.dumps(summary, indent=1))
     markdown_path = out / "results.md"

@@ -169,7 +169,7 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
         round_episodes=2,
         actor_critic_steps=2,
     )
-    result = compare_agents(tmp_path, budget)
+    result = compare_agents(tmp_path, budget, eval_seed=777)
     merged = json.loads((tmp_path / "steer_data_round1" / "meta.json").read_text())
     assert merged["episodes"] == 10 and merged["policy"] == "random+MPCAgent"
     assert json.loads((tmp_path / "vim_run_round1" / "train_config.json").read_text())["data"].endswith("round1")
@@ -179,7 +179,10 @@ def test_compare_agents_end_to_end_micro_budget(tmp_path):
         (a, e) for a in agents for e in ("VimWorld/Steer-v0", "VimWorld/SteerHeldout-v0")
     }
     saved = json.loads(result.json_path.read_text())
-    assert saved["rows"] == result.rows
+    assert saved["rows"] == result.rows and saved["eval_seed"] == 777
+    random_row = next(r for r in result.rows if r["agent"] == "random" and r["env"] == "VimWorld/Steer-v0")
+    alone = run_episodes(RandomAgent(gym.spaces.Discrete(5), seed=0), "VimWorld/Steer-v0", 2, seed=777).summary()
+    assert random_row["mean_return"] == alone["mean_return"]  # evaluated on worlds 777 and 778
     assert set(saved["steps_ratio"]["VimWorld/SteerHeldout-v0"]) == agents - {"random", "PPO (real env)"}
     assert all(r["real_steps"] == 120 for r in result.rows if "VIM" in r["agent"])  # (8 + 2) episodes x 12 steps
     assert result.plot_path.is_file() and result.markdown_path.read_text().startswith("| env |")

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,20 @@ from vim_world.sizing import prepare
 from vim_world.train import train
 from vim_world.train_config import MODEL_NAMES, TrainConfig
 
-PLANNING_BUDGET = {"tiny": "tiny", "default": "small"}
+PLANNING_BUDGET: dict[str, tuple[str, dict[str, Any]]] = {
+    # (budget name, fields replaced). The tiny preset plans with the small budget's data and model
+    # (7,680 real steps, gated heads) and the tiny budget's quick planner and PPO baselines, 48 worlds
+    # per row (the small budget's own planner made the main job 20 minutes long, docs/planning.md).
+    "tiny": (
+        "small",
+        {"ppo_real_steps": (2048, 8192), "eval_episodes": 48, "candidates": 100, "horizon": 8, "iterations": 2},
+    ),
+    "default": ("small", {}),
+}
+PLANNING_EVAL_SEED = 900_000
+"""First evaluation world of the planning comparison: worlds that no tuning played (the planning
+tables of docs/planning.md used 100000-100063, 300000-300255, 400000-400063, 500000-500255 and
+600000-600127)."""
 PRESETS = {
     # episodes, episode length, obs size, training steps, batch size
     "tiny": dict(episodes=640, episode_len=24, obs_size=32, steps=3000, batch_size=32),
@@ -188,11 +202,14 @@ def _pixel_part(
 def _planning_part(out: Path, preset: str, device: str, threads: int) -> tuple[Any, float]:
     """:func:`~vim_world.agents.evaluation.compare_agents` in a worker process (after the pixel
     part, on the same core); returns the comparison and its seconds."""
-    from vim_world.agents.evaluation import compare_agents
+    from vim_world.agents.evaluation import BUDGETS, compare_agents
 
     torch.set_num_threads(threads)
     t = time.perf_counter()
-    planning = compare_agents(out / "planning", PLANNING_BUDGET[preset], device="cpu" if device == "auto" else device)
+    name, changes = PLANNING_BUDGET[preset]
+    budget = replace(BUDGETS[name], **changes)
+    device = "cpu" if device == "auto" else device
+    planning = compare_agents(out / "planning", budget, device=device, eval_seed=PLANNING_EVAL_SEED)
     return planning, time.perf_counter() - t
 
 
