@@ -1,4 +1,4 @@
-"""Whether a world's mechanisms can be told apart by their laws: a check on rollouts (numpy only).
+"""Whether a world's mechanisms can be told apart: checks on rollouts (numpy; scikit-learn for the state cues).
 
 A model discovers mechanisms only through the transitions they explain (docs/model.md, "When
 discovery is possible at all"). For every ordered pair of mechanisms ``(A, B)`` of a world, on the
@@ -32,6 +32,8 @@ with affine modules; mechanisms that read other objects (``Mechanism.interacts``
 n-ary modules, whose law is not affine, and get NaN. The affine test is a necessary condition: a nonlinear
 module could still merge two mechanisms whose visited states give each away (an orbiting object
 always moves); it does catch every law shared under several names in the library.
+:func:`state_giveaway` measures that second condition (MODEL.md): how well the state before a
+step alone tells each pair of mechanisms apart.
 """
 
 from __future__ import annotations
@@ -122,8 +124,6 @@ def identifiability_report(
     """Roll out ``worlds`` worlds of ``config`` for ``steps`` steps (seeded) and score every pair of its
     mechanisms on the object-steps the switching process gives each (objects it does not switch,
     such as the steer task's agent, are left out)."""
-    if worlds < 1 or steps < 1:
-        raise ValueError(f"worlds and steps must be >= 1, got worlds={worlds!r}, steps={steps!r}")
     if not tolerance > 0:
         raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
     laws = [MECHANISMS[m] for m in config.mechanisms]
@@ -194,10 +194,8 @@ def state_giveaway(config: WorldConfig, worlds: int = 64, steps: int = 50, seed:
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    if worlds < 1 or steps < 1:
-        raise ValueError(f"worlds and steps must be >= 1, got worlds={worlds!r}, steps={steps!r}")
     own, inputs, _, _ = _rollout(config, worlds, steps, seed)
-    features = inputs[:, :8]  # the state before the step, without the noise draw
+    features = inputs[:, :-2]  # the state before the step, without the noise draw (its last 2 columns)
     m = len(config.mechanisms)
     counts = np.bincount(own, minlength=m)
     tells = np.full((m, m), np.nan)
@@ -222,6 +220,8 @@ def _rollout(
     state features and noise draw ``(R, 10)``, every mechanism's next state from them ``(M, R, 8)``
     and the per-feature std of those next states over noise draws ``(M, R, 8)`` (0 for
     deterministic worlds)."""
+    if worlds < 1 or steps < 1:
+        raise ValueError(f"worlds and steps must be >= 1, got worlds={worlds!r}, steps={steps!r}")
     rng = np.random.default_rng(seed)
     ids = np.array([mechanism_id(m) for m in config.mechanisms])
     laws = [MECHANISMS[m] for m in config.mechanisms]
@@ -243,8 +243,9 @@ def _rollout(
         inputs = np.concatenate([object_features(state.objects), noise.normal], -1)
         rows.append((driving[keep], inputs[keep], outputs[:, keep], spread[:, keep]))
         state = step(config, state, noise)
-    driving = np.concatenate([r[0] for r in rows])
-    own = np.array([np.flatnonzero(ids == d)[0] for d in driving]) if driving.size else driving
+    index_of = np.zeros(ids.max() + 1, dtype=np.int64)
+    index_of[ids] = np.arange(len(ids))  # mechanism id -> its index in config.mechanisms
+    own = index_of[np.concatenate([r[0] for r in rows])]
     inputs = np.concatenate([r[1] for r in rows])
     return own, inputs, np.concatenate([r[2] for r in rows], 1), np.concatenate([r[3] for r in rows], 1)
 
