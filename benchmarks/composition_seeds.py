@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from vim_world.data import collect_once
 from vim_world.demo import state_model_config
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.files import write_atomically
+from vim_world.metrics import t_interval
 from vim_world.report import GAP_TARGET, below_every, verdict
 from vim_world.train import train
 from vim_world.train_config import MODEL_NAMES
@@ -80,13 +80,6 @@ def one_seed(
     return json.loads(metrics.read_text())["composition_gap"][SPLIT]
 
 
-def t_interval(values: list[float], confidence: float = 0.95) -> list[float]:
-    """Student-t interval of the mean of ``values`` (seeds), ``[low, high]``."""
-    x = np.asarray(values, dtype=float)
-    half = stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-    return [float(x.mean() - half), float(x.mean() + half)]
-
-
 def summarise(gaps: dict[int, dict[str, Any]], models: list[str]) -> dict[str, Any]:
     """Per model: each seed's gap (with its window interval), the mean over seeds and its t
     interval; and the verdicts against the target."""
@@ -102,7 +95,7 @@ def summarise(gaps: dict[int, dict[str, Any]], models: list[str]) -> dict[str, A
                 for m in next(iter(per_seed.values()))["gap_by_mechanism"]
             },
             "gap_mean": float(np.mean(values)),
-            "gap_mean_ci": t_interval(values),
+            "gap_mean_ci": list(t_interval(values)),
         }
     if "vim" in out["models"]:
         ci = out["models"]["vim"]["gap_mean_ci"]

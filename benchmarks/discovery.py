@@ -33,14 +33,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from scipy import stats
 from vim_world.envs import MECHANISM_NAMES, MECHANISMS, WorldConfig
 from vim_world.envs.identifiability import identifiability_report
 
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.cli import json_object
 from vim_world.data import collect, open_dataset
-from vim_world.metrics import discovery_scores
+from vim_world.metrics import discovery_scores, t_interval
 from vim_world.model import discovery_recipe
 from vim_world.train import TrainConfig, load_model, train
 
@@ -61,15 +60,6 @@ def random_sets(count: int, seed: int, exclude: tuple[str, ...]) -> list[tuple[s
         if report.identifiable():
             found.append(names)
     raise RuntimeError(f"found only {len(found)} identifiable sets of {count} in 200 draws")
-
-
-def t_interval(values: list[float]) -> tuple[float, float]:
-    """95% Student-t interval of the mean of ``values`` (the point itself for one value)."""
-    a = np.asarray(values, dtype=np.float64)
-    if a.size < 2:
-        return float(a.mean()), float(a.mean())
-    half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size)
-    return float(a.mean() - half), float(a.mean() + half)
 
 
 def score_run(run: Path, eval_path: Path) -> dict[str, float]:

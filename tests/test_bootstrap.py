@@ -15,6 +15,7 @@ from vim_world.metrics import (
     nested_mean_ci,
     ratio_ci,
     resample_weights,
+    t_interval,
     weighted_mean,
 )
 
@@ -138,3 +139,16 @@ def test_discovery_intervals_bracket_the_scores_and_shrink_with_windows():
     few = discovery_intervals(*windows(50))
     width = lambda c: c["accuracy_ci"][1] - c["accuracy_ci"][0]  # noqa: E731
     assert width(ci) < 0.4 * width(few)
+
+
+def test_t_interval_is_students_interval_over_seeds():
+    from scipy import stats
+
+    seeds = [0.91, 0.93, 0.88, 0.95, 0.90]
+    expected = stats.t.interval(0.95, 4, loc=np.mean(seeds), scale=stats.sem(seeds))
+    np.testing.assert_allclose(t_interval(seeds), expected, rtol=1e-12)
+    assert t_interval([0.7]) == (0.7, 0.7)  # one seed: no spread to read
+    low, high = t_interval(seeds, level=0.5)
+    assert expected[0] < low < high < expected[1]
+    with pytest.raises(ValueError, match=r"non-empty 1-D array .* got shape \(0,\)"):
+        t_interval([])

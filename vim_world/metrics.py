@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy import stats
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -120,6 +121,18 @@ def ratio_ci(
     bottom = weighted_mean(resample_weights(len(den), n_boot, seed + 1, den_groups), den)
     with np.errstate(divide="ignore", invalid="ignore"):
         return percentile_interval(top / bottom)
+
+
+def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values (n,)`` (one figure per training seed); for one
+    value, the value itself at both ends."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 1:
+        raise ValueError(f"values must be a non-empty 1-D array (one figure per seed), got shape {x.shape}")
+    if x.size < 2:
+        return float(x[0]), float(x[0])
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return float(x.mean() - half), float(x.mean() + half)
 
 
 def nested_mean_ci(

@@ -9,6 +9,7 @@ from typing import Any
 INPUT_MODES = ("pixels", "state")
 SLOT_INITS = ("learned", "gaussian", "bo-qsa")  # see VIMConfig.slot_init
 HEAD_POOLS = ("mean", "max", "gated")  # see VIMConfig.head_pool
+RGB_READOUTS = ("sigmoid", "linear", "bounded")  # see VIMConfig.decoder_rgb
 SELECTION_INFERENCE = ("exact", "amortized")
 STATE_ENCODERS = ("mlp", "identity")
 
@@ -70,7 +71,10 @@ class VIMConfig:
             a black background, where colours are driven to 0, and then passes no gradient to the
             pixels of objects the decoder has not learnt to draw yet). The pixel presets use
             ``"linear"`` (decoded frames may then leave [0, 1]; the report and the imagined env
-            clamp them); the default keeps earlier checkpoints' behaviour.
+            clamp them); the default keeps earlier checkpoints' behaviour. ``"bounded"`` clamps
+            the colour to [0, 1] with a gradient that passes wherever a step would bring it back
+            into range: colours cannot exceed 1, so an object's pixel cannot be drawn by a bright
+            colour under a partial alpha, and nothing saturates on a black background.
         background_slot: pixel mode: slot 0 draws one learnt colour over the whole frame (its mask
             still comes from its latent), so it can cover the background but cannot draw an object:
             the cued model's background slot, or the first of the learnt slots. Refused with
@@ -171,8 +175,8 @@ class VIMConfig:
         problems += [f"{n}={getattr(self, n)} (expected >= 0)" for n in non_negative if getattr(self, n) < 0]
         strictly_positive = ("gumbel_tau", "pixel_sigma", "state_sigma")
         problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive if not getattr(self, n) > 0]
-        if self.decoder_rgb not in ("sigmoid", "linear"):
-            problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected 'sigmoid' or 'linear')")
+        if self.decoder_rgb not in RGB_READOUTS:
+            problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected one of {RGB_READOUTS})")
         if self.head_pool not in HEAD_POOLS:
             problems.append(f"head_pool={self.head_pool!r} (expected one of {HEAD_POOLS})")
         if self.slot_init not in SLOT_INITS:

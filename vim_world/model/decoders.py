@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .config import RGB_READOUTS
 from .distributions import gaussian_log_prob
 from .layers import mlp, position_grid
 
@@ -62,13 +63,32 @@ class IdentityStateDecoder(nn.Module):
     log_likelihood = StateDecoder.log_likelihood
 
 
+class _ClampTowardsRange(torch.autograd.Function):
+    """``x.clamp(0, 1)`` whose gradient also passes where ``x`` lies outside [0, 1] and a descent
+    step would move it back inside (a straight-through estimator that cannot push ``x`` further
+    out). A plain clamp passes no gradient there, a sigmoid almost none once saturated."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # noqa: ANN001 (autograd's context)
+        ctx.save_for_backward(x)
+        return x.clamp(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001
+        (x,) = ctx.saved_tensors
+        blocked = ((x < 0) & (grad > 0)) | ((x > 1) & (grad < 0))
+        return grad.masked_fill(blocked, 0.0)
+
+
 class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 
     Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, mixed by ``layers``
     3x3 convolutions of width ``hidden``, and upsampled twice by transposed convolutions to
-    ``(H, W)``; the last one reads out RGB (through a sigmoid, or linear with ``rgb="linear"``, then
-    frames may leave [0, 1]: clamp them for display) plus an alpha logit directly, so that no
+    ``(H, W)``; the last one reads out RGB (through a sigmoid; linear with ``rgb="linear"``, then
+    frames may leave [0, 1]: clamp them for display; or clamped to [0, 1] with ``rgb="bounded"``,
+    whose gradient passes wherever a step would bring the colour into range, see
+    :class:`_ClampTowardsRange`) plus an alpha logit directly, so that no
     hidden-width layer runs at full resolution, where K slots x T steps of images make it the bulk
     of a pixel model's cost. Alpha is normalised by a softmax over slots and the frame is the
     alpha-weighted sum. With ``background=True`` slot 0's RGB is one learnt colour over the whole
@@ -87,7 +107,9 @@ class SpatialBroadcastDecoder(nn.Module):
         background: bool = False,
     ) -> None:
         super().__init__()
-        self.squash = rgb == "sigmoid"
+        if rgb not in RGB_READOUTS:
+            raise ValueError(f"rgb={rgb!r} (expected one of {RGB_READOUTS})")
+        self.rgb_readout = rgb
         self.size = image_size // 4
         self.register_buffer("grid", position_grid(self.size).permute(2, 0, 1), persistent=False)
         mixing = [
@@ -113,7 +135,10 @@ class SpatialBroadcastDecoder(nn.Module):
         if self.background is not None:  # slot 0: one colour everywhere
             colour = self.background.view(1, 1, -1, 1, 1).expand(n, 1, -1, *rgb.shape[-2:])
             rgb = torch.cat([colour.to(rgb.dtype), rgb[:, 1:]], dim=1)
-        rgb = torch.sigmoid(rgb) if self.squash else rgb
+        if self.rgb_readout == "sigmoid":
+            rgb = torch.sigmoid(rgb)
+        elif self.rgb_readout == "bounded":
+            rgb = _ClampTowardsRange.apply(rgb)
         masks = out[:, :, -1].softmax(dim=1)
         return Decoded(obs=(rgb * masks.unsqueeze(2)).sum(1), rgb=rgb, masks=masks)
 
