@@ -121,7 +121,8 @@ def _revive_now(cfg: TrainConfig, step: int) -> bool:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or resume) the run in ``cfg.out``; returns where its last checkpoint is.
+    """Train (or resume) the run in ``cfg.out``; returns where its last checkpoint is. With
+    ``cfg.restarts``, first choose the seed by held-out ELBO (:mod:`vim_world.restarts`).
 
     Started by ``torchrun`` (``WORLD_SIZE > 1``), every rank calls this and they train together;
     rank 0 holds the run directory's lock.
@@ -130,6 +131,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     directory in use, a resume on other data or options, or fewer steps than the run has;
     :class:`TrainingDiverged` on a non-finite loss.
     """
+    if cfg.restarts:
+        from vim_world.restarts import train_with_restarts
+
+        return train_with_restarts(cfg)
     ctx = distributed.setup(resolve_device(cfg.device))
     try:
         with run_lock(cfg.out) if ctx.is_main else nullcontext():

@@ -76,6 +76,12 @@ class TrainConfig:
     revive_every: int = _opt(
         0, "VIM: split moves (an unused module takes over part of a live one's data) every N steps (0: off)"
     )
+    restarts: int = _opt(
+        0,
+        "train seeds --seed .. --seed + N - 1 to --select-at steps, keep the one of best held-out ELBO (no labels "
+        "read) and train it on in --out (0: off; see vim_world.restarts)",
+    )
+    select_at: int = _opt(500, "with --restarts: the step at which the restarts are compared")
     static_attributes: bool = _opt(
         False, "state mode: features constant in every episode (the kind) reach the decoder, never the modules"
     )
@@ -116,6 +122,12 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be >= 0 (0: off), got {self.warmup_steps!r}")
         if self.lr_half_life < 0:
             raise ValueError(f"lr_half_life must be >= 0 steps (0: off), got {self.lr_half_life!r}")
+        if self.restarts < 0 or self.restarts == 1:
+            raise ValueError(f"restarts must be 0 (off) or >= 2 seeds to choose among, got {self.restarts!r}")
+        if self.restarts and not 1 <= self.select_at <= self.steps:
+            raise ValueError(f"select_at must be in [1, steps={self.steps}] with restarts, got {self.select_at!r}")
+        if self.restarts and self.holdout == 0:
+            raise ValueError("restarts are compared on held-out shards: holdout must be > 0 with restarts, got 0")
         if self.revive_every < 0:
             raise ValueError(f"revive_every must be >= 0 (0: off), got {self.revive_every!r}")
         bad = sorted(set(self.allow_changed) - ALLOWABLE_CHANGES)
