@@ -21,8 +21,9 @@ def data(tmp_path_factory):
 
 
 def _config(data, out, **kw):
-    return TrainConfig(data=str(data), out=str(out), steps=5, batch_size=4, seq_len=4, checkpoint_every=5,
-                       device="cpu", progress=False, **kw)  # fmt: skip
+    kw = {"steps": 5, **kw}
+    return TrainConfig(data=str(data), out=str(out), batch_size=4, seq_len=4, checkpoint_every=5, device="cpu",
+                       progress=False, **kw)  # fmt: skip
 
 
 def _same_weights(a, b):
@@ -58,6 +59,9 @@ def test_a_rerun_reuses_the_choice_and_a_lost_copy_is_made_again(data, tmp_path)
     again = train(cfg)
     assert again.resumed_from == 2 and selection.stat().st_mtime_ns == stamp
     _same_weights(first, load_model(again.out, "cpu")[0])
+    chosen = json.loads(selection.read_text())["chosen_seed"]
+    longer = train(_config(data, tmp_path / "run", seed=chosen, steps=7))  # on, as a plain run of the chosen seed
+    assert longer.resumed_from == 5 and longer.steps == 7
 
 
 def test_heldout_loss_is_deterministic_and_reads_held_out_shards_only(data):

@@ -3,9 +3,10 @@ whose model has the best held-out ELBO, and train that one on.
 
 Why: a pixel VIM's slots bind to the objects at some seeds and stay spread over the whole frame at
 others (docs/model.md, "Binding over seeds"); the bound runs have by far the better ELBO, so the
-ELBO tells them apart without a label. The choice reads no mechanism, mask or other ground truth,
-only the model's own objective on held-out data, so figures of the chosen run stay fair (issue 11:
-choosing among restarts by accuracy would not be).
+ELBO tells them apart without a label. The choice reads no mechanism id or mask, only the model's
+own objective on held-out data (from the model's own inputs: a cued model reads the first frame's
+positions, as it always does), so figures of the chosen run stay fair (issue 11: choosing among
+restarts by accuracy would not be).
 
 ``vim-world train ... --restarts 3 --select-at 3000`` (:class:`~vim_world.train_config.TrainConfig`
 fields ``restarts`` and ``select_at``) trains seeds ``seed, seed + 1, seed + 2`` in
@@ -53,8 +54,8 @@ def heldout_loss(
     """The model's mean loss per sequence (its negative ELBO, at full KL weight; plus the task
     heads' losses where it has heads) over ``batches x batch_size`` windows of ``seq_len`` steps
     from the held-out shards of ``data`` (the last ``ceil(holdout * n)``, as training holds them
-    out). Deterministic: windows and noise are drawn from ``seed``. Reads no ground truth: the
-    batches carry no mechanism ids or masks."""
+    out). Deterministic: windows and noise are drawn from ``seed``. Label-free: the batches carry
+    no mechanism ids or masks."""
     dataset = open_dataset(data)
     _, held = split_shards(dataset, holdout)
     if not held:

@@ -23,9 +23,10 @@ MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 PRESET_SIZES: tuple[str, ...] = tuple(dict.fromkeys(name.split("-")[0] for name in PRESETS))
 """Preset sizes (``tiny``, ``default``): :data:`vim_world.model.PRESETS` is ``{size}-{mode}``."""
 RESUMABLE_CHANGES = frozenset({"steps", "progress", "log_every", "checkpoint_every", "device", "compile",
-                               "allow_changed", "data", "out"})  # fmt: skip
+                               "allow_changed", "data", "out", "restarts", "select_at"})  # fmt: skip
 """Options a resumed run may change freely (e.g. train longer; ``data`` is compared by content,
-``out`` is where the run is); any other change is refused unless named in ``allow_changed``."""
+``out`` is where the run is; a run chosen among restarts resumes as its chosen seed, with or
+without ``restarts``); any other change is refused unless named in ``allow_changed``."""
 ALLOWABLE_CHANGES = frozenset({"lr", "grad_clip"})
 """Options a resumed run may change when asked for explicitly (``--allow-changed lr,grad_clip``)."""
 DATA_DERIVED = frozenset({"input_mode", "state_dim", "num_slots", "image_size", "action_dim", "reward_head",
