@@ -80,6 +80,7 @@ def test_heldout_loss_is_deterministic_and_reads_held_out_shards_only(data):
         (dict(restarts=-2), r"restarts must be 0 \(off\) or >= 2 .* got -2"),
         (dict(restarts=2, select_at=6), r"select_at must be in \[1, steps=5\] with restarts, got 6"),
         (dict(restarts=2, select_at=2, holdout=0.0), r"holdout must be > 0 with restarts"),
+        (dict(restarts=2, select_at=2, model="copy_last"), r"model='copy_last' has nothing to train"),
     ],
 )
 def test_bad_restart_options_are_refused_naming_them(data, tmp_path, kw, message):

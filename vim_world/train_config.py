@@ -127,6 +127,8 @@ class TrainConfig:
             raise ValueError(f"restarts must be 0 (off) or >= 2 seeds to choose among, got {self.restarts!r}")
         if self.restarts and not 1 <= self.select_at <= self.steps:
             raise ValueError(f"select_at must be in [1, steps={self.steps}] with restarts, got {self.select_at!r}")
+        if self.restarts and self.model == "copy_last":
+            raise ValueError("restarts choose among trained seeds; model='copy_last' has nothing to train")
         if self.restarts and self.holdout == 0:
             raise ValueError("restarts are compared on held-out shards: holdout must be > 0 with restarts, got 0")
         if self.revive_every < 0:
