@@ -39,7 +39,7 @@ from vim_world.metrics import t_interval  # noqa: E402
 from vim_world.train import TrainConfig, load_model, train  # noqa: E402
 
 BOUND = 0.5
-"""FG-ARI at or above which a run counts as bound (collapsed runs score 0.17-0.31, bound ones 0.66-0.83)."""
+"""FG-ARI at or above which a run counts as bound (collapsed runs score 0.17-0.31, bound ones 0.66-0.92)."""
 WORLD = {"obs_size": 32, "num_objects": 4}
 DATA = {
     # name: episodes, episode length, seed, vector envs
@@ -67,11 +67,17 @@ def one_seed(
     """Train the recipe at ``seed`` into ``run`` up to each step of ``score_at`` in turn (one
     thread) and score it there: ``{str(step): binding_scores(...)}``."""
     torch.set_num_threads(1)
+    recipe = {"overrides": overrides, "train_overrides": train_overrides, "batches": batches}
     scores: dict[str, dict[str, Any]] = {}
     for step in sorted(score_at):
         cached = run / f"binding_{step:08d}.json"
         if cached.is_file():
-            scores[str(step)] = json.loads(cached.read_text())
+            entry = json.loads(cached.read_text())
+            if entry.get("recipe") != recipe:
+                raise ValueError(
+                    f"{str(run)!r} holds scores of another recipe ({entry.get('recipe')}, asked {recipe}); use another --out"
+                )
+            scores[str(step)] = entry
             continue
         cfg = TrainConfig(
             data=str(data["train"]), out=str(run), mode="pixels", preset="tiny", steps=step, batch_size=16,
@@ -80,7 +86,10 @@ def one_seed(
         )  # fmt: skip
         train(cfg)
         model, _ = load_model(run, "cpu")
-        entry = binding_scores(model, str(data["heldout"]), batches=batches, batch_size=32, window=10)
+        entry = {
+            **binding_scores(model, str(data["heldout"]), batches=batches, batch_size=32, window=10),
+            "recipe": recipe,
+        }
         write_atomically(cached, json.dumps(entry))
         scores[str(step)] = entry
     return scores

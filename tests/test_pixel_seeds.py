@@ -36,6 +36,8 @@ def test_each_seed_is_trained_to_each_step_scored_and_a_rerun_reuses_the_scores(
     again = pixel_seeds.main(argv)
     assert again["per_step"] == per_step
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("seed*/binding_*.json")} == stamps
+    with pytest.raises(ValueError, match=r"holds scores of another recipe .* use another --out"):
+        pixel_seeds.main([*argv[:-4], "--overrides", '{"decoder_rgb": "linear"}', *argv[-2:]])
 
 
 @pytest.mark.parametrize(
