@@ -80,7 +80,8 @@ def heldout_loss(
 
 def train_with_restarts(cfg: TrainConfig) -> TrainResult:
     """Train ``cfg`` at seeds ``cfg.seed .. cfg.seed + cfg.restarts - 1`` to ``cfg.select_at``
-    steps, keep the one of least :func:`heldout_loss` and train it on to ``cfg.steps`` in
+    steps, keep the one of least :func:`heldout_loss` (on the same held-out windows for all,
+    drawn from ``cfg.seed``) and train it on to ``cfg.steps`` in
     ``cfg.out`` (see the module docstring). Single process only."""
     from vim_world.train import train
 
@@ -100,7 +101,8 @@ def train_with_restarts(cfg: TrainConfig) -> TrainResult:
         for seed in range(cfg.seed, cfg.seed + cfg.restarts):
             trial = replace(cfg, out=str(out / "restarts" / f"seed{seed}"), seed=seed, steps=cfg.select_at, restarts=0)
             model, _ = load_model(train(trial).out, cfg.device)
-            losses[seed] = heldout_loss(model, cfg.data, cfg.holdout, mode=cfg.mode, seq_len=cfg.seq_len, seed=seed)
+            # The same windows and noise (drawn from the first seed) for every restart.
+            losses[seed] = heldout_loss(model, cfg.data, cfg.holdout, mode=cfg.mode, seq_len=cfg.seq_len, seed=cfg.seed)
         write_atomically(
             selection_file,
             json.dumps(
@@ -110,7 +112,7 @@ def train_with_restarts(cfg: TrainConfig) -> TrainResult:
                     "chosen_seed": min(losses, key=losses.get),
                 },
                 indent=1,
-            ),  # fmt: skip
+            ),
         )
     chosen = json.loads(selection_file.read_text())["chosen_seed"]
     if latest_checkpoint(out / "checkpoints") is None:
