@@ -61,6 +61,11 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
     "vim_warmup_cues": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"slot_cues": True}),
     "vim_lr2e-4": dict(model="vim", lr=2e-4, warmup_steps=300),
     "vim_warmup_sigma05": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"pixel_sigma": 0.05}),
+    # The CPU recipe of session 15 (docs/model.md, "Binding over seeds"), without its restarts
+    "vim_cues_seq4_warmup_stride2": dict(
+        model="vim", seq_len=4, warmup_steps=1000, overrides={"slot_cues": True, "encoder_stride": 2}
+    ),
+    "vim_seq4_warmup_stride2": dict(model="vim", seq_len=4, warmup_steps=1000, overrides={"encoder_stride": 2}),
     "vrnn": dict(model="vrnn"),
 }
 ORACLE = "oracle_"  # "oracle_NAME": run NAME trained on every (kind, mechanism) pair (the composition gap's oracle)
