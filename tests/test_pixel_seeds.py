@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -52,4 +53,4 @@ def test_each_seed_is_trained_to_each_step_scored_and_a_rerun_reuses_the_scores(
 def test_bad_arguments_are_refused_naming_them(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):
         pixel_seeds.main(["--out", str(tmp_path), *argv])
-    assert __import__("re").search(message, capsys.readouterr().err)
+    assert re.search(message, capsys.readouterr().err)

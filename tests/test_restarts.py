@@ -64,11 +64,16 @@ def test_a_rerun_reuses_the_choice_and_a_lost_copy_is_made_again(data, tmp_path)
     assert longer.resumed_from == 5 and longer.steps == 7
 
 
-def test_heldout_loss_is_deterministic_and_reads_held_out_shards_only(data):
+def test_heldout_loss_is_deterministic_reads_held_out_shards_only_and_keeps_the_callers_rng(data):
     model, _ = load_model(train(_config(data, data.parent / "plain")).out, "cpu")
     first = heldout_loss(model, data, 0.25, mode="state", seq_len=4, batches=2, batch_size=4)
     assert first == heldout_loss(model, data, 0.25, mode="state", seq_len=4, batches=2, batch_size=4)
     assert first != heldout_loss(model, data, 0.5, mode="state", seq_len=4, batches=2, batch_size=4)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    heldout_loss(model, data, 0.25, mode="state", seq_len=4, batches=2, batch_size=4)
+    assert torch.equal(torch.rand(3), expected)  # the caller's random stream is left as it was
     with pytest.raises(ValueError, match=r"holdout=0 holds no shard of .* out"):
         heldout_loss(model, data, 0, mode="state", seq_len=4)
 

@@ -68,12 +68,13 @@ def heldout_loss(
     )
     was_training = model.training
     model.eval()
-    torch.manual_seed(seed)
     total = 0.0
-    for i in range(batches):
-        batch = replace(prepare(loader.batch_at(i), uses_actions(dataset)), mechanism=None, masks=None)
-        loss, _ = model.loss(batch, FULL_WEIGHT_STEP)
-        total += float(loss)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG is left as it was
+        torch.manual_seed(seed)
+        for i in range(batches):
+            batch = replace(prepare(loader.batch_at(i), uses_actions(dataset)), mechanism=None, masks=None)
+            loss, _ = model.loss(batch, FULL_WEIGHT_STEP)
+            total += float(loss)
     model.train(was_training)
     return total / batches
 
@@ -87,10 +88,11 @@ def train_with_restarts(cfg: TrainConfig) -> TrainResult:
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("restarts run in one process; train the chosen seed under torchrun without --restarts")
-    if not split_shards(open_dataset(cfg.data), cfg.holdout)[1]:
+    dataset = open_dataset(cfg.data)
+    if not split_shards(dataset, cfg.holdout)[1]:
         raise ValueError(
             f"holdout={cfg.holdout!r} holds no shard of {cfg.data!r} out (it has "
-            f"{len(open_dataset(cfg.data).shard_dirs)}); restarts are chosen on held-out data: collect more shards"
+            f"{len(dataset.shard_dirs)}); restarts are chosen on held-out data: collect more shards"
         )
     out = Path(cfg.out)
     selection_file = out / "restarts" / "selection.json"
