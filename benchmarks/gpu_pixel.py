@@ -55,7 +55,6 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
     "vim_cues_seq4": dict(model="vim", seq_len=4, overrides={"slot_cues": True}),
     # Slot Attention's learning-rate decay: stopped the cued model's slide after 3,000 CPU steps
     "vim_cues_seq4_decay": dict(model="vim", seq_len=4, lr_half_life=2000, overrides={"slot_cues": True}),
-    "vim_cues_seq4_decay_s1": dict(model="vim", seq_len=4, lr_half_life=2000, overrides={"slot_cues": True}, seed=1),
     "vim_cues": dict(model="vim", overrides={"slot_cues": True}),
     "vim_warmup": dict(model="vim", lr=4e-4, warmup_steps=300),
     "vim_warmup_cues": dict(model="vim", lr=4e-4, warmup_steps=300, overrides={"slot_cues": True}),
@@ -66,13 +65,38 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # run name -> trainer options beside t
         model="vim", seq_len=4, warmup_steps=1000, overrides={"slot_cues": True, "encoder_stride": 2}
     ),
     "vim_seq4_warmup_stride2": dict(model="vim", seq_len=4, warmup_steps=1000, overrides={"encoder_stride": 2}),
+    # ... with the GPU runs' learning-rate decay (session 16)
+    "vim_cues_seq4_warmup_stride2_decay": dict(
+        model="vim", seq_len=4, warmup_steps=1000, lr_half_life=2000, overrides={"slot_cues": True, "encoder_stride": 2}
+    ),
+    "vim_seq4_warmup_stride2_decay": dict(
+        model="vim", seq_len=4, warmup_steps=1000, lr_half_life=2000, overrides={"encoder_stride": 2}
+    ),
     "vrnn": dict(model="vrnn"),
 }
 ORACLE = "oracle_"  # "oracle_NAME": run NAME trained on every (kind, mechanism) pair (the composition gap's oracle)
-# GPU_PIXEL_RUNS="vim_warmup,vrnn" picks the runs (trained at once), GPU_PIXEL_BUDGET_S their seconds,
-# GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds; heldout: held-out pairs).
-DEFAULT_RUNS = "vim_cues_seq4_decay,oracle_vim_cues_seq4_decay,vim_cues_seq4_decay_s1,vrnn,oracle_vrnn"
-RUNS = {n: CATALOGUE[n.removeprefix(ORACLE)] for n in os.environ.get("GPU_PIXEL_RUNS", DEFAULT_RUNS).split(",")}
+# GPU_PIXEL_RUNS="vim_warmup,vim_warmup@1,vrnn" picks the runs (trained at once; "@S": training seed S),
+# GPU_PIXEL_BUDGET_S their seconds, GPU_PIXEL_SPLITS="test" the evaluation splits (test: held-out seeds;
+# heldout: held-out pairs).
+DEFAULT_RUNS = (  # the CPU recipe with the decay, cued, at two seeds (docs/model.md, H200 run of session 16)
+    "vim_cues_seq4_warmup_stride2_decay,oracle_vim_cues_seq4_warmup_stride2_decay,vim_cues_seq4_warmup_stride2_decay@1,"
+    "vrnn,oracle_vrnn"
+)
+
+
+def run_options(name: str) -> dict[str, Any]:
+    """The trainer options of run ``name``: ``[oracle_]CATALOGUE_NAME[@SEED]``."""
+    base, _, seed = name.removeprefix(ORACLE).partition("@")
+    if base not in CATALOGUE:
+        raise SystemExit(
+            f"GPU_PIXEL_RUNS: unknown run {name!r}; expected [oracle_]NAME[@SEED], NAME one of {sorted(CATALOGUE)}"
+        )
+    if seed and not seed.isdigit():
+        raise SystemExit(f"GPU_PIXEL_RUNS: run {name!r} has seed {seed!r}; expected a non-negative integer after '@'")
+    return {**CATALOGUE[base], **({"seed": int(seed)} if seed else {})}
+
+
+RUNS = {n: run_options(n) for n in os.environ.get("GPU_PIXEL_RUNS", DEFAULT_RUNS).split(",")}
 SOURCES = (  # split: env id, seed, env options; all_pairs is the oracles' training data
     ("train", "Passive-v1", 0, {}),
     ("all_pairs", "Passive-v1", 0, {"allowed": None}),
