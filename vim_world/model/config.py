@@ -62,6 +62,9 @@ class VIMConfig:
             objects rather than specialise on image regions (in eval mode the draw is seeded, so
             inference stays deterministic); ``"bo-qsa"``: learnt vectors trained as queries
             through BO-QSA's straight-through last iteration (Jia et al., 2023).
+        slot_predictor: pixel mode: carried slots pass through SAVi's predictor (one transformer
+            layer over a frame's slots) before slot attention reads the next frame; off, they are
+            carried as they are.
         encoder_stride: pixel mode: the encoder's downsampling, so slot attention reads
             ``(H / s) * (W / s)`` tokens per frame: 4 (two stride-2 convolutions, the fastest), 2 or 1
             (every pixel a token: small objects cover whole tokens, at more compute).
@@ -128,6 +131,7 @@ class VIMConfig:
     slot_cues: bool = False
     slot_init: str = "learned"
     encoder_stride: int = 4
+    slot_predictor: bool = False
     decoder_hidden: int = 0
     decoder_layers: int = 1
     decoder_rgb: str = "sigmoid"
@@ -218,6 +222,8 @@ class VIMConfig:
             )
         if self.slot_cues and self.input_mode != "pixels":
             problems.append(f"slot_cues=True with input_mode={self.input_mode!r} (expected 'pixels')")
+        if self.slot_predictor and self.input_mode != "pixels":
+            problems.append(f"slot_predictor=True with input_mode={self.input_mode!r} (expected 'pixels')")
         if self.state_encoder not in STATE_ENCODERS:
             problems.append(f"state_encoder={self.state_encoder!r} (expected one of {STATE_ENCODERS})")
         elif self.state_encoder == "identity" and (

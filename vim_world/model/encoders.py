@@ -112,7 +112,9 @@ class PixelEncoder(nn.Module):
     step t - 1, so an object keeps its slot; the first frame starts from ``initial_slots`` (see
     ``VIMConfig.slot_init``), or from ``slots`` given by the caller, to continue a sequence. Carried slots are already
     close to their objects, so later frames may use fewer iterations (``carried_slot_iters``,
-    as SAVi does; 0 means ``slot_iters``).
+    as SAVi does; 0 means ``slot_iters``). With ``slot_predictor``, carried slots first pass
+    through SAVi's predictor, one transformer layer over the slots of a frame, so that a slot can
+    move with its object and slots can make way for each other before they meet the new frame.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class PixelEncoder(nn.Module):
         slot_cues: bool = False,
         stride: int = 4,
         slot_init: str = "learned",
+        slot_predictor: bool = False,
     ) -> None:
         super().__init__()
         if slot_init not in SLOT_INITS:
@@ -151,6 +154,12 @@ class PixelEncoder(nn.Module):
             self.initial_log_std = nn.Parameter(torch.full((1, hidden), -0.5 * math.log(hidden)))
         self.cue = mlp(2, hidden, hidden, layers=1) if slot_cues else None
         self.slot_attention = SlotAttention(hidden, hidden, hidden, slot_iters)
+        heads = next(h for h in (4, 2, 1) if hidden % h == 0)
+        self.predictor = (
+            nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True, norm_first=True)
+            if slot_predictor
+            else None
+        )
         self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
 
     def forward(
@@ -162,6 +171,7 @@ class PixelEncoder(nn.Module):
         ``slot_cues`` (slot 0, the background, starts from its learnt vector, slot k from
         ``cue(x, y)`` of object k - 1)."""
         b, t = frames.shape[:2]
+        continued = slots is not None  # the caller's slots are the previous frame's
         if slots is None and self.cue is not None:
             expected = (b, self.num_slots - 1, 2)
             if cues is None or tuple(cues.shape) != expected:
@@ -176,6 +186,8 @@ class PixelEncoder(nn.Module):
             slots = self._initial_slots(b, frames.device)
         per_step = []
         for step in range(t):
+            if self.predictor is not None and (step > 0 or continued):
+                slots = self.predictor(slots)
             iters = None if step == 0 else self.carried_iters
             slots, _ = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
             per_step.append(slots)

@@ -48,6 +48,7 @@ class VIM(nn.Module):
                 c.slot_cues,
                 c.encoder_stride,
                 c.slot_init,
+                c.slot_predictor,
             )
             self.decoder: nn.Module = SpatialBroadcastDecoder(
                 c.latent_dim,
