@@ -10,6 +10,7 @@ INPUT_MODES = ("pixels", "state")
 SLOT_INITS = ("learned", "gaussian", "bo-qsa")  # see VIMConfig.slot_init
 HEAD_POOLS = ("mean", "max", "gated")  # see VIMConfig.head_pool
 RGB_READOUTS = ("sigmoid", "linear", "bounded")  # see VIMConfig.decoder_rgb
+BROADCAST_STRIDES = (1, 2, 4)  # see VIMConfig.decoder_broadcast
 SELECTION_INFERENCE = ("exact", "amortized")
 STATE_ENCODERS = ("mlp", "identity")
 
@@ -83,8 +84,11 @@ class VIMConfig:
             the cued model's background slot, or the first of the learnt slots. Refused with
             ``slot_init="gaussian"``, whose exchangeable slots have no slot 0 to specialise.
         decoder_layers: 3x3 convolutions of the pixel decoder on the broadcast grid (at a quarter of
-            the frame's resolution, so cheap) before upsampling; more lets a slot draw a shape at
-            the position its latent holds.
+            the frame's resolution by default, so cheap) before upsampling; more lets a slot draw a
+            shape at the position its latent holds.
+        decoder_broadcast: pixel mode: the decoder tiles each slot over ``(H / b, W / b)`` (b = 4,
+            2 or 1) and upsamples the rest of the way: a finer grid draws finer masks (small objects
+            beside others) at more compute.
         decode_steps: pixel reconstruction term from ``decode_steps`` time steps per sequence,
             drawn uniformly without replacement and reweighted by ``T / decode_steps`` (an
             unbiased estimate of the ELBO, whose decoding cost falls by that factor); 0, or
@@ -134,6 +138,7 @@ class VIMConfig:
     slot_predictor: bool = False
     decoder_hidden: int = 0
     decoder_layers: int = 1
+    decoder_broadcast: int = 4
     decoder_rgb: str = "sigmoid"
     background_slot: bool = False
     decode_steps: int = 0
@@ -197,6 +202,8 @@ class VIMConfig:
             )
         if self.encoder_stride not in (1, 2, 4):
             problems.append(f"encoder_stride={self.encoder_stride} (expected 1, 2 or 4)")
+        if self.decoder_broadcast not in BROADCAST_STRIDES:
+            problems.append(f"decoder_broadcast={self.decoder_broadcast} (expected one of {BROADCAST_STRIDES})")
         if self.free_bits > 0 and self.selection_inference == "exact":
             problems.append(
                 f"free_bits={self.free_bits} (free bits act on per-step KLs, which only "

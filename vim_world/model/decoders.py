@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .config import RGB_READOUTS
+from .config import BROADCAST_STRIDES, RGB_READOUTS
 from .distributions import gaussian_log_prob
 from .layers import mlp, position_grid
 
@@ -83,9 +83,10 @@ class _ClampTowardsRange(torch.autograd.Function):
 class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 
-    Each slot latent is tiled over an ``(H/4, W/4)`` grid with coordinates, mixed by ``layers``
-    3x3 convolutions of width ``hidden``, and upsampled twice by transposed convolutions to
-    ``(H, W)``; the last one reads out RGB (through a sigmoid; linear with ``rgb="linear"``, then
+    Each slot latent is tiled over an ``(H/b, W/b)`` grid with coordinates (``broadcast`` b = 4 by
+    default; 2 or 1 draw finer masks at more compute), mixed by ``layers`` 3x3 convolutions of width
+    ``hidden``, and brought to ``(H, W)`` by two more layers, as many of them stride-2 transposed
+    convolutions as it takes (3x3 convolutions otherwise); the last one reads out RGB (through a sigmoid; linear with ``rgb="linear"``, then
     frames may leave [0, 1]: clamp them for display; or clamped to [0, 1] with ``rgb="bounded"``,
     whose gradient passes wherever a step would bring the colour into range, see
     :class:`_ClampTowardsRange`) plus an alpha logit directly, so that no
@@ -105,24 +106,31 @@ class SpatialBroadcastDecoder(nn.Module):
         layers: int = 1,
         rgb: str = "sigmoid",
         background: bool = False,
+        broadcast: int = 4,
     ) -> None:
         super().__init__()
         if rgb not in RGB_READOUTS:
             raise ValueError(f"rgb={rgb!r} (expected one of {RGB_READOUTS})")
+        if broadcast not in BROADCAST_STRIDES:
+            raise ValueError(f"broadcast={broadcast!r} (expected one of {BROADCAST_STRIDES})")
         self.rgb_readout = rgb
-        self.size = image_size // 4
+        self.size = image_size // broadcast
         self.register_buffer("grid", position_grid(self.size).permute(2, 0, 1), persistent=False)
         mixing = [
             m
             for i in range(layers)
             for m in (nn.Conv2d(hidden if i else latent_dim + 4, hidden, 3, padding=1), nn.ReLU())
         ]
-        self.net = nn.Sequential(
-            *mixing,
-            nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1),
-            nn.ReLU(),
-            nn.ConvTranspose2d(hidden, channels + 1, 4, stride=2, padding=1),
-        )
+        upsamplings = BROADCAST_STRIDES.index(broadcast)  # 0, 1 or 2 of the two last layers
+        last = [
+            (
+                nn.ConvTranspose2d(hidden, width, 4, stride=2, padding=1)
+                if i < upsamplings
+                else nn.Conv2d(hidden, width, 3, padding=1)
+            )
+            for i, width in enumerate((hidden, channels + 1))
+        ]
+        self.net = nn.Sequential(*mixing, last[0], nn.ReLU(), last[1])
         self.log_sigma = math.log(sigma)
         self.background = nn.Parameter(torch.zeros(channels)) if background else None
 

@@ -59,6 +59,7 @@ class VIM(nn.Module):
                 c.decoder_layers,
                 c.decoder_rgb,
                 c.background_slot,
+                c.decoder_broadcast,
             )
         elif c.state_encoder == "identity":
             self.encoder = IdentityStateEncoder(c.min_log_std)
