@@ -145,3 +145,24 @@ def test_encoder_stride_sets_how_many_tokens_slot_attention_reads(stride):
     assert mean.shape == log_std.shape == (2, 3, 3, model.config.latent_dim)
     with pytest.raises(ValueError, match=r"encoder_stride=3 \(expected 1, 2 or 4\)"):
         tiny_pixels(encoder_stride=3)
+
+
+@pytest.mark.parametrize("broadcast", [1, 2, 4])
+def test_decoder_broadcast_sets_the_grid_each_slot_is_drawn_from(broadcast):
+    model = VIM(tiny_pixels(num_slots=3, decoder_broadcast=broadcast))
+    assert model.decoder.grid.shape == (4, 32 // broadcast, 32 // broadcast)
+    upsamplings = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in model.decoder.net)
+    assert 2**upsamplings == broadcast
+    decoded = model.decoder(torch.randn(2, 3, model.config.latent_dim))
+    assert decoded.obs.shape == (2, 3, 32, 32) and decoded.masks.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(decoded.masks.sum(1), torch.ones(2, 32, 32))
+    with pytest.raises(ValueError, match=r"decoder_broadcast=3 \(expected one of \(1, 2, 4\)\)"):
+        tiny_pixels(decoder_broadcast=3)
+
+
+def test_the_default_broadcast_keeps_the_decoders_layers_and_names():
+    """Checkpoints saved before ``decoder_broadcast`` existed (broadcast 4) still load."""
+    net = VIM(tiny_pixels(num_slots=3)).decoder.net
+    assert [type(m).__name__ for m in net] == ["Conv2d", "ReLU", "ConvTranspose2d", "ReLU", "ConvTranspose2d"]
+    names = sorted(name for name, _ in net.named_parameters())
+    assert names == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
