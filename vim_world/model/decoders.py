@@ -84,16 +84,17 @@ class SpatialBroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al., 2019) with alpha compositing over slots.
 
     Each slot latent is tiled over an ``(H/b, W/b)`` grid with coordinates (``broadcast`` b = 4 by
-    default; 2 or 1 draw finer masks at more compute), mixed by ``layers`` 3x3 convolutions of width
-    ``hidden``, and brought to ``(H, W)`` by two more layers, as many of them stride-2 transposed
-    convolutions as it takes (3x3 convolutions otherwise); the last one reads out RGB (through a sigmoid; linear with ``rgb="linear"``, then
-    frames may leave [0, 1]: clamp them for display; or clamped to [0, 1] with ``rgb="bounded"``,
-    whose gradient passes wherever a step would bring the colour into range, see
-    :class:`_ClampTowardsRange`) plus an alpha logit directly, so that no
-    hidden-width layer runs at full resolution, where K slots x T steps of images make it the bulk
-    of a pixel model's cost. Alpha is normalised by a softmax over slots and the frame is the
-    alpha-weighted sum. With ``background=True`` slot 0's RGB is one learnt colour over the whole
-    frame (its alpha still comes from its latent): a background slot that cannot draw objects.
+    default; 2 or 1 draw finer masks at more compute), mixed by ``layers`` 3x3 convolutions of
+    width ``hidden``, and brought to ``(H, W)`` by two more layers, as many of them stride-2
+    transposed convolutions as it takes (3x3 convolutions otherwise). The last one reads out RGB
+    (through a sigmoid; linear with ``rgb="linear"``, then frames may leave [0, 1]: clamp them for
+    display; or clamped to [0, 1] with ``rgb="bounded"``, whose gradient passes wherever a step
+    would bring the colour into range, see :class:`_ClampTowardsRange`) plus an alpha logit
+    directly, so that at b = 4 no hidden-width layer runs at full resolution, where K slots x T
+    steps of images make it the bulk of a pixel model's cost. Alpha is normalised by a softmax
+    over slots and the frame is the alpha-weighted sum. With ``background=True`` slot 0's RGB is
+    one learnt colour over the whole frame (its alpha still comes from its latent): a background
+    slot that cannot draw objects.
     """
 
     def __init__(
