@@ -16,6 +16,11 @@ has an oracle, 95% bootstrap intervals over windows) and score each VIM run's sl
 binding kept over 10-step windows).
 Writes ``OUT_DIR/gpu_pixel.md`` (Markdown tables, the device named) and ``gpu_pixel.json`` after
 every phase, so a run cut short still leaves what it measured.
+
+Training longer than one call (a device is lent for minutes): ``GPU_PIXEL_SAVE_RUNS=1`` also writes
+each run's last checkpoint, options and log to ``OUT_DIR/NAME.tgz`` (``@`` written ``_at``), and
+``GPU_PIXEL_CONTINUE=DIR`` trains each run whose archive ``DIR`` holds on from its checkpoint (the
+data are collected again, bit for bit the same; the trainer checks them by content) for the budget.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import asdict
@@ -118,11 +124,43 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def train_command(cfg: TrainConfig, work: Path, name: str) -> list[str]:
+def archive(directory: Path, name: str) -> Path:
+    """Where run ``name``'s archive is in ``directory`` (file names without ``@``)."""
+    return directory / f"{name.replace('@', '_at')}.tgz"
+
+
+def restore_run(name: str, work: Path) -> int:
+    """Unpack run ``name`` from ``GPU_PIXEL_CONTINUE`` into ``work`` if an archive of it is there;
+    returns the step of its checkpoint (0: none, the run starts afresh)."""
+    source = os.environ.get("GPU_PIXEL_CONTINUE")
+    if not source or not archive(Path(source), name).exists():
+        return 0
+    shutil.rmtree(work / name, ignore_errors=True)
+    with tarfile.open(archive(Path(source), name)) as tar:
+        tar.extractall(work, filter="data")
+    last = latest_checkpoint(work / name / "checkpoints")
+    if last is None:
+        raise SystemExit(f"GPU_PIXEL_CONTINUE: {archive(Path(source), name)} holds no checkpoint of run {name!r}")
+    return load_checkpoint(last).step
+
+
+def save_run(name: str, work: Path, out: Path) -> None:
+    """Archive run ``name``'s options, last checkpoint and log into ``out`` (see ``restore_run``)."""
+    last = latest_checkpoint(work / name / "checkpoints")
+    tmp = out / f".{archive(out, name).name}.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in (work / name / "train_config.json", last, work / f"{name}.log"):
+            tar.add(path, arcname=str(path.relative_to(work)))
+    os.replace(tmp, archive(out, name))
+
+
+def train_command(cfg: TrainConfig, work: Path, name: str, fresh: bool = True) -> list[str]:
     """``vim-world train --config FILE`` for ``cfg`` (written to ``work/name.json``), run by this Python.
-    Every run trains from scratch: a run an earlier call left at ``cfg.out`` is removed (else the
-    trainer would resume it, or refuse it when the data were collected again)."""
-    shutil.rmtree(cfg.out, ignore_errors=True)
+    A ``fresh`` run trains from scratch: a run an earlier call left at ``cfg.out`` is removed (else
+    the trainer would resume it, or refuse it when the data were collected again); otherwise the
+    trainer resumes the run restored there."""
+    if fresh:
+        shutil.rmtree(cfg.out, ignore_errors=True)
     path = work / f"{name}.json"
     atomic_write_text(path, json.dumps(asdict(cfg)))
     return [sys.executable, "-m", "vim_world.cli", "train", "--config", str(path)]
@@ -140,17 +178,19 @@ def train_all(
         # measured at 10-step sequences; shorter ones run faster (at most in proportion: planning
         # too many steps is safe, the deadline stops the run)
         solo = speeds[opts["model"]]["steps_s"] * 10 / opts.get("seq_len", 10)
-        steps = int(min(size["max_steps"], max(2, solo * size["budget_s"] * CONCURRENT_SLOWDOWN)))
+        start = restore_run(name, work)
+        steps = start + int(min(size["max_steps"], max(2, solo * size["budget_s"] * CONCURRENT_SLOWDOWN)))
         source = data["all_pairs" if name.startswith(ORACLE) else "train"]
         cfg = TrainConfig(data=source, out=str(work / name), preset=size["preset"], mode="pixels", steps=steps,
-                          batch_size=size["batch_size"], device=device, checkpoint_every=max(1, steps // 20),
+                          batch_size=size["batch_size"], device=device, checkpoint_every=max(1, (steps - start) // 20),
                           progress=False, **{"seq_len": 10, **opts})  # fmt: skip
-        planned[name] = steps
-        log_file = open(work / f"{name}.log", "w")
-        procs[name] = (subprocess.Popen(train_command(cfg, work, name), cwd=work, stdout=log_file, stderr=subprocess.STDOUT,
+        planned[name] = (start, steps)
+        log_file = open(work / f"{name}.log", "a" if start else "w")
+        procs[name] = (subprocess.Popen(train_command(cfg, work, name, fresh=not start), cwd=work, stdout=log_file,
+                                        stderr=subprocess.STDOUT,
                                         env={**os.environ, "OMP_NUM_THREADS": str(threads)}),
                        log_file, time.perf_counter())  # fmt: skip
-        log(f"{name}: training up to {steps} steps")
+        log(f"{name}: training from step {start} up to {steps}")
     deadline = time.perf_counter() + size["budget_s"]
     result = {}
     for name, (proc, log_file, t0) in procs.items():
@@ -162,9 +202,9 @@ def train_all(
         log_file.close()
         last = latest_checkpoint(work / name / "checkpoints")
         trained = load_checkpoint(last).step if last is not None else 0
-        result[name] = {"planned_steps": planned[name], "train_steps": trained, "train_s": time.perf_counter() - t0,
-                        "returncode": proc.returncode}  # fmt: skip
-        log(f"{name}: {trained} of {planned[name]} steps (exit {proc.returncode})")
+        result[name] = {"start_step": planned[name][0], "planned_steps": planned[name][1], "train_steps": trained,
+                        "train_s": time.perf_counter() - t0, "returncode": proc.returncode}  # fmt: skip
+        log(f"{name}: {trained} of {planned[name][1]} steps (exit {proc.returncode})")
         if trained == 0:
             print((work / f"{name}.log").read_text()[-3000:], flush=True)
     return result
@@ -223,6 +263,10 @@ def main() -> None:
     save()
 
     results["training"] = train_all(data, work, size, results["speed"], device.type)
+    if os.environ.get("GPU_PIXEL_SAVE_RUNS"):
+        for name, t in results["training"].items():
+            if t["train_steps"] > 0:
+                save_run(name, work, out)
     copy_last = TrainConfig(data=data["train"], out=str(work / "copy_last"), model="copy_last", mode="pixels",
                             preset=size["preset"], steps=1, device=device.type, progress=False)  # fmt: skip
     subprocess.run(train_command(copy_last, work, "copy_last"), cwd=work, check=True)
@@ -269,7 +313,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [f"Trained at once, {s['budget_s']:.0f} s each:", "", "| run | options | steps trained (planned) |",
                   "|---|---|---:|"]  # fmt: skip
         for n, t in r["training"].items():
-            lines.append(f"| {n} | {json.dumps(r['runs'][n])} | {t['train_steps']} ({t['planned_steps']}) |")
+            start = f" from {t['start_step']}" if t.get("start_step") else ""
+            lines.append(f"| {n} | {json.dumps(r['runs'][n])} | {t['train_steps']} ({t['planned_steps']}){start} |")
         lines.append("")
     if "evaluation" in r:
         lines += ["| run | split | windows | best-of-10 MSE [95% CI] | x VRNN [95% CI] | x copy-last [95% CI] | "
