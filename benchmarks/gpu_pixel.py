@@ -340,10 +340,12 @@ def markdown(r: dict[str, Any]) -> str:
                   for n, g in gaps.items()]  # fmt: skip
         lines.append("")
     if r.get("binding"):
-        lines += ["| run | FG-ARI [95% CI] | binding kept over 10 steps | windows / frames |", "|---|---|---|---|"]
+        lines += ["| run | FG-ARI [95% CI] | video FG-ARI [95% CI] | binding kept over 10 steps | windows / frames |",
+                  "|---|---|---|---|---|"]  # fmt: skip
         for n, b in r["binding"].items():
             fg, kept = _ci(b["fg_ari"][0], b["fg_ari"][1:]), _ci(b["binding_kept"][0], b["binding_kept"][1:])
-            lines.append(f"| {n} | {fg} | {kept} | {b['windows']} / {b['frames']} |")
+            video = _ci(b["video_fg_ari"][0], b["video_fg_ari"][1:]) if "video_fg_ari" in b else "-"
+            lines.append(f"| {n} | {fg} | {video} | {kept} | {b['windows']} / {b['frames']} |")
         lines.append("")
     lines.append(f"Wall time so far: {r.get('wall_s', 0):.0f} s.")
     return "\n".join(lines) + "\n"

@@ -8,6 +8,8 @@ frame size. Over random 10-step windows of DATA_DIR (held-out seeds: collect it 
 
 - FG-ARI: the foreground adjusted Rand index of the posterior's slot masks per frame
   (:func:`vim_world.metrics.fg_ari`), averaged per window;
+- video FG-ARI: the same over each window's pixels of all frames at once, SAVi's temporal
+  figure (:func:`vim_world.metrics.video_fg_ari`);
 - binding kept: the share of windows in which every object stays in one slot
   (:func:`vim_world.metrics.binding_unchanged`);
 
@@ -26,7 +28,7 @@ from scipy.stats import bootstrap
 
 from vim_world.batch import Batch
 from vim_world.data import SequenceLoader, open_dataset
-from vim_world.metrics import binding_unchanged, fg_ari
+from vim_world.metrics import binding_unchanged, fg_ari, video_fg_ari
 from vim_world.train import load_model
 
 
@@ -60,25 +62,29 @@ def binding_scores(
     """FG-ARI and binding stability of ``model``'s posterior slot masks over ``batches x batch_size``
     random windows of ``window`` steps of the data set ``data``.
 
-    Returns: ``fg_ari`` and ``binding_kept`` as ``(mean, low, high)``, and the counts of windows and frames.
+    Returns: ``fg_ari``, ``video_fg_ari`` and ``binding_kept`` as ``(mean, low, high)``, and the counts of
+    windows and frames.
     """
     dataset = open_dataset(data)
     if "masks" not in dataset.meta["shards"][0]["sha256"]:
         raise ValueError(f"data set {data} has no masks; collect it with --masks")
     loader = SequenceLoader(dataset, batch_size=batch_size, seq_len=window, mode="pixels", seed=seed + 1, device=device)
     model.eval()
-    window_ari, kept, frames = [], [], 0
+    window_ari, video_ari, kept, frames = [], [], [], 0
     for i in range(batches):
         batch = loader.batch_at(i)
         masks = model.observe(Batch(obs=batch.obs, states=batch.states)).masks.float()  # (B, T, K, H, W)
         scores = fg_ari(masks.flatten(0, 1), batch.masks.flatten(0, 1)).reshape(masks.shape[:2])
         frames += int(np.isfinite(scores).sum())
         window_ari.append(np.nanmean(scores, axis=1))
+        video_ari.append(video_fg_ari(masks, batch.masks))
         kept.append(binding_unchanged(masks, batch.masks))
     window_ari = np.concatenate(window_ari)
     window_ari = window_ari[np.isfinite(window_ari)]
+    video_ari = np.concatenate(video_ari)
     return {
         "fg_ari": interval(window_ari, seed),
+        "video_fg_ari": interval(video_ari[np.isfinite(video_ari)], seed),
         "binding_kept": interval(np.concatenate(kept).astype(float), seed),
         "windows": int(window_ari.size),
         "frames": frames,
@@ -110,6 +116,10 @@ def main() -> None:
     print(
         f"| FG-ARI | {r['fg_ari'][0]:.3f} | [{r['fg_ari'][1]:.3f}, {r['fg_ari'][2]:.3f}] | "
         f"{r['windows']} windows ({r['frames']} frames) |"
+    )
+    print(
+        f"| video FG-ARI over {args.window} steps | {r['video_fg_ari'][0]:.3f} | "
+        f"[{r['video_fg_ari'][1]:.3f}, {r['video_fg_ari'][2]:.3f}] | {r['windows']} windows |"
     )
     print(
         f"| binding kept over {args.window} steps | {r['binding_kept'][0]:.3f} | "

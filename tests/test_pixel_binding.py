@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vim_world.metrics import binding_unchanged, fg_ari
+from vim_world.metrics import binding_unchanged, fg_ari, video_fg_ari
 
 
 def test_fg_ari_is_one_for_a_perfect_segmentation_and_low_for_a_constant_one():
@@ -41,3 +41,17 @@ def test_binding_reads_each_pixels_most_likely_slot():
     true = torch.zeros(1, 2, 1, 1, 8, dtype=torch.bool)
     true[..., 0] = True
     assert binding_unchanged(slots, true).tolist() == [True]
+
+
+def test_video_fg_ari_counts_a_slot_that_changes_object_where_the_frames_do_not():
+    true = torch.zeros(2, 3, 2, 4, 4, dtype=torch.bool)
+    true[:, :, 0, :2], true[:, :, 1, 2:] = True, True
+    slots = torch.cat([true.float(), torch.zeros(2, 3, 1, 4, 4)], 2)
+    slots[1, 2] = slots[1, 2, [1, 0, 2]]  # window 1 swaps its two objects' slots at the last step
+    per_frame = fg_ari(slots.flatten(0, 1), true.flatten(0, 1)).reshape(2, 3)
+    assert np.allclose(per_frame, 1.0)  # every frame on its own is segmented perfectly
+    video = video_fg_ari(slots, true)
+    assert video[0] == pytest.approx(1.0) and video[1] < 0.5
+    assert np.isnan(video_fg_ari(slots, torch.zeros_like(true))).all()  # no foreground: undefined
+    with pytest.raises(ValueError, match=r"\(2, 3, 3, 4, 4\).*\(2, 2, 2, 4, 4\)"):
+        video_fg_ari(slots, true[:, :2])

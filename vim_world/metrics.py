@@ -368,6 +368,28 @@ def fg_ari(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
     return scores
 
 
+def video_fg_ari(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
+    """FG-ARI over each window's pixels of all frames at once (SAVi's video FG-ARI).
+
+    As :func:`fg_ari`, but a window's pixels from every frame form one clustering, so a slot that
+    moves from one object to another within the window costs as a segmentation error would.
+
+    Args:
+        slot_masks: ``(B, T, Ks, H, W)`` slot masks; true_masks: ``(B, T, K, H, W)`` bool.
+    Returns: ``(B,)`` float64 scores; NaN for windows without any foreground pixel.
+    """
+    if slot_masks.dim() != 5 or true_masks.dim() != 5 or slot_masks.shape[:2] != true_masks.shape[:2]:
+        raise ValueError(
+            f"slot_masks (B, T, Ks, H, W) and true_masks (B, T, K, H, W) must agree on B, T; "
+            f"got {tuple(slot_masks.shape)} and {tuple(true_masks.shape)}"
+        )
+
+    def frames_stacked(masks: torch.Tensor) -> torch.Tensor:  # (B, T, K, H, W) -> (B, K, T * H, W)
+        return masks.transpose(1, 2).flatten(2, 3)
+
+    return fg_ari(frames_stacked(slot_masks), frames_stacked(true_masks))
+
+
 def binding_unchanged(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.ndarray:
     """Whether each window keeps every object in one slot throughout.
 
