@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -92,12 +93,12 @@ DEFAULT_RUNS = (  # the CPU recipe with the decay, cued, at two seeds (docs/mode
 
 def run_options(name: str) -> dict[str, Any]:
     """The trainer options of run ``name``: ``[oracle_]CATALOGUE_NAME[@SEED]``."""
-    base, _, seed = name.removeprefix(ORACLE).partition("@")
+    base, at, seed = name.removeprefix(ORACLE).partition("@")
     if base not in CATALOGUE:
         raise SystemExit(
             f"GPU_PIXEL_RUNS: unknown run {name!r}; expected [oracle_]NAME[@SEED], NAME one of {sorted(CATALOGUE)}"
         )
-    if seed and not seed.isdigit():
+    if at and not (seed.isascii() and seed.isdigit()):
         raise SystemExit(f"GPU_PIXEL_RUNS: run {name!r} has seed {seed!r}; expected a non-negative integer after '@'")
     return {**CATALOGUE[base], **({"seed": int(seed)} if seed else {})}
 
@@ -133,7 +134,11 @@ def restore_run(name: str, work: Path) -> int:
     """Unpack run ``name`` from ``GPU_PIXEL_CONTINUE`` into ``work`` if an archive of it is there;
     returns the step of its checkpoint (0: none, the run starts afresh)."""
     source = os.environ.get("GPU_PIXEL_CONTINUE")
-    if not source or not archive(Path(source), name).exists():
+    if not source:
+        return 0
+    if not Path(source).is_dir():
+        raise SystemExit(f"GPU_PIXEL_CONTINUE={source!r} is not a folder; expected one holding NAME.tgz archives")
+    if not archive(Path(source), name).exists():
         return 0
     shutil.rmtree(work / name, ignore_errors=True)
     with tarfile.open(archive(Path(source), name)) as tar:
@@ -174,11 +179,12 @@ def train_all(
     trained steps and the seconds it ran."""
     procs, planned = {}, {}
     threads = max(1, (os.cpu_count() or 1) // len(RUNS))  # the runs share the machine's cores
+    starts = {name: restore_run(name, work) for name in RUNS}  # before any run starts: equal budgets
     for name, opts in RUNS.items():
         # measured at 10-step sequences; shorter ones run faster (at most in proportion: planning
         # too many steps is safe, the deadline stops the run)
         solo = speeds[opts["model"]]["steps_s"] * 10 / opts.get("seq_len", 10)
-        start = restore_run(name, work)
+        start = starts[name]
         steps = start + int(min(size["max_steps"], max(2, solo * size["budget_s"] * CONCURRENT_SLOWDOWN)))
         source = data["all_pairs" if name.startswith(ORACLE) else "train"]
         cfg = TrainConfig(data=source, out=str(work / name), preset=size["preset"], mode="pixels", steps=steps,
@@ -205,7 +211,7 @@ def train_all(
         result[name] = {"start_step": planned[name][0], "planned_steps": planned[name][1], "train_steps": trained,
                         "train_s": time.perf_counter() - t0, "returncode": proc.returncode}  # fmt: skip
         log(f"{name}: {trained} of {planned[name][1]} steps (exit {proc.returncode})")
-        if trained == 0:
+        if trained <= planned[name][0] or proc.returncode not in (0, -signal.SIGTERM):  # it failed, or never trained
             print((work / f"{name}.log").read_text()[-3000:], flush=True)
     return result
 
@@ -263,9 +269,9 @@ def main() -> None:
     save()
 
     results["training"] = train_all(data, work, size, results["speed"], device.type)
-    if os.environ.get("GPU_PIXEL_SAVE_RUNS"):
+    if os.environ.get("GPU_PIXEL_SAVE_RUNS") == "1":
         for name, t in results["training"].items():
-            if t["train_steps"] > 0:
+            if t["train_steps"] > t["start_step"]:
                 save_run(name, work, out)
     copy_last = TrainConfig(data=data["train"], out=str(work / "copy_last"), model="copy_last", mode="pixels",
                             preset=size["preset"], steps=1, device=device.type, progress=False)  # fmt: skip

@@ -24,8 +24,9 @@ def test_run_names_pick_a_catalogue_entry_and_a_seed():
     }
     with pytest.raises(SystemExit, match=r"unknown run 'vim_nope'; expected \[oracle_\]NAME\[@SEED\]"):
         gpu_pixel.run_options("vim_nope")
-    with pytest.raises(SystemExit, match=r"run 'vrnn@x' has seed 'x'; expected a non-negative integer"):
-        gpu_pixel.run_options("vrnn@x")
+    for bad in ("x", "", "\u00b2"):
+        with pytest.raises(SystemExit, match=rf"run 'vrnn@{bad}' has seed '{bad}'; expected a non-negative integer"):
+            gpu_pixel.run_options(f"vrnn@{bad}")
 
 
 def test_a_saved_run_is_restored_elsewhere_and_trains_on(tmp_path, monkeypatch):
@@ -44,8 +45,15 @@ def test_a_saved_run_is_restored_elsewhere_and_trains_on(tmp_path, monkeypatch):
     second = tmp_path / "second"
     assert gpu_pixel.restore_run(name, second) == 2
     assert gpu_pixel.restore_run("vrnn", second) == 0  # no archive: the run starts afresh
-    resumed = train(TrainConfig(out=str(second / name), steps=4, checkpoint_every=1, **cfg))
+    again = tmp_path / "collected_again"  # as on a fresh machine: the trainer compares the data by content
+    collect("VimWorld/Passive-v1", again, episodes=4, episode_len=8, seed=0, env_kwargs={"obs_size": 32})
+    resumed = train(TrainConfig(out=str(second / name), steps=4, checkpoint_every=1, **{**cfg, "data": str(again)}))
     assert resumed.resumed_from == 2
+
+    monkeypatch.setenv("GPU_PIXEL_CONTINUE", str(tmp_path / "not_carried"))
+    with pytest.raises(SystemExit, match=r"GPU_PIXEL_CONTINUE='.*not_carried' is not a folder"):
+        gpu_pixel.restore_run(name, second)
+    monkeypatch.setenv("GPU_PIXEL_CONTINUE", str(out))
 
     with tarfile.open(out / "vim_at1.tgz", "w:gz") as tar:  # an archive without a checkpoint
         tar.add(first / name / "train_config.json", arcname=f"{name}/train_config.json")

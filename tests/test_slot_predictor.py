@@ -13,10 +13,10 @@ from vim_world.model.config import VIMConfig, tiny_pixels
 SIZES = dict(hidden=16, latent_dim=8, num_slots=3, slot_iters=2)
 
 
-def _pair() -> tuple[VIM, VIM]:
+def _pair(**options: int) -> tuple[VIM, VIM]:
     """The same weights without and with the predictor."""
     torch.manual_seed(0)
-    plain, predicted = VIM(tiny_pixels(**SIZES)), VIM(tiny_pixels(**SIZES, slot_predictor=True))
+    plain, predicted = VIM(tiny_pixels(**SIZES, **options)), VIM(tiny_pixels(**SIZES, **options, slot_predictor=True))
     missing, unexpected = predicted.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(name.startswith("encoder.predictor.") for name in missing)
     return plain, predicted
@@ -40,8 +40,9 @@ def test_the_elbo_trains_the_predictor():
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
-def test_a_continued_sequence_reads_as_the_whole_one():
-    _, model = _pair()
+@pytest.mark.parametrize("carried_slot_iters", [0, 1])
+def test_a_continued_sequence_reads_as_the_whole_one(carried_slot_iters):
+    _, model = _pair(carried_slot_iters=carried_slot_iters)
     frames = torch.rand(2, 5, 3, 32, 32)
     with torch.no_grad():
         whole = model.encoder(frames)[0]

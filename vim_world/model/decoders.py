@@ -122,7 +122,7 @@ class SpatialBroadcastDecoder(nn.Module):
             for i in range(layers)
             for m in (nn.Conv2d(hidden if i else latent_dim + 4, hidden, 3, padding=1), nn.ReLU())
         ]
-        upsamplings = BROADCAST_STRIDES.index(broadcast)  # 0, 1 or 2 of the two last layers
+        upsamplings = int(math.log2(broadcast))  # 0, 1 or 2 of the two last layers
         last = [
             (
                 nn.ConvTranspose2d(hidden, width, 4, stride=2, padding=1)

@@ -154,12 +154,12 @@ class PixelEncoder(nn.Module):
             self.initial_log_std = nn.Parameter(torch.full((1, hidden), -0.5 * math.log(hidden)))
         self.cue = mlp(2, hidden, hidden, layers=1) if slot_cues else None
         self.slot_attention = SlotAttention(hidden, hidden, hidden, slot_iters)
-        heads = next(h for h in (4, 2, 1) if hidden % h == 0)
-        self.predictor = (
-            nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True, norm_first=True)
-            if slot_predictor
-            else None
-        )
+        self.predictor = None
+        if slot_predictor:
+            heads = next(h for h in (4, 2, 1) if hidden % h == 0)
+            self.predictor = nn.TransformerEncoderLayer(
+                hidden, heads, 2 * hidden, dropout=0.0, batch_first=True, norm_first=True
+            )
         self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
 
     def forward(
@@ -188,7 +188,7 @@ class PixelEncoder(nn.Module):
         for step in range(t):
             if self.predictor is not None and (step > 0 or continued):
                 slots = self.predictor(slots)
-            iters = None if step == 0 else self.carried_iters
+            iters = None if step == 0 and not continued else self.carried_iters
             slots, _ = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
             per_step.append(slots)
         mean, log_std = self.head(torch.stack(per_step, dim=1))
