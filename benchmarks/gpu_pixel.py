@@ -172,14 +172,19 @@ def train_command(cfg: TrainConfig, work: Path, name: str, fresh: bool = True) -
 
 
 def train_all(
-    data: dict[str, str], work: Path, size: dict[str, Any], speeds: dict[str, dict], device: str
+    data: dict[str, str],
+    work: Path,
+    size: dict[str, Any],
+    speeds: dict[str, dict],
+    device: str,
+    starts: dict[str, int],
 ) -> dict[str, dict]:
     """Train every run of ``RUNS`` at once for ``size['budget_s']`` seconds (an oracle run on
-    ``data['all_pairs']``, the others on ``data['train']``); returns per run the planned and
-    trained steps and the seconds it ran."""
+    ``data['all_pairs']``, the others on ``data['train']``), each from step ``starts[name]`` (a
+    run restored by :func:`restore_run`; 0: afresh); returns per run the planned and trained
+    steps and the seconds it ran."""
     procs, planned = {}, {}
     threads = max(1, (os.cpu_count() or 1) // len(RUNS))  # the runs share the machine's cores
-    starts = {name: restore_run(name, work) for name in RUNS}  # before any run starts: equal budgets
     for name, opts in RUNS.items():
         # measured at 10-step sequences; shorter ones run faster (at most in proportion: planning
         # too many steps is safe, the deadline stops the run)
@@ -240,6 +245,7 @@ def main() -> None:
         atomic_write_text(out / "gpu_pixel.json", json.dumps(results, indent=1, default=str))
         atomic_write_text(out / "gpu_pixel.md", markdown(results))
 
+    starts = {name: restore_run(name, work) for name in RUNS}  # first: a bad GPU_PIXEL_CONTINUE stops at once
     data = {}
     training = ["train", "all_pairs"] if any(name.startswith(ORACLE) for name in RUNS) else ["train"]
     for split, env_id, seed, extra in SOURCES:
@@ -268,7 +274,7 @@ def main() -> None:
                                   "steps_s": sum(x["steps_s"] for x in rounds) / len(rounds)}  # fmt: skip
     save()
 
-    results["training"] = train_all(data, work, size, results["speed"], device.type)
+    results["training"] = train_all(data, work, size, results["speed"], device.type, starts)
     if os.environ.get("GPU_PIXEL_SAVE_RUNS") == "1":
         for name, t in results["training"].items():
             if t["train_steps"] > t["start_step"]:
