@@ -8,18 +8,21 @@ Batches are synthetic tensors of the data's shapes, so the loader is not measure
     python benchmarks/train_speed.py --preset default --batch-size 64
 
     python benchmarks/train_speed.py --modes pixels --levers   # + one row per pixel-speed lever
+    python benchmarks/train_speed.py --modes pixels --overrides '{"encoder_stride": 2}'   # + a VIM row
 
 Every row runs in a fresh process, so that its peak memory is its own: the CUDA allocator's peak
 on a GPU, and on the CPU the peak RSS growth over the process's state before the model is built.
 Levers (``--levers``): the tiny pixel VIM with each of its speed settings undone in turn
 (``decode_steps=0`` decodes every step, ``decoder_hidden=0`` the full decoder width), and with
 channels-last memory format. ``--compile`` adds both models with their networks compiled
-(``torch.compile``, as the trainer's ``--compile``).
+(``torch.compile``, as the trainer's ``--compile``). ``--overrides JSON`` (repeatable) adds a VIM
+row with those ``VIMConfig`` fields changed, e.g. an option's cost against the preset's row.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import resource
 import time
@@ -117,7 +120,16 @@ def main() -> None:
     parser.add_argument("--modes", default="state,pixels", help="comma-separated subset of state,pixels")
     parser.add_argument("--levers", action="store_true", help="add pixel VIM rows with each speed lever undone")
     parser.add_argument("--compile", action="store_true", help="add both models with torch.compile'd networks")
+    parser.add_argument(
+        "--overrides", action="append", default=[], help="JSON VIMConfig fields: adds a VIM row with them (repeatable)"
+    )
     args = parser.parse_args()
+    try:
+        overrides = [json.loads(text) for text in args.overrides]
+    except json.JSONDecodeError as error:
+        parser.error(f"--overrides: {error}; expected a JSON object of VIMConfig fields")
+    if not all(isinstance(o, dict) for o in overrides):
+        parser.error(f"--overrides: {args.overrides}; expected JSON objects of VIMConfig fields")
     wanted = args.devices.split(",")
     unknown = sorted(set(wanted) - {"cpu", "cuda"})
     if unknown:
@@ -145,6 +157,11 @@ def main() -> None:
                     ("vim, both undone", "vim", replace(config, decode_steps=0, decoder_hidden=0), False, False),
                     ("vim, channels-last", "vim", config, True, False),
                 ]
+            for changed, text in zip(overrides, args.overrides):
+                try:
+                    rows.append((f"vim, {text}", "vim", replace(config, **changed), False, False))
+                except (TypeError, ValueError) as error:
+                    parser.error(f"--overrides {text}: {error}")
             for label, name, cfg, channels_last, compiled in rows:
                 r = measure_fresh(name, cfg, args.batch_size, args.seq_len, args.steps, device, channels_last, compiled)
                 print(
