@@ -13,6 +13,7 @@ RGB_READOUTS = ("sigmoid", "linear", "bounded")  # see VIMConfig.decoder_rgb
 BROADCAST_STRIDES = (1, 2, 4)  # see VIMConfig.decoder_broadcast
 SELECTION_INFERENCE = ("exact", "amortized")
 STATE_ENCODERS = ("mlp", "identity")
+NARY_SCORES = ("dot", "l2")  # see VIMConfig.nary_scores
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class VIMConfig:
             an affine map of the latent (a strong push towards one module per mechanism).
         hidden: width of every hidden layer.
         nary: modules also read the other slots through an attention context.
+        nary_scores: how that context scores another slot: ``"dot"``, the dot product of a query
+            and a key (linear maps of the two latents); ``"l2"``, minus the squared distance
+            between them times a learnt scale (L2 attention), which can pick the *nearest* other
+            object (``-|q - k|^2`` holds ``-|k|^2``, which no dot product of linear maps can).
         action_dim: A; 0 for passive data.
         reward_head: train a reward predictor ``r_t = R(z_t, a_t)``.
         head_pool: how the task heads' relation network pools its object pairs: ``"mean"``;
@@ -123,6 +128,7 @@ class VIMConfig:
     module_layers: int = 2
     hidden: int = 64
     nary: bool = False
+    nary_scores: str = "dot"
     action_dim: int = 0
     reward_head: bool = False
     gumbel_tau: float = 0.5
@@ -186,6 +192,8 @@ class VIMConfig:
         problems += [f"{n}={getattr(self, n)} (expected > 0)" for n in strictly_positive if not getattr(self, n) > 0]
         if self.decoder_rgb not in RGB_READOUTS:
             problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected one of {RGB_READOUTS})")
+        if self.nary_scores not in NARY_SCORES:
+            problems.append(f"nary_scores={self.nary_scores!r} (expected one of {NARY_SCORES})")
         if self.head_pool not in HEAD_POOLS:
             problems.append(f"head_pool={self.head_pool!r} (expected one of {HEAD_POOLS})")
         if self.slot_init not in SLOT_INITS:

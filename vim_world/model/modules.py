@@ -25,15 +25,19 @@ class ContextAttention(nn.Module):
     """Each slot reads the *other* slots through single-head attention (a contextual bottleneck).
 
     A learnt null key/value is always attendable, so a slot with no other slots (K = 1) reads it.
+    ``scores="dot"`` scores a key by its dot product with the query, scaled by ``1 / sqrt(hidden)``;
+    ``"l2"`` by minus their squared distance times a learnt scale (initially ``1 / sqrt(hidden)``),
+    so that attention can single out the nearest other slot.
     Maps ``z (N, K, D)`` to ``context (N, K, hidden)``.
     """
 
-    def __init__(self, latent_dim: int, hidden: int) -> None:
+    def __init__(self, latent_dim: int, hidden: int, scores: str = "dot") -> None:
         super().__init__()
         self.query = nn.Linear(latent_dim, hidden)
         self.key_value = nn.Linear(latent_dim, 2 * hidden)
         self.null_key_value = nn.Parameter(torch.zeros(2 * hidden))
         self.scale = 1.0 / math.sqrt(hidden)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(self.scale))) if scores == "l2" else None
 
     def forward(self, z: Tensor) -> Tensor:
         n, k, _ = z.shape
@@ -41,7 +45,11 @@ class ContextAttention(nn.Module):
         null_key, null_value = self.null_key_value.expand(n, 1, -1).chunk(2, dim=-1)
         keys = torch.cat([keys, null_key], dim=1)
         values = torch.cat([values, null_value], dim=1)
-        scores = torch.einsum("nqh,nkh->nqk", self.query(z), keys) * self.scale
+        query = self.query(z)
+        if self.log_scale is None:
+            scores = torch.einsum("nqh,nkh->nqk", query, keys) * self.scale
+        else:
+            scores = -(query[:, :, None] - keys[:, None]).pow(2).sum(-1) * self.log_scale.exp()
         self_mask = F.pad(torch.eye(k, dtype=torch.bool, device=z.device), (0, 1))
         scores = scores.masked_fill(self_mask, float("-inf"))
         return torch.einsum("nqk,nkh->nqh", scores.softmax(-1), values)
@@ -68,10 +76,11 @@ class ModuleBank(nn.Module):
         min_log_std: float,
         layers: int = 2,
         static_dim: int = 0,
+        nary_scores: str = "dot",
     ) -> None:
         super().__init__()
         self.latent_dim, self.static_dim = latent_dim, static_dim
-        self.context = ContextAttention(latent_dim, hidden) if nary else None
+        self.context = ContextAttention(latent_dim, hidden, nary_scores) if nary else None
         in_dim = latent_dim + action_dim + (hidden if nary else 0)
         dims = [in_dim] + [hidden] * layers + [latent_dim]
         self.layers = nn.ModuleList(StackedLinear(num_modules, d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:]))

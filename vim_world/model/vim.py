@@ -79,6 +79,7 @@ class VIM(nn.Module):
             c.min_log_std,
             c.module_layers,
             len(c.static_features),
+            c.nary_scores,
         )
         self.switching_prior = SwitchingPrior(c.latent_dim, c.num_modules, c.action_dim, c.hidden)
         self.selection_posterior = (
