@@ -12,6 +12,9 @@ frame size. Over random 10-step windows of DATA_DIR (held-out seeds: collect it 
   figure (:func:`vim_world.metrics.video_fg_ari`);
 - binding kept: the share of windows in which every object stays in one slot
   (:func:`vim_world.metrics.binding_unchanged`);
+- discovery: Hungarian accuracy and NMI of the modules inferred for each object (read through the
+  slot matched to it over the window, :func:`vim_world.evaluate.matched_selections`) against the
+  true mechanisms, on every object-step after a window's first;
 
 each with a 95% percentile-bootstrap interval over windows (frames of one window are correlated,
 windows are not), by ``scipy.stats.bootstrap``.
@@ -28,7 +31,8 @@ from scipy.stats import bootstrap
 
 from vim_world.batch import Batch
 from vim_world.data import SequenceLoader, open_dataset
-from vim_world.metrics import binding_unchanged, fg_ari, video_fg_ari
+from vim_world.evaluate import matched_selections
+from vim_world.metrics import binding_unchanged, discovery_intervals, discovery_scores, fg_ari, video_fg_ari
 from vim_world.train import load_model
 
 
@@ -62,18 +66,22 @@ def binding_scores(
     """FG-ARI and binding stability of ``model``'s posterior slot masks over ``batches x batch_size``
     random windows of ``window`` steps of the data set ``data``.
 
-    Returns: ``fg_ari``, ``video_fg_ari`` and ``binding_kept`` as ``(mean, low, high)``, and the counts of
-    windows and frames.
+    Returns: ``fg_ari``, ``video_fg_ari``, ``binding_kept``, ``accuracy`` and ``nmi`` (discovery) as
+    ``(mean, low, high)``, and the counts of windows and frames.
     """
     dataset = open_dataset(data)
     if "masks" not in dataset.meta["shards"][0]["sha256"]:
         raise ValueError(f"data set {data} has no masks; collect it with --masks")
     loader = SequenceLoader(dataset, batch_size=batch_size, seq_len=window, mode="pixels", seed=seed + 1, device=device)
     model.eval()
-    window_ari, video_ari, kept, frames = [], [], [], 0
+    window_ari, video_ari, kept, inferred, true, frames = [], [], [], [], [], 0
     for i in range(batches):
         batch = loader.batch_at(i)
-        masks = model.observe(Batch(obs=batch.obs, states=batch.states)).masks.float()  # (B, T, K, H, W)
+        post = model.observe(Batch(obs=batch.obs, states=batch.states))
+        masks = post.masks.float()  # (B, T, K, H, W)
+        modules, mechanisms = matched_selections(model, batch, post)
+        inferred.append(modules)
+        true.append(mechanisms)
         scores = fg_ari(masks.flatten(0, 1), batch.masks.flatten(0, 1)).reshape(masks.shape[:2])
         frames += int(np.isfinite(scores).sum())
         window_ari.append(np.nanmean(scores, axis=1))
@@ -82,10 +90,13 @@ def binding_scores(
     window_ari = np.concatenate(window_ari)
     window_ari = window_ari[np.isfinite(window_ari)]
     video_ari = np.concatenate(video_ari)
+    inferred, true = np.concatenate(inferred), np.concatenate(true)
+    found, found_ci = discovery_scores(inferred, true), discovery_intervals(inferred, true, seed=seed)
     return {
         "fg_ari": interval(window_ari, seed),
         "video_fg_ari": interval(video_ari[np.isfinite(video_ari)], seed),
         "binding_kept": interval(np.concatenate(kept).astype(float), seed),
+        **{k: (found[k], *found_ci[f"{k}_ci"]) for k in ("accuracy", "nmi")},
         "windows": int(window_ari.size),
         "frames": frames,
     }
@@ -125,6 +136,8 @@ def main() -> None:
         f"| binding kept over {args.window} steps | {r['binding_kept'][0]:.3f} | "
         f"[{r['binding_kept'][1]:.3f}, {r['binding_kept'][2]:.3f}] | {r['windows']} windows |"
     )
+    for key, name in (("accuracy", "discovery accuracy"), ("nmi", "discovery NMI")):
+        print(f"| {name} | {r[key][0]:.3f} | [{r[key][1]:.3f}, {r[key][2]:.3f}] | {r['windows']} windows |")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ per seed and scores its slot masks against the env's masks at the steps asked fo
 
 Binding is an event a pixel run may miss: at the same recipe one seed's slots follow the objects
 and another's stay spread over the whole frame (docs/model.md, "Binding over seeds"), so a lever
-is read over seeds, never on one run. Per seed and scored step: FG-ARI and binding kept over 10
-steps (``pixel_binding.binding_scores``, 512 held-out windows, 95% intervals over windows); then
-how many seeds bound (FG-ARI >= ``BOUND``) and the mean over seeds with its 95% t interval.
+is read over seeds, never on one run. Per seed and scored step: FG-ARI, binding kept over 10
+steps and discovery accuracy / NMI through the slot matching (``pixel_binding.binding_scores``,
+512 held-out windows, 95% intervals over windows); then how many seeds bound (FG-ARI >= ``BOUND``)
+and the means over seeds with their 95% t intervals.
 
 Data (collected once under OUT/data): ``Passive-v1`` at 32x32 with 4 objects, 256 training
 episodes of 12 steps (seed 0) and 128 held-out episodes of 20 steps (seed 9100) with masks.
@@ -112,6 +113,12 @@ def summarise(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
             "binding_kept_mean": float(np.mean(list(kept.values()))),
             "binding_kept_mean_ci": list(t_interval(list(kept.values()))),
         }
+        if all("nmi" in per_seed[seed][step] for seed in per_seed):  # scores written before discovery lack it
+            for key in ("accuracy", "nmi"):
+                values = {seed: per_seed[seed][step][key][0] for seed in sorted(per_seed)}
+                out[step][key] = {str(s): v for s, v in values.items()}
+                out[step][f"{key}_mean"] = float(np.mean(list(values.values())))
+                out[step][f"{key}_mean_ci"] = list(t_interval(list(values.values())))
     return out
 
 
@@ -131,6 +138,17 @@ def table(summary: dict[str, Any]) -> str:
             f"| {step} | {cells} | {row['bound']} of {len(seeds)} | {row['fg_ari_mean']:.3f} [{fg_low:.3f}, "
             f"{fg_high:.3f}] | {row['binding_kept_mean']:.3f} [{kept_low:.3f}, {kept_high:.3f}] |"
         )
+    found = {step: row for step, row in summary.items() if "nmi" in row}
+    if found:
+        lines += ["", "| step | " + " | ".join(f"seed {s}" for s in seeds) + " | discovery accuracy / NMI, mean [95% t] |",
+                  "| ---: | " + " | ".join("---" for _ in seeds) + " | --- |"]  # fmt: skip
+        for step, row in found.items():
+            cells = " | ".join(f"{row['accuracy'][s]:.2f} / {row['nmi'][s]:.2f}" for s in seeds)
+            (acc_low, acc_high), (nmi_low, nmi_high) = row["accuracy_mean_ci"], row["nmi_mean_ci"]
+            lines.append(
+                f"| {step} | {cells} | {row['accuracy_mean']:.3f} [{acc_low:.3f}, {acc_high:.3f}] / "
+                f"{row['nmi_mean']:.3f} [{nmi_low:.3f}, {nmi_high:.3f}] |"
+            )
     return "\n".join(lines)
 
 

@@ -55,3 +55,30 @@ def test_video_fg_ari_counts_a_slot_that_changes_object_where_the_frames_do_not(
     assert np.isnan(video_fg_ari(slots, torch.zeros_like(true))).all()  # no foreground: undefined
     with pytest.raises(ValueError, match=r"\(2, 3, 3, 4, 4\).*\(2, 2, 2, 4, 4\)"):
         video_fg_ari(slots, true[:, :2])
+
+
+def test_discovery_from_frames_reads_each_object_through_the_slot_matched_to_it():
+    """True masks drawn as the model's own hard slot masks in another order: each object must read
+    the modules of the slot that draws it, not the slot of its own index."""
+    from vim_world.batch import Batch
+    from vim_world.evaluate import matched_selections
+    from vim_world.metrics import hard_masks
+    from vim_world.model.config import tiny_pixels
+    from vim_world.model.vim import VIM
+
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(hidden=16)).eval()
+    frames = torch.rand(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        post = model.observe(Batch(obs=frames))
+    order = [2, 0, 3]  # object k is drawn by slot order[k]
+    true_masks = hard_masks(post.masks)[:, :, order].bool()
+    assert true_masks.flatten(3).any(-1).all(), "every slot must own pixels in every frame for the check"
+    mechanism = torch.randint(0, 4, (2, 3, 3))
+    batch = Batch(obs=frames, masks=true_masks, mechanism=mechanism)
+    inferred, true = matched_selections(model, batch, post)
+    assert np.array_equal(inferred, post.selections[:, 1:, order].numpy())
+    assert not np.array_equal(inferred, post.selections[:, 1:, :3].numpy()), "the slots' modules must differ"
+    assert np.array_equal(true, mechanism[:, 1:].numpy())
+    again, _ = matched_selections(model, batch)  # the posterior computed inside gives the same
+    assert np.array_equal(again, inferred)

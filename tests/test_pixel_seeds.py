@@ -24,6 +24,7 @@ def test_each_seed_is_trained_to_each_step_scored_and_a_rerun_reuses_the_scores(
             scored = json.loads((tmp_path / f"seed{seed}" / f"binding_{int(step):08d}.json").read_text())
             assert row["fg_ari"][str(seed)] == scored["fg_ari"][0]
             assert row["binding_kept"][str(seed)] == scored["binding_kept"][0]
+            assert row["nmi"][str(seed)] == scored["nmi"][0] and row["accuracy"][str(seed)] == scored["accuracy"][0]
         low, high = row["fg_ari_mean_ci"]
         assert low <= row["fg_ari_mean"] <= high
         assert row["bound"] == sum(v >= pixel_seeds.BOUND for v in row["fg_ari"].values())
@@ -31,7 +32,8 @@ def test_each_seed_is_trained_to_each_step_scored_and_a_rerun_reuses_the_scores(
     assert trained["steps"] == 4 and trained["seed"] == 1 and trained["mode"] == "pixels"
     assert trained["overrides"] == {"decoder_rgb": "bounded"} and trained["warmup_steps"] == 2
     assert json.loads((tmp_path / "results.json").read_text())["per_step"] == per_step
-    assert "| 4 | " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| 4 | " in printed and "discovery accuracy / NMI" in printed
 
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("seed*/binding_*.json")}
     again = pixel_seeds.main(argv)

@@ -397,7 +397,7 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
             if batch.mechanism is not None:
                 mech.append(batch.mechanism[:, cfg.context - 1].cpu())
         if hasattr(model, "observe") and batch.mechanism is not None:
-            p, t = _selections(model, batch)
+            p, t = matched_selections(model, batch)
             inferred.append(p)
             true.append(t)
     cat = lambda xs: torch.cat(xs).numpy().astype(np.float64) if xs else None  # noqa: E731
@@ -435,9 +435,12 @@ def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Gener
     )
 
 
-def _selections(model, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-    """Inferred modules and true mechanisms, ``(B, T - 1, K)`` each, slots matched to objects."""
-    post = model.observe(batch)
+def matched_selections(model, batch: Batch, post=None) -> tuple[np.ndarray, np.ndarray]:
+    """Inferred modules and true mechanisms, ``(B, T - 1, K)`` each: in pixel mode each object
+    reads the modules of the slot matched to it (:func:`~vim_world.metrics.match_slots`, over the
+    window's masks), so discovery from frames is scored through the slot-to-object matching.
+    ``post``: the model's posterior of ``batch`` where the caller has it already."""
+    post = model.observe(batch) if post is None else post
     sel = post.selections[:, 1:]  # (B, T-1, Ks)
     true = batch.mechanism[:, 1:]  # (B, T-1, K)
     if post.masks is not None and batch.masks is not None:
