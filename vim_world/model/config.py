@@ -71,6 +71,10 @@ class VIMConfig:
         slot_predictor: pixel mode: carried slots pass through SAVi's predictor (one transformer
             layer over a frame's slots) before slot attention reads the next frame; off, they are
             carried as they are.
+        slot_motion: pixel mode: each slot's latent is read from the slot and its change since
+            the previous frame, so that it can hold the object's velocity (one frame shows where
+            an object is, not where it is going; without this, a module predicting from the latent
+            alone cannot tell a still object from a moving one).
         encoder_stride: pixel mode: the encoder's downsampling, so slot attention reads
             ``(H / s) * (W / s)`` tokens per frame: 4 (two stride-2 convolutions, the fastest), 2 or 1
             (every pixel a token: small objects cover whole tokens, at more compute).
@@ -142,6 +146,7 @@ class VIMConfig:
     slot_init: str = "learned"
     encoder_stride: int = 4
     slot_predictor: bool = False
+    slot_motion: bool = False
     decoder_hidden: int = 0
     decoder_layers: int = 1
     decoder_broadcast: int = 4
@@ -237,8 +242,9 @@ class VIMConfig:
             )
         if self.slot_cues and self.input_mode != "pixels":
             problems.append(f"slot_cues=True with input_mode={self.input_mode!r} (expected 'pixels')")
-        if self.slot_predictor and self.input_mode != "pixels":
-            problems.append(f"slot_predictor=True with input_mode={self.input_mode!r} (expected 'pixels')")
+        for name in ("slot_predictor", "slot_motion"):
+            if getattr(self, name) and self.input_mode != "pixels":
+                problems.append(f"{name}=True with input_mode={self.input_mode!r} (expected 'pixels')")
         if self.state_encoder not in STATE_ENCODERS:
             problems.append(f"state_encoder={self.state_encoder!r} (expected one of {STATE_ENCODERS})")
         elif self.state_encoder == "identity" and (

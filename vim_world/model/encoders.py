@@ -115,6 +115,10 @@ class PixelEncoder(nn.Module):
     as SAVi does; 0 means ``slot_iters``). With ``slot_predictor``, carried slots first pass
     through SAVi's predictor, one transformer layer over the slots of a frame, so that a slot can
     move with its object and slots can make way for each other before they meet the new frame.
+    With ``slot_motion``, the latent of a slot at step t is read from the slot and its change
+    since step t - 1, ``[s_t, s_t - s_{t-1}]`` (zero change at a sequence's first frame; a
+    continued sequence's first change is from the caller's ``slots``), so that it can hold the
+    object's velocity, which one frame does not show.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class PixelEncoder(nn.Module):
         stride: int = 4,
         slot_init: str = "learned",
         slot_predictor: bool = False,
+        slot_motion: bool = False,
     ) -> None:
         super().__init__()
         if slot_init not in SLOT_INITS:
@@ -160,7 +165,8 @@ class PixelEncoder(nn.Module):
             self.predictor = nn.TransformerEncoderLayer(
                 hidden, heads, 2 * hidden, dropout=0.0, batch_first=True, norm_first=True
             )
-        self.head = GaussianHead(hidden, hidden, latent_dim, min_log_std)
+        self.motion = slot_motion
+        self.head = GaussianHead(2 * hidden if slot_motion else hidden, hidden, latent_dim, min_log_std)
 
     def forward(
         self, frames: Tensor, slots: Tensor | None = None, cues: Tensor | None = None
@@ -182,6 +188,7 @@ class PixelEncoder(nn.Module):
         tokens = maps.flatten(2).transpose(1, 2) + self.position(self.grid)
         tokens = self.features(tokens).unflatten(0, (b, t))  # (B, T, L, hidden)
         straight_through = slots is None and self.slot_init == "bo-qsa"
+        previous = slots if continued else None  # the slots of the frame before this sequence
         if slots is None:
             slots = self._initial_slots(b, frames.device)
         per_step = []
@@ -191,7 +198,11 @@ class PixelEncoder(nn.Module):
             iters = None if step == 0 and not continued else self.carried_iters
             slots, _ = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
             per_step.append(slots)
-        mean, log_std = self.head(torch.stack(per_step, dim=1))
+        states = torch.stack(per_step, dim=1)  # (B, T, K, hidden)
+        if self.motion:
+            first = states[:, :1] if previous is None else previous[:, None]
+            states = torch.cat([states, states - torch.cat([first, states[:, :-1]], dim=1)], dim=-1)
+        mean, log_std = self.head(states)
         return mean, log_std, slots
 
     def _initial_slots(self, batch_size: int, device: torch.device) -> Tensor:

@@ -49,6 +49,7 @@ class VIM(nn.Module):
                 c.encoder_stride,
                 c.slot_init,
                 c.slot_predictor,
+                c.slot_motion,
             )
             self.decoder: nn.Module = SpatialBroadcastDecoder(
                 c.latent_dim,
