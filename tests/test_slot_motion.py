@@ -1,6 +1,6 @@
 """Latents read from a slot and its change since the previous frame (``VIMConfig.slot_motion``):
-what the latent reads, that it trains, and that a sequence continued from its last slots reads as
-the whole sequence does."""
+what the latent reads and that it trains; and, for it and SAVi's predictor, that a sequence
+continued from its last slots reads as the whole sequence does."""
 
 from __future__ import annotations
 
@@ -48,9 +48,19 @@ def test_the_elbo_trains_the_motion_half_of_the_head():
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("slot_predictor", [False, True])
-def test_a_continued_sequence_reads_as_the_whole_one(slot_predictor):
-    model = _model(slot_predictor=slot_predictor)
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(slot_predictor=True),
+        dict(slot_predictor=True, carried_slot_iters=1),
+        dict(slot_motion=True),
+        dict(slot_motion=True, slot_predictor=True, carried_slot_iters=1),
+    ],
+)
+def test_a_continued_sequence_reads_as_the_whole_one(options):
+    """With the predictor (carried slots) and with motion (the change from the caller's slots)."""
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(**SIZES, **options))
     frames = torch.rand(2, 5, 3, 32, 32)
     with torch.no_grad():
         whole = model.encoder(frames)[0]
