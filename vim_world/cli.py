@@ -323,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=int,
         default=256,
-        help="windows per forward pass: memory only (a 64x64 pixel model holds N x horizon x slots frames per "
-        "window; on a CPU take 8 or so)",
+        help="windows per forward pass, for memory (a pixel model holds N x horizon x slots frames per window: "
+        "four tiny 32x32 runs at 256 reached 12.6 GB in one process; take 64 or less for pixels, 8 or so at 64x64 "
+        "on a CPU); "
+        "sampled futures follow the batch layout, so compare models at one batch size",
     )
     _add_progress_flag(e)
 
