@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from vim_world.envs import ENV_SPECS, NAMESPACE
 
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.collection import collect_once
 from vim_world.evaluate import EvalConfig, evaluate
 from vim_world.files import write_atomically
 from vim_world.metrics import t_interval
+from vim_world.model import discovery_recipe
 from vim_world.train import TrainConfig, train
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -50,8 +52,11 @@ INTERACTING = ("attract", "flee")
 
 
 def interaction_recipe(steps: int) -> dict[str, Any]:
-    """VIMConfig overrides of the interaction runs (docs/model.md, "Interactions")."""
-    return {"num_modules": 6, "state_encoder": "identity", "anneal_temperature": 30.0, "anneal_steps": int(0.6 * steps)}
+    """VIMConfig overrides of the interaction runs (docs/model.md, "Interactions"): the discovery
+    recipe with 6 modules and the preset's two-layer modules instead of affine ones (an
+    interaction's law is not affine in the latents)."""
+    recipe = {k: v for k, v in discovery_recipe(steps).items() if k != "module_layers"}
+    return {"num_modules": 6, **recipe}
 
 
 def collect_splits(env: str, work: Path, episodes: int, eval_episodes: int) -> dict[str, Path]:
@@ -100,9 +105,10 @@ def score_seed(runs: dict[str, Path], splits: dict[str, Path], out: Path, window
     evaluation in ``out`` is reused when it was made with the same ``key`` (the benchmark's options)."""
     metrics_file, key_file = out / "metrics.json", out / "benchmark_key.json"
     if not (metrics_file.exists() and key_file.exists() and json.loads(key_file.read_text()) == key):
+        key_file.unlink(missing_ok=True)  # a run killed mid-evaluation leaves no key beside stale metrics
         evaluate(EvalConfig(runs={name: str(path) for name, path in runs.items()},
                             splits={s: str(splits[s]) for s in ("switching", "fixed")}, out=str(out),
-                            max_windows=windows, progress=False))  # fmt: skip
+                            max_windows=windows, device="cpu", progress=False))  # fmt: skip
         write_atomically(key_file, json.dumps(key))
     metrics = json.loads(metrics_file.read_text())
     scores: dict[str, Any] = {}
@@ -113,6 +119,12 @@ def score_seed(runs: dict[str, Path], splits: dict[str, Path], out: Path, window
             entry: dict[str, Any] = {"accuracy": discovery["accuracy"], "nmi": discovery["nmi"]}
             if name != "unary":
                 ratio = metrics["ratios"][split][name]["mse_best_by_mechanism_vs"]["unary"]
+                missing = [m for m in INTERACTING if m not in ratio["ratio"]]
+                if missing:
+                    raise ValueError(
+                        f"split {split!r} of {str(splits[split])!r} has no scored object-steps of {missing}: "
+                        "score more windows (--windows) or collect more episodes (--eval-episodes)"
+                    )
                 for mechanism in INTERACTING:
                     entry[mechanism] = ratio["ratio"][mechanism]
                     entry[f"{mechanism}_ci"] = ratio["ratio_ci"][mechanism]
@@ -184,6 +196,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(
             f"--variants must start with unary and name at least one n-ary variant once, got {args.variants!r}"
         )
+    mechanisms = ENV_SPECS.get(args.env.removeprefix(f"{NAMESPACE}/"), {}).get("kwargs", {}).get("mechanisms", ())
+    if not set(INTERACTING) <= set(mechanisms):
+        parser.error(f"--env {args.env!r} must be a VimWorld env with the mechanisms {list(INTERACTING)}, "
+                     f"got mechanisms {list(mechanisms)}")  # fmt: skip
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         parser.error(f"--seeds must be at least two distinct seeds (the interval is over seeds), got {args.seeds!r}")
     for name in ("steps", "episodes", "eval_episodes", "windows"):

@@ -58,6 +58,7 @@ def test_each_variant_is_trained_per_seed_scored_against_unary_and_a_rerun_reuse
         (["--variants", "unary,cosine"], r"--variants: unknown \['cosine'\]"),
         (["--variants", "dot,unary"], r"--variants must start with unary"),
         (["--steps", "0"], r"--steps must be positive, got 0"),
+        (["--env", "VimWorld/Interact-v0"], r"--env 'VimWorld/Interact-v0' must be a VimWorld env with the mechanisms"),
     ],
 )
 def test_bad_arguments_are_refused_naming_them(tmp_path, capsys, argv, message):

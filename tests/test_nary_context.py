@@ -59,15 +59,23 @@ def test_l2_scores_never_attend_to_the_slot_itself():
 
 def test_bad_nary_scores_are_refused_by_name():
     with pytest.raises(ValueError, match=r"nary_scores='cosine' \(expected one of \('dot', 'l2'\)\)"):
-        VIMConfig(nary_scores="cosine")
+        VIMConfig(nary=True, nary_scores="cosine")
+    with pytest.raises(ValueError, match=r"nary_scores='l2' with nary=False \(expected nary=True"):
+        VIMConfig(nary_scores="l2")
+    with pytest.raises(ValueError, match=r"scores='cosine' \(expected 'dot' or 'l2'\)"):
+        ContextAttention(2, 2, "cosine")
 
 
-def test_dot_scores_keep_the_parameters_of_earlier_checkpoints():
-    default = VIM(tiny_state(nary=True)).state_dict()
-    assert "transitions.context.log_scale" not in default
-    assert list(default) == list(VIM(tiny_state(nary=True, nary_scores="dot")).state_dict())
+def test_a_checkpoint_from_before_the_option_loads_as_the_dot_product():
+    config = tiny_state(nary=True)
+    saved = {k: v for k, v in config.to_dict().items() if k != "nary_scores"}  # written before the field existed
+    assert VIMConfig.from_dict(saved) == config and config.nary_scores == "dot"
+    torch.manual_seed(0)
+    weights = VIM(config).state_dict()
+    assert "transitions.context.log_scale" not in weights
+    VIM(VIMConfig.from_dict(saved)).load_state_dict(weights, strict=True)
     l2 = VIM(tiny_state(nary=True, nary_scores="l2")).state_dict()
-    assert set(l2) - set(default) == {"transitions.context.log_scale"}
+    assert set(l2) - set(weights) == {"transitions.context.log_scale"}
 
 
 def test_the_elbo_trains_the_l2_scale():

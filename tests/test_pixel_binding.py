@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from vim_world.metrics import binding_unchanged, fg_ari, video_fg_ari
+from vim_world.batch import Batch
+from vim_world.evaluate import matched_selections
+from vim_world.metrics import binding_unchanged, fg_ari, hard_masks, video_fg_ari
+from vim_world.model.config import tiny_pixels
+from vim_world.model.vim import VIM
 
 
 def test_fg_ari_is_one_for_a_perfect_segmentation_and_low_for_a_constant_one():
@@ -60,12 +64,6 @@ def test_video_fg_ari_counts_a_slot_that_changes_object_where_the_frames_do_not(
 def test_discovery_from_frames_reads_each_object_through_the_slot_matched_to_it():
     """True masks drawn as the model's own hard slot masks in another order: each object must read
     the modules of the slot that draws it, not the slot of its own index."""
-    from vim_world.batch import Batch
-    from vim_world.evaluate import matched_selections
-    from vim_world.metrics import hard_masks
-    from vim_world.model.config import tiny_pixels
-    from vim_world.model.vim import VIM
-
     torch.manual_seed(0)
     model = VIM(tiny_pixels(hidden=16)).eval()
     frames = torch.rand(2, 3, 3, 32, 32)
@@ -82,3 +80,7 @@ def test_discovery_from_frames_reads_each_object_through_the_slot_matched_to_it(
     assert np.array_equal(true, mechanism[:, 1:].numpy())
     again, _ = matched_selections(model, batch)  # the posterior computed inside gives the same
     assert np.array_equal(again, inferred)
+    with pytest.raises(ValueError, match=r"needs batch.masks \(collect with --masks\)"):
+        matched_selections(model, Batch(obs=frames, mechanism=mechanism))
+    with pytest.raises(ValueError, match=r"needs batch.mechanism .* got None"):
+        matched_selections(model, Batch(obs=frames, masks=true_masks))

@@ -56,3 +56,13 @@ def test_bad_arguments_are_refused_naming_them(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):
         pixel_seeds.main(["--out", str(tmp_path), *argv])
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_scores_cached_before_discovery_leave_it_out_with_a_note(capsys):
+    old = {"fg_ari": (0.8, 0.7, 0.9), "binding_kept": (0.5, 0.4, 0.6)}
+    new = {**old, "accuracy": (0.3, 0.2, 0.4), "nmi": (0.1, 0.0, 0.2)}
+    summary = pixel_seeds.summarise({0: {"10": old, "20": new}, 1: {"10": new, "20": new}})
+    assert "nmi" not in summary["10"] and summary["10"]["fg_ari"] == {"0": 0.8, "1": 0.8}
+    assert summary["20"]["nmi"] == {"0": 0.1, "1": 0.1} and summary["20"]["bound"] == 2
+    assert "step 10: scores cached before discovery was scored" in capsys.readouterr().out
+    assert "discovery accuracy / NMI" in pixel_seeds.table(summary)

@@ -13,10 +13,10 @@ from vim_world.model.config import VIMConfig, tiny_pixels
 SIZES = dict(hidden=16, latent_dim=8, num_slots=3, slot_iters=2)
 
 
-def _pair(**options: int) -> tuple[VIM, VIM]:
+def _pair() -> tuple[VIM, VIM]:
     """The same weights without and with the predictor."""
     torch.manual_seed(0)
-    plain, predicted = VIM(tiny_pixels(**SIZES, **options)), VIM(tiny_pixels(**SIZES, **options, slot_predictor=True))
+    plain, predicted = VIM(tiny_pixels(**SIZES)), VIM(tiny_pixels(**SIZES, slot_predictor=True))
     missing, unexpected = predicted.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(name.startswith("encoder.predictor.") for name in missing)
     return plain, predicted

@@ -42,6 +42,7 @@ from vim_world.metrics import (
 )
 from vim_world.model import VIM
 from vim_world.model.baselines import MonolithicVRNN
+from vim_world.model.outputs import Posterior
 from vim_world.report import explained_sections, targets, write_report
 from vim_world.tensorboard import log_metrics, log_predictions
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
@@ -398,8 +399,12 @@ def _score(model, windows: _Windows, cfg: EvalConfig, device: torch.device) -> _
             obj.append((pred - target[:, None]).pow(2).mean(-1).cpu())  # (B, N, H, K)
             if batch.mechanism is not None:
                 mech.append(batch.mechanism[:, cfg.context - 1].cpu())
-        if hasattr(model, "observe") and batch.mechanism is not None:
-            p, t = matched_selections(model, batch)
+        if (
+            hasattr(model, "observe")
+            and batch.mechanism is not None
+            and (batch.obs.dim() < 5 or batch.masks is not None)
+        ):
+            p, t = matched_selections(model, batch)  # from frames only through the slot matching
             inferred.append(p)
             true.append(t)
     cat = lambda xs: torch.cat(xs).numpy().astype(np.float64) if xs else None  # noqa: E731
@@ -437,11 +442,19 @@ def _sample_futures(model, batch: Batch, cfg: EvalConfig, generator: torch.Gener
     )
 
 
-def matched_selections(model, batch: Batch, post=None) -> tuple[np.ndarray, np.ndarray]:
-    """Inferred modules and true mechanisms, ``(B, T - 1, K)`` each: in pixel mode each object
+def matched_selections(model: VIM, batch: Batch, post: Posterior | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inferred modules and true mechanisms of ``batch`` (which must carry ``mechanism``),
+    ``(B, T - 1, K)`` each. In pixel mode, where ``batch`` has the objects' masks, each object
     reads the modules of the slot matched to it (:func:`~vim_world.metrics.match_slots`, over the
-    window's masks), so discovery from frames is scored through the slot-to-object matching.
-    ``post``: the model's posterior of ``batch`` where the caller has it already."""
+    window's masks), so discovery from frames is scored through the slot-to-object matching;
+    a pixel batch without masks is refused. ``post``: the model's posterior of ``batch`` where
+    the caller has it already."""
+    if batch.mechanism is None:
+        raise ValueError("matched_selections needs batch.mechanism (the true mechanism ids), got None")
+    if batch.obs.dim() == 5 and batch.masks is None:
+        raise ValueError(
+            "matched_selections on frames needs batch.masks (collect with --masks) to match slots to objects"
+        )
     post = model.observe(batch) if post is None else post
     sel = post.selections[:, 1:]  # (B, T-1, Ks)
     true = batch.mechanism[:, 1:]  # (B, T-1, K)

@@ -199,6 +199,10 @@ class VIMConfig:
             problems.append(f"decoder_rgb={self.decoder_rgb!r} (expected one of {RGB_READOUTS})")
         if self.nary_scores not in NARY_SCORES:
             problems.append(f"nary_scores={self.nary_scores!r} (expected one of {NARY_SCORES})")
+        elif self.nary_scores != "dot" and not self.nary:
+            problems.append(
+                f"nary_scores={self.nary_scores!r} with nary=False (expected nary=True: it scores the context)"
+            )
         if self.head_pool not in HEAD_POOLS:
             problems.append(f"head_pool={self.head_pool!r} (expected one of {HEAD_POOLS})")
         if self.slot_init not in SLOT_INITS:

@@ -33,6 +33,8 @@ class ContextAttention(nn.Module):
 
     def __init__(self, latent_dim: int, hidden: int, scores: str = "dot") -> None:
         super().__init__()
+        if scores not in ("dot", "l2"):
+            raise ValueError(f"scores={scores!r} (expected 'dot' or 'l2')")
         self.query = nn.Linear(latent_dim, hidden)
         self.key_value = nn.Linear(latent_dim, 2 * hidden)
         self.null_key_value = nn.Parameter(torch.zeros(2 * hidden))
