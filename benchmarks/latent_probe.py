@@ -1,17 +1,20 @@
-"""What a trained VIM's latents hold about the task: a reward probe and an object-position read-out.
+"""What a trained VIM's latents hold about the task: a reward probe and an object-state read-out.
 
-    python benchmarks/latent_probe.py RUN TRAIN_DATA HELDOUT_DATA [--steps 3000]
+    python benchmarks/latent_probe.py RUN TRAIN_DATA HELDOUT_DATA [--steps 3000] [--features x,y,vx,vy]
 
 On the posterior means of the first 10 steps of every episode (``SequenceLoader``, one window per
-episode) of ``TRAIN_DATA`` and ``HELDOUT_DATA`` (Steer data sets with rewards):
+episode) of ``TRAIN_DATA`` and ``HELDOUT_DATA``:
 
-- **reward probe**: a fresh :class:`~vim_world.model.heads.RelationHead` (the task heads'
-  architecture, seed 0) trained ``--steps`` Adam steps (lr 1e-3, batches of 256 object-sets) on
-  the training latents, its reward MSE on the training and held-out latents, beside the held-out
-  rewards' variance (the MSE of predicting their mean);
-- **position read-out** (state models, and pixel models with ``slot_cues``, whose slot k + 1 is
-  object k): least squares from each object's latent to its (x, y), R^2 per coordinate on the
-  held-out object-steps. Pixel models without cues have no fixed slot per object: not scored.
+- **reward probe** (data sets with rewards, e.g. Steer's): a fresh
+  :class:`~vim_world.model.heads.RelationHead` (the task heads' architecture, seed 0) trained
+  ``--steps`` Adam steps (lr 1e-3, batches of 256 object-sets) on the training latents, its reward
+  MSE on the training and held-out latents, beside the held-out rewards' variance (the MSE of
+  predicting their mean);
+- **state read-out** (state models, and pixel models with ``slot_cues``, whose slot k + 1 is
+  object k): least squares from each object's latent to each state feature of ``--features``
+  (names from ``vim_world.envs.STATE_FEATURES``; default x, y), R^2 per feature on the held-out
+  object-steps. Pixel models without cues have no fixed slot per object: not scored. With
+  ``vx, vy`` it tells whether a latent holds where an object is going, which one frame does not show.
 
 It tells apart latents that do not hold the objects' positions from heads that cannot read the
 reward from them (docs/planning.md, "Planning from frames").
@@ -22,25 +25,29 @@ from __future__ import annotations
 import argparse
 
 import torch
+from vim_world.envs import STATE_FEATURES
 
-from vim_world.data import SequenceLoader, open_dataset
+from vim_world.data import SequenceLoader, open_dataset, uses_actions
 from vim_world.imagination import Imagination
 from vim_world.model.heads import RelationHead
+from vim_world.sizing import prepare
 
 
 def posterior_means(im: Imagination, data: str) -> dict[str, torch.Tensor]:
-    """``z (N, K, D)``, ``actions (N, A)``, ``rewards (N,)`` and, where the data has them,
-    ``positions (N, K_obj, 2)`` over the first 10 steps of every episode."""
-    loader = SequenceLoader(open_dataset(data), batch_size=64, seq_len=10, mode=im.config.input_mode, device="cpu")
-    parts: dict[str, list[torch.Tensor]] = {"z": [], "actions": [], "rewards": [], "positions": []}
+    """``z (N, K, D)``, the objects' ``states (N, K_obj, S)`` and, where the data has them,
+    ``actions (N, A)`` and ``rewards (N,)`` over the first 10 steps of every episode."""
+    dataset = open_dataset(data)
+    loader = SequenceLoader(dataset, batch_size=64, seq_len=10, mode=im.config.input_mode, device="cpu")
+    parts: dict[str, list[torch.Tensor]] = {"z": [], "actions": [], "rewards": [], "states": []}
     with torch.inference_mode():
-        for batch in loader:
+        for batch in (prepare(b, uses_actions(dataset)) for b in loader):  # passive data: no actions
             parts["z"].append(im.model.observe(batch).z_mean.flatten(0, 1))
-            parts["actions"].append(batch.actions.flatten(0, 1))
-            parts["rewards"].append(batch.rewards.flatten(0, 1))
             states = batch.states if batch.states is not None else batch.obs  # state models: obs are states
-            parts["positions"].append(states[..., :2].flatten(0, 1))
-    return {name: torch.cat(values) for name, values in parts.items()}
+            parts["states"].append(states.flatten(0, 1))
+            for name in ("actions", "rewards"):
+                if getattr(batch, name) is not None:
+                    parts[name].append(getattr(batch, name).flatten(0, 1))
+    return {name: torch.cat(values) for name, values in parts.items() if values}
 
 
 def reward_probe(train: dict, heldout: dict, steps: int) -> dict[str, float]:
@@ -64,14 +71,14 @@ def reward_probe(train: dict, heldout: dict, steps: int) -> dict[str, float]:
     }
 
 
-def position_r2(train: dict, heldout: dict, first_slot: int) -> list[float]:
-    """R^2 of (x, y) on held-out object-steps, least squares from object k's latent (slot
-    ``first_slot + k``)."""
+def state_r2(train: dict, heldout: dict, first_slot: int, columns: list[int]) -> list[float]:
+    """R^2 of the state features ``columns`` on held-out object-steps, least squares from object
+    k's latent (slot ``first_slot + k``)."""
 
     def design(d: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        k = d["positions"].shape[1]
+        k = d["states"].shape[1]
         z = d["z"][:, first_slot : first_slot + k].flatten(0, 1)
-        return torch.cat([z, torch.ones(len(z), 1)], 1), d["positions"].flatten(0, 1)
+        return torch.cat([z, torch.ones(len(z), 1)], 1), d["states"][..., columns].flatten(0, 1)
 
     (a, x), (a_test, x_test) = design(train), design(heldout)
     pred = a_test @ torch.linalg.lstsq(a, x).solution
@@ -79,25 +86,37 @@ def position_r2(train: dict, heldout: dict, first_slot: int) -> list[float]:
     return [float(v) for v in r2]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run")
     parser.add_argument("train_data")
     parser.add_argument("heldout_data")
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps of the reward probe")
-    args = parser.parse_args()
+    parser.add_argument("--features", default="x,y", help=f"comma-separated state features, from {STATE_FEATURES}")
+    args = parser.parse_args(argv)
+    features = args.features.split(",")
+    unknown = [f for f in features if f not in STATE_FEATURES]
+    if unknown:
+        parser.error(f"--features: unknown {unknown} (expected names from {STATE_FEATURES})")
     im = Imagination.from_checkpoint(args.run, device="cpu")
     train, heldout = posterior_means(im, args.train_data), posterior_means(im, args.heldout_data)
-    probe = reward_probe(train, heldout, args.steps)
     cfg = im.config
     first_slot = 0 if cfg.input_mode == "state" else 1 if cfg.slot_cues else None
     print(f"# {args.run}: {cfg.input_mode} model, latents {tuple(train['z'].shape[1:])}, "
           f"{len(train['z'])} training and {len(heldout['z'])} held-out object-sets")  # fmt: skip
-    print("| reward probe: train MSE | held-out MSE | held-out variance | position read-out R^2 (x, y), held out |")
-    print("|---:|---:|---:|---|")
-    r2 = "not scored (no slot per object)" if first_slot is None else ", ".join(
-        f"{v:.3f}" for v in position_r2(train, heldout, first_slot))  # fmt: skip
-    print(f"| {probe['train_mse']:.4f} | {probe['heldout_mse']:.4f} | {probe['heldout_variance']:.4f} | {r2} |")
+    if "rewards" in train and "rewards" in heldout:
+        probe = reward_probe(train, heldout, args.steps)
+        print("| reward probe: train MSE | held-out MSE | held-out variance |\n|---:|---:|---:|")
+        print(f"| {probe['train_mse']:.4f} | {probe['heldout_mse']:.4f} | {probe['heldout_variance']:.4f} |")
+    else:
+        print("reward probe: not scored (the data sets have no rewards)")
+    if first_slot is None:
+        print("state read-out: not scored (no slot per object)")
+        return
+    r2 = state_r2(train, heldout, first_slot, [STATE_FEATURES.index(f) for f in features])
+    print("| state read-out R^2, held out | " + " | ".join(features) + " |")
+    print("|---|" + "---:|" * len(features))
+    print("| least squares from each object's latent | " + " | ".join(f"{v:.3f}" for v in r2) + " |")
 
 
 if __name__ == "__main__":
