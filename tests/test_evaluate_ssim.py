@@ -59,3 +59,17 @@ def test_ssim_rejects_images_smaller_than_the_window_and_shape_mismatch():
         ssim(torch.rand(3, 8, 8), torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="one shape"):
         ssim(torch.rand(3, 16, 16), torch.rand(3, 16, 17))
+
+
+def test_ssim_in_chunks_of_images_scores_as_in_one_pass(monkeypatch):
+    """SSIM is per image: chunks bound its memory and change no score (to float rounding)."""
+    import vim_world.metrics as metrics
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 5, 3, 32, 32, generator=g), torch.rand(2, 5, 3, 32, 32, generator=g)
+    whole = ssim(pred, target)
+    monkeypatch.setattr(metrics, "SSIM_CHUNK_FLOATS", 3 * 3 * 32 * 32)  # 10 images in chunks of 3
+    chunked = ssim(pred, target)
+    assert chunked.shape == (2, 5)
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    assert ssim(pred[:0], target[:0]).shape == (0, 5)

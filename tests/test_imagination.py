@@ -271,3 +271,20 @@ def test_selected_modules_equal_the_bank_gathered(context, static):
     )
     torch.testing.assert_close(mine_log_std, log_std[selection])
     torch.testing.assert_close(mine[..., D:], z[..., D:])  # static attributes pass through unchanged
+
+
+def test_a_pixel_rollout_decoded_in_chunks_draws_the_frames_of_one_call(monkeypatch):
+    """``Imagination.decode`` splits many scenes into chunks of a bounded activation size; per
+    scene, so the frames and masks are those of one decoder call (to float rounding)."""
+    import vim_world.imagination as imagination
+
+    torch.manual_seed(0)
+    im = Imagination(VIM(preset("tiny-pixels", hidden=16)))
+    z = torch.randn(2, 3, 4, im.config.num_slots, im.config.latent_dim)  # (B, N, H, K, D)
+    whole = im.model.decode(z.reshape(-1, *z.shape[-2:]))
+    per_scene = im.config.num_slots * (im.config.decoder_hidden or im.config.hidden) * im.config.image_size**2
+    monkeypatch.setattr(imagination, "DECODE_FLOATS", 5 * per_scene)  # 24 scenes in chunks of 5
+    obs, masks = im.decode(z)
+    assert obs.shape == (2, 3, 4, 3, 32, 32) and masks.shape == (2, 3, 4, im.config.num_slots, 32, 32)
+    assert_close_across_batches(obs.flatten(0, 2), whole.obs)
+    assert_close_across_batches(masks.flatten(0, 2), whole.masks)

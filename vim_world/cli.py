@@ -323,10 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=int,
         default=256,
-        help="windows per forward pass, for memory (a pixel model holds N x horizon x slots frames per window: "
-        "four tiny 32x32 runs at 256 reached 12.6 GB in one process; take 64 or less for pixels, 8 or so at 64x64 "
-        "on a CPU); "
-        "sampled futures follow the batch layout, so compare models at one batch size",
+        help="windows per forward pass, for memory (a pixel model holds N x horizon frames per window: one tiny "
+        "32x32 run at 256 peaked at 4.8 GB; take 8 or so at 64x64 on a CPU); sampled futures follow the batch "
+        "layout, so compare models at one batch size",
     )
     _add_progress_flag(e)
 

@@ -35,6 +35,9 @@ from vim_world.batch import Batch
 from vim_world.model import VIM, VIMConfig
 from vim_world.model.distributions import sample_categorical
 
+DECODE_FLOATS = 2**27
+"""Floats of one decoder activation that :meth:`Imagination.decode` holds at once, at most about
+(0.5 GB in float32; a scene larger than that is decoded alone)."""
 HOLD = -2
 """``Intervention.module`` value that keeps the object's current module."""
 _SAMPLE = -1
@@ -241,11 +244,22 @@ class Imagination:
         return LatentState(posterior.last_z, posterior.last_c)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``z (*L, K, D)`` -> observations ``(*L, K, S)`` or ``(*L, C, H, W)``, and masks or None."""
+        """``z (*L, K, D)`` -> observations ``(*L, K, S)`` or ``(*L, C, H, W)``, and masks or None.
+
+        A pixel model decodes in chunks of scenes, each holding at most about
+        :data:`DECODE_FLOATS` floats in one decoder activation (K x hidden x H x W per scene):
+        decoding is per scene, so the result is that of one call (to float rounding), and a long
+        imagined rollout of many samples no longer holds every scene's activations at once."""
         lead = z.shape[:-2]
-        decoded = self.model.decode(z.reshape(-1, *z.shape[-2:]))
-        masks = None if decoded.masks is None else decoded.masks.reshape(*lead, *decoded.masks.shape[1:])
-        return decoded.obs.reshape(*lead, *decoded.obs.shape[1:]), masks
+        flat = z.reshape(-1, *z.shape[-2:])
+        c = self.config
+        per_scene = z.shape[-2] * (c.decoder_hidden or c.hidden) * c.image_size**2 if c.input_mode == "pixels" else 1
+        parts = [self.model.decode(chunk) for chunk in flat.split(max(1, DECODE_FLOATS // per_scene))] or [
+            self.model.decode(flat)
+        ]
+        obs = torch.cat([part.obs for part in parts])
+        masks = None if parts[0].masks is None else torch.cat([part.masks for part in parts])
+        return obs.reshape(*lead, *obs.shape[1:]), None if masks is None else masks.reshape(*lead, *masks.shape[1:])
 
     # ------------------------------------------------------------------------------ imagining
 

@@ -180,6 +180,11 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
     return float(low), float(high)
 
 
+SSIM_CHUNK_FLOATS = 2**22
+"""Image values :func:`ssim` filters at once (its intermediates hold about 15 times that many
+doubles): per image, so the scores do not depend on it."""
+
+
 def ssim(
     pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
 ) -> torch.Tensor:
@@ -199,18 +204,23 @@ def ssim(
     c, h, w = pred.shape[-3:]
     if min(h, w) < window:
         raise ValueError(f"images must be at least {window}x{window} for the SSIM window, got {h}x{w}")
-    x, y = pred.reshape(-1, c, h, w).double(), target.reshape(-1, c, h, w).double()
-    coords = torch.arange(window, dtype=torch.float64, device=x.device) - window // 2
+    coords = torch.arange(window, dtype=torch.float64, device=pred.device) - window // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
-    # The 2D Gaussian is separable, and filtering at the valid positions is a product with banded
-    # matrices, B_rows @ image @ B_cols^T: on a CPU much faster than a grouped convolution.
-    stats = _band(g, h) @ torch.cat([x, y, x * x, y * y, x * y]) @ _band(g, w).T
-    mx, my, xx, yy, xy = stats.chunk(5)
-    vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
+    rows, cols = _band(g, h), _band(g, w).T
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(-1).float().reshape(lead)
+    scores = []
+    # Per image, in chunks of images (SSIM_CHUNK_FLOATS values each), so that memory stays bounded.
+    chunk = max(1, SSIM_CHUNK_FLOATS // (c * h * w))
+    for p, t in zip(pred.reshape(-1, c, h, w).split(chunk), target.reshape(-1, c, h, w).split(chunk)):
+        x, y = p.double(), t.double()
+        # The 2D Gaussian is separable, and filtering at the valid positions is a product with banded
+        # matrices, B_rows @ image @ B_cols^T: on a CPU much faster than a grouped convolution.
+        mx, my, xx, yy, xy = (rows @ torch.cat([x, y, x * x, y * y, x * y]) @ cols).chunk(5)
+        vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
+        s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+        scores.append(s.flatten(1).mean(-1).float())
+    return torch.cat(scores).reshape(lead) if scores else pred.new_zeros(lead)
 
 
 def _band(kernel: torch.Tensor, n: int) -> torch.Tensor:
