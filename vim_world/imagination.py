@@ -36,8 +36,8 @@ from vim_world.model import VIM, VIMConfig
 from vim_world.model.distributions import sample_categorical
 
 DECODE_FLOATS = 2**27
-"""Floats of one decoder activation that :meth:`Imagination.decode` holds at once, at most about
-(0.5 GB in float32; a scene larger than that is decoded alone)."""
+"""About the most floats of one decoder activation that :meth:`Imagination.decode` holds at once
+(0.5 GB in float32); a scene larger than that is decoded alone."""
 HOLD = -2
 """``Intervention.module`` value that keeps the object's current module."""
 _SAMPLE = -1
