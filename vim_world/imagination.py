@@ -254,9 +254,7 @@ class Imagination:
         flat = z.reshape(-1, *z.shape[-2:])
         c = self.config
         per_scene = z.shape[-2] * (c.decoder_hidden or c.hidden) * c.image_size**2 if c.input_mode == "pixels" else 1
-        parts = [self.model.decode(chunk) for chunk in flat.split(max(1, DECODE_FLOATS // per_scene))] or [
-            self.model.decode(flat)
-        ]
+        parts = [self.model.decode(chunk) for chunk in flat.split(max(1, DECODE_FLOATS // per_scene))]
         obs = torch.cat([part.obs for part in parts])
         masks = None if parts[0].masks is None else torch.cat([part.masks for part in parts])
         return obs.reshape(*lead, *obs.shape[1:]), None if masks is None else masks.reshape(*lead, *masks.shape[1:])
