@@ -89,10 +89,14 @@ class LatentState:
     Attributes:
         z: ``(B, K, D)`` object latents.
         c: ``(B, K)`` int64 module that drove each object into ``z`` (-1 when unknown).
+        z_before: ``(B, K, D)`` the latents one step before ``z``, which the modules of a
+            second-order model (``VIMConfig.transition_order = 2``) read; None reads as ``z``
+            itself (no change yet, as at the first observed step). First-order models ignore it.
     """
 
     z: Tensor
     c: Tensor
+    z_before: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -100,7 +104,22 @@ class LatentState:
 
     def index(self, rows: Tensor | slice) -> LatentState:
         """The states of the selected rows."""
-        return LatentState(self.z[rows], self.c[rows])
+        return LatentState(self.z[rows], self.c[rows], None if self.z_before is None else self.z_before[rows])
+
+    def repeat(self, n: int) -> LatentState:
+        """Each state repeated ``n`` times in a row, ``(B * n, ...)``."""
+        before = None if self.z_before is None else self.z_before.repeat_interleave(n, 0)
+        return LatentState(self.z.repeat_interleave(n, 0), self.c.repeat_interleave(n, 0), before)
+
+    def with_rows(self, where: Tensor, fresh: LatentState) -> LatentState:
+        """A copy whose rows ``where`` (``(B,)`` bool) are replaced by ``fresh``'s states, in order."""
+        z, c = self.z.clone(), self.c.clone()
+        z[where], c[where] = fresh.z, fresh.c
+        if self.z_before is None and fresh.z_before is None:
+            return LatentState(z, c)
+        z_before = (self.z if self.z_before is None else self.z_before).clone()
+        z_before[where] = fresh.z if fresh.z_before is None else fresh.z_before
+        return LatentState(z, c, z_before)
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,8 @@ class Rollout:
         masks: ``(*L, T, K, H, W)`` per-slot alpha masks (pixel models, when decoded), else None.
         terminations: ``(*L, T)`` predicted probability that the episode terminates after each
             action (the termination head), or None without a reward head.
+        z_before_last: ``(*L, K, D)`` the latents one step before the last (the context's at
+            ``T = 1``), which a second-order model continues from; None for first-order models.
     """
 
     z: Tensor
@@ -126,12 +147,14 @@ class Rollout:
     obs: Tensor | None
     masks: Tensor | None
     terminations: Tensor | None = None
+    z_before_last: Tensor | None = None
 
     @property
     def last_state(self) -> LatentState:
         """The final imagined state, flattened to ``(prod(L), K, D)``, to continue from."""
         k, d = self.z.shape[-2:]
-        return LatentState(self.z[..., -1, :, :].reshape(-1, k, d), self.selections[..., -1, :].reshape(-1, k))
+        before = None if self.z_before_last is None else self.z_before_last.reshape(-1, k, d)
+        return LatentState(self.z[..., -1, :, :].reshape(-1, k, d), self.selections[..., -1, :].reshape(-1, k), before)
 
 
 @dataclass(frozen=True)
@@ -241,7 +264,8 @@ class Imagination:
         elif actions.shape[1] == tc - 1:
             actions = torch.cat([actions, actions.new_zeros(b, 1, a)], dim=1)
         posterior = self.model.observe(Batch(obs=obs, actions=actions, states=states))
-        return LatentState(posterior.last_z, posterior.last_c)
+        before = posterior.z_mean[:, -2] if tc > 1 and self.config.transition_order == 2 else None
+        return LatentState(posterior.last_z, posterior.last_c, before)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
         """``z (*L, K, D)`` -> observations ``(*L, K, S)`` or ``(*L, C, H, W)``, and masks or None.
@@ -276,7 +300,8 @@ class Imagination:
         M times less transition compute.
 
         Args:
-            state: ``(B, K, D)`` latents and ``(B, K)`` previous selections.
+            state: ``(B, K, D)`` latents and ``(B, K)`` previous selections (and, for a
+                second-order model, the latents before them).
             action: ``(B, A)`` action vectors, or None for passive models.
             forced: ``(B, K)`` int64 modules to impose; -1 entries are sampled from the prior.
 
@@ -284,6 +309,8 @@ class Imagination:
             the next state and the switching-prior probabilities ``(B, K, M)``.
         """
         z, c_prev = state.z, state.c
+        second_order = self.config.transition_order == 2
+        before = (z if state.z_before is None else state.z_before) if second_order else None
         m = self.config.num_modules
         c_prev_onehot = F.one_hot(c_prev.clamp(min=0), m).to(z.dtype) * (c_prev >= 0).unsqueeze(-1).to(z.dtype)
         probs = self.model.switching_prior(z, c_prev_onehot, action).softmax(-1)
@@ -291,10 +318,10 @@ class Imagination:
         if forced is not None:
             c = torch.where(forced >= 0, forced, c)
         bank = self.model.transitions
-        z_next, log_std = bank.selected(z, action, c)
+        z_next, log_std = bank.selected(z, action, c, before)
         if sample_z:
             z_next = bank.add_noise(z_next, log_std, generator)
-        return LatentState(z_next, c), probs
+        return LatentState(z_next, c, z if second_order else None), probs
 
     def rollout(
         self,
@@ -344,8 +371,8 @@ class Imagination:
         plan = intervention_plan(interventions, horizon, k, cfg.num_modules, self.device)
 
         repeat = int(torch.Size(lead[1:]).numel())  # futures per context: C * N
-        z = state.z.repeat_interleave(repeat, 0)
-        c = state.c.repeat_interleave(repeat, 0)
+        current = state.repeat(repeat)
+        z, c = current.z, current.c
         zs, cs, ps, rs, ds = [], [], [], [], []
         for t in range(horizon):
             a_t = None if actions is None else actions[:, t]
@@ -354,8 +381,9 @@ class Imagination:
                 rs.append(reward)
                 ds.append(logit.sigmoid())
             forced = torch.where(plan[t] == HOLD, c, plan[t]).expand_as(c)
-            nxt, p = self.step(LatentState(z, c), a_t, forced, generator, sample_z)
-            z, c = nxt.z, nxt.c
+            before = current.z
+            current, p = self.step(current, a_t, forced, generator, sample_z)
+            z, c = current.z, current.c
             zs.append(z)
             cs.append(c)
             ps.append(p)
@@ -369,6 +397,7 @@ class Imagination:
             obs=obs,
             masks=masks,
             terminations=torch.stack(ds, 1).reshape(*lead, horizon) if ds else None,
+            z_before_last=before.reshape(*lead, *z.shape[1:]) if cfg.transition_order == 2 else None,
         )
 
     def counterfactual(

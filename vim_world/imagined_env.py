@@ -148,10 +148,7 @@ class ImaginedVectorEnv(VectorEnv):
         obs = self._observations(self._state.z)
         rows = self._rng.integers(len(self._start_obs), size=int(mask.sum()))
         fresh = self._starts.index(torch.as_tensor(rows, device=self.imagination.device))
-        where = torch.as_tensor(mask, device=self.imagination.device)
-        z, c = self._state.z.clone(), self._state.c.clone()
-        z[where], c[where] = fresh.z, fresh.c
-        self._state = LatentState(z, c)
+        self._state = self._state.with_rows(torch.as_tensor(mask, device=self.imagination.device), fresh)
         obs[mask] = self._start_obs[rows]
         self._elapsed[mask] = 0
         self._autoreset[mask] = False
@@ -172,8 +169,7 @@ class ImaginedVectorEnv(VectorEnv):
         rewards = reward.double().cpu().numpy()
         ends = torch.bernoulli(logit.sigmoid(), generator=self._generator)
         nxt, _ = im.step(self._state, a, generator=self._generator, sample_z=self.sample_z)
-        z, c = nxt.z, nxt.c
-        obs = self._observations(z)
+        obs = self._observations(nxt.z)
         terminated = self.success(obs) if self.success is not None else ends.bool().cpu().numpy()
         self._elapsed += 1
         truncated = ~terminated & (self._elapsed >= self.max_episode_steps)
@@ -182,13 +178,11 @@ class ImaginedVectorEnv(VectorEnv):
         if resetting.any():
             rows = self._rng.integers(len(self._start_obs), size=int(resetting.sum()))
             fresh = self._starts.index(torch.as_tensor(rows, device=device))
-            mask = torch.as_tensor(resetting, device=device)
-            z, c = z.clone(), c.clone()
-            z[mask], c[mask] = fresh.z, fresh.c
+            nxt = nxt.with_rows(torch.as_tensor(resetting, device=device), fresh)
             obs[resetting] = self._start_obs[rows]
             rewards[resetting], terminated[resetting], truncated[resetting] = 0.0, False, False
             self._elapsed[resetting] = 0
-        self._state = LatentState(z, c)
+        self._state = nxt
         self._autoreset = terminated | truncated
         self._obs = obs.copy()
         return obs, rewards, terminated, truncated, {}

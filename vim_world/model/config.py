@@ -120,6 +120,12 @@ class VIMConfig:
         selection_inference: ``"exact"``: the selection chain of each object is marginalised
             exactly by forward-backward under the switching prior (the optimal ``q(c)`` for the
             current ``q(z)``); ``"amortized"``: a per-step posterior network with Gumbel samples.
+        transition_order: 1: a module predicts ``z_t`` from ``z_{t-1}``; 2: also from the
+            change ``z_{t-1} - z_{t-2}`` (zero at the first transition), a second-order law. A
+            frame shows where an object is, not where it is going, so latents read from single
+            frames hold positions but not velocities; with order 2 a module can still learn a
+            law of motion from them, and the modules that explain each step tell moving objects
+            from still ones. The switching prior stays first-order.
     """
 
     input_mode: str = "state"
@@ -161,6 +167,7 @@ class VIMConfig:
     static_features: tuple[int, ...] = ()
     head_pool: str = "mean"
     heads_shape_latents: bool = False
+    transition_order: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_features", tuple(int(i) for i in self.static_features))
@@ -259,6 +266,8 @@ class VIMConfig:
                 f"(expected state mode and latent_dim = state_dim - static features = "
                 f"{self.state_dim - len(static)})"
             )
+        if self.transition_order not in (1, 2):
+            problems.append(f"transition_order={self.transition_order} (expected 1 or 2)")
         if self.selection_inference not in SELECTION_INFERENCE:
             problems.append(f"selection_inference={self.selection_inference!r} (expected one of {SELECTION_INFERENCE})")
         if problems:

@@ -59,7 +59,9 @@ class ContextAttention(nn.Module):
 
 class ModuleBank(nn.Module):
     """M residual transition modules ``z' = z + f_m(z, a, ctx)`` with stacked ``(M, in, out)`` weights;
-    ``f_m`` has ``layers`` hidden ReLU layers (0: an affine map). A latent may end with
+    ``f_m`` has ``layers`` hidden ReLU layers (0: an affine map). With ``history``, ``f_m`` also
+    reads each object's change since the step before, ``z - z_before`` (a second-order law:
+    velocity from two positions, acceleration from three). A latent may end with
     ``static_dim`` observed attributes (``VIMConfig.static_features``): modules neither read nor
     change them, and they carry no transition noise.
 
@@ -79,27 +81,30 @@ class ModuleBank(nn.Module):
         layers: int = 2,
         static_dim: int = 0,
         nary_scores: str = "dot",
+        history: bool = False,
     ) -> None:
         super().__init__()
-        self.latent_dim, self.static_dim = latent_dim, static_dim
+        self.latent_dim, self.static_dim, self.history = latent_dim, static_dim, history
         self.context = ContextAttention(latent_dim, hidden, nary_scores) if nary else None
-        in_dim = latent_dim + action_dim + (hidden if nary else 0)
+        in_dim = (2 if history else 1) * latent_dim + action_dim + (hidden if nary else 0)
         dims = [in_dim] + [hidden] * layers + [latent_dim]
         self.layers = nn.ModuleList(StackedLinear(num_modules, d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:]))
         self.raw_log_std = nn.Parameter(torch.zeros(num_modules, latent_dim))
         self.min_log_std = min_log_std
 
-    def forward(self, z: Tensor, action: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor, action: Tensor | None, before: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Predict the next latent of every object under every module.
 
         Args:
             z: ``(N, K, D + static)`` current object latents.
             action: ``(N, A)`` action, broadcast to every object, or None.
+            before: ``(N, K, D + static)`` the latents one step earlier (a bank with ``history``
+                needs them; pass ``z`` itself where there is no earlier step), else None.
 
         Returns:
             means ``(N, K, M, D + static)`` and log-stds ``(M, D)`` (dynamic dims only).
         """
-        h = self.layers[0](self._inputs(z, action), shared_input=True)
+        h = self.layers[0](self._inputs(z, action, before), shared_input=True)
         for layer in self.layers[1:]:
             h = layer(F.relu(h), shared_input=False)
         return self._with_static(z.unsqueeze(-2), h), self.log_std()
@@ -108,10 +113,16 @@ class ModuleBank(nn.Module):
         """Every module's transition log-std ``(M, D)`` on the dynamic dims."""
         return soft_clamp_log_std(self.raw_log_std, self.min_log_std)
 
-    def _inputs(self, z: Tensor, action: Tensor | None) -> Tensor:
-        """What a module reads: the dynamic dims, the action and the attention context ``(N, K, in)``."""
+    def _inputs(self, z: Tensor, action: Tensor | None, before: Tensor | None) -> Tensor:
+        """What a module reads: the dynamic dims, their change since ``before`` (with ``history``),
+        the action and the attention context ``(N, K, in)``."""
         dynamic = z[..., : self.latent_dim]
         parts = [dynamic]
+        if self.history:
+            if before is None or before.shape != z.shape:
+                got = None if before is None else tuple(before.shape)
+                raise ValueError(f"a second-order module bank needs before {tuple(z.shape)} (like z), got {got}")
+            parts.append(dynamic - before[..., : self.latent_dim])
         if action is not None:
             parts.append(action[:, None, :].expand(-1, z.shape[1], -1))
         if self.context is not None:
@@ -131,7 +142,9 @@ class ModuleBank(nn.Module):
         noise = torch.randn(log_std.shape, generator=generator, device=z.device, dtype=z.dtype)
         return z + F.pad(torch.exp(log_std) * noise, (0, self.static_dim))
 
-    def selected(self, z: Tensor, action: Tensor | None, selection: Tensor) -> tuple[Tensor, Tensor]:
+    def selected(
+        self, z: Tensor, action: Tensor | None, selection: Tensor, before: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Each object's prediction under its selected module only.
 
         Equals :meth:`forward`'s means gathered at ``selection`` (tested), but object-steps are
@@ -139,12 +152,13 @@ class ModuleBank(nn.Module):
         one module, not M. The loop is over the M modules, never over objects or samples.
 
         Args:
-            z: ``(N, K, D + static)`` latents; ``action``: ``(N, A)`` or None; ``selection``: ``(N, K)`` int64.
+            z: ``(N, K, D + static)`` latents; ``action``: ``(N, A)`` or None; ``selection``: ``(N, K)`` int64;
+            ``before``: as in :meth:`forward`.
 
         Returns:
             means ``(N, K, D + static)`` and the selected modules' log-stds ``(N, K, D)``.
         """
-        x = self._inputs(z, action).flatten(0, 1)
+        x = self._inputs(z, action, before).flatten(0, 1)
         flat_sel = selection.flatten()
         order = torch.argsort(flat_sel)
         counts = torch.bincount(flat_sel, minlength=self.raw_log_std.shape[0]).tolist()
@@ -185,6 +199,7 @@ class ModuleBank(nn.Module):
         next_log_std: Tensor,
         steps: int = 100,
         lr: float = 0.01,
+        before: Tensor | None = None,
     ) -> tuple[list[Tensor], Tensor]:
         """One module, fit alone to some object-steps from ``params`` (:meth:`module_params`):
         ``steps`` Adam steps on ``KL(q(z') || N(f(z), sigma))`` over its weights and transition
@@ -196,16 +211,17 @@ class ModuleBank(nn.Module):
             action: ``(N, A)`` or None.
             rows: ``(R, 2)`` int64 (n, k) indices of the object-steps to fit.
             next_mean, next_log_std: ``(R, D)`` the posterior of those object-steps after the transition.
+            before: as in :meth:`forward`, ``(N, K, D + static)``.
         Returns: the fitted parameters and the fitted module's KL on each row ``(R,)``.
         """
         with torch.no_grad():
-            x = self._inputs(z, action)[rows[:, 0], rows[:, 1]]
-            before = z[rows[:, 0], rows[:, 1], : self.latent_dim]
+            x = self._inputs(z, action, before)[rows[:, 0], rows[:, 1]]
+            start = z[rows[:, 0], rows[:, 1], : self.latent_dim]
         params = [p.detach().clone().requires_grad_(True) for p in params]
 
         def kl() -> Tensor:
             log_std = soft_clamp_log_std(params[-1], self.min_log_std)
-            return gaussian_kl(next_mean, next_log_std, before + _one_module(x, params[:-1]), log_std).sum(-1)
+            return gaussian_kl(next_mean, next_log_std, start + _one_module(x, params[:-1]), log_std).sum(-1)
 
         if steps and rows.shape[0]:
             optimizer = torch.optim.Adam(params, lr=lr)

@@ -26,7 +26,8 @@ class VIM(nn.Module):
 
     Generative model: ``z_0^k ~ N(0, I)``; for t >= 1,
     ``c_t^k ~ p(c_t^k | z_{t-1}^k, c_{t-1}^k, a_{t-1})`` and
-    ``z_t^k ~ N(f_{c_t^k}(z_{t-1}^k, a_{t-1}), sigma_{c_t^k}^2)``; ``x_t ~ p(x_t | z_t)``.
+    ``z_t^k ~ N(f_{c_t^k}(z_{t-1}^k, a_{t-1}), sigma_{c_t^k}^2)``; ``x_t ~ p(x_t | z_t)``. With
+    ``config.transition_order = 2`` the modules also read ``z_{t-1}^k - z_{t-2}^k``.
     Inference: ``q(z_t^k | x_t)`` from the encoder, ``q(c_t^k | z_{t-1}^k, z_t^k)`` from how well
     each module explains the transition. The objective is in :func:`vim_world.model.elbo.elbo_terms`.
     """
@@ -81,6 +82,7 @@ class VIM(nn.Module):
             c.module_layers,
             len(c.static_features),
             c.nary_scores,
+            history=c.transition_order == 2,
         )
         self.switching_prior = SwitchingPrior(c.latent_dim, c.num_modules, c.action_dim, c.hidden)
         self.selection_posterior = (
@@ -144,13 +146,25 @@ class VIM(nn.Module):
             None,
         )
 
-    def _transitions(self, z_prev: Tensor, z_next: Tensor, actions: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _before(self, z: Tensor) -> Tensor | None:
+        """For ``z (B, T, K, D)`` the latents one step before each of its first ``T - 1`` steps,
+        ``(B, T - 1, K, D)`` (the first step's own: a zero change), which a second-order model's
+        modules read; None for a first-order model."""
+        if self.config.transition_order == 1:
+            return None
+        return torch.cat([z[:, :1], z[:, :-2]], dim=1)
+
+    def _transitions(
+        self, z_prev: Tensor, z_next: Tensor, actions: Tensor | None, before: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Every module's prediction and the selection posterior, for all steps at once.
 
         Args:
             z_prev: ``(B, T', K, D)`` latents before each transition.
             z_next: ``(B, T', K, D)`` latents after it.
             actions: ``(B, T', A)`` the action driving each transition, or None.
+            before: ``(B, T', K, D)`` the latents one step before ``z_prev`` (second-order
+                models, see :meth:`_before`), else None.
 
         Returns:
             module means ``(B, T', K, M, D)``, module log-stds ``(M, D)`` and posterior logits
@@ -158,7 +172,8 @@ class VIM(nn.Module):
         """
         b, t = z_prev.shape[:2]
         flat_actions = None if actions is None else actions.flatten(0, 1)
-        means, log_std = self.transitions(z_prev.flatten(0, 1), flat_actions)
+        flat_before = None if before is None else before.flatten(0, 1)
+        means, log_std = self.transitions(z_prev.flatten(0, 1), flat_actions, flat_before)
         logits = self.selection_posterior(z_next.flatten(0, 1), means, log_std)
         return means.unflatten(0, (b, t)), log_std, logits.unflatten(0, (b, t))
 
@@ -178,7 +193,8 @@ class VIM(nn.Module):
         m, dyn = self.config.num_modules, self.config.latent_dim
         z_prev = z[:, :-1].flatten(0, 1)  # (B*(T-1), K, D)
         flat_actions = None if actions is None else actions[:, :-1].flatten(0, 1)
-        means, log_std = self.transitions(z_prev, flat_actions)
+        before = self._before(z)
+        means, log_std = self.transitions(z_prev, flat_actions, None if before is None else before.flatten(0, 1))
         module_kl = (
             gaussian_kl(
                 post_mean[:, 1:, ..., :dyn].flatten(0, 1).unsqueeze(-2),
@@ -204,7 +220,9 @@ class VIM(nn.Module):
         """The ELBO with a per-step selection posterior network and straight-through Gumbel samples."""
         b, t = z.shape[:2]
         prev_actions = None if actions is None else actions[:, :-1]
-        module_means, module_log_std, post_logits = self._transitions(z[:, :-1], mean[:, 1:], prev_actions)
+        module_means, module_log_std, post_logits = self._transitions(
+            z[:, :-1], mean[:, 1:], prev_actions, self._before(z)
+        )
         selection = gumbel_softmax_st(post_logits, self.config.gumbel_tau)
         c_prev = torch.cat([torch.zeros_like(selection[:, :1]), selection[:, :-1]], dim=1)
         flat_actions = None if prev_actions is None else prev_actions.flatten(0, 1)
@@ -338,11 +356,13 @@ class VIM(nn.Module):
         z_prev, z_next = mean[:, :-1].flatten(0, 1), mean[:, 1:].flatten(0, 1)
         z_next_log_std = log_std[:, 1:].flatten(0, 1)
         actions = None if batch.actions is None else batch.actions[:, :-1].flatten(0, 1)
+        before = self._before(mean)
+        before = None if before is None else before.flatten(0, 1)
 
         def fit(params: list[Tensor], rows: Tensor, steps: int) -> tuple[list[Tensor], Tensor]:
             n, k = rows[:, 0], rows[:, 1]
             target = z_next[n, k, :dyn], z_next_log_std[n, k, :dyn]
-            return self.transitions.fit_module(params, z_prev, actions, rows, *target, steps=steps)
+            return self.transitions.fit_module(params, z_prev, actions, rows, *target, steps=steps, before=before)
 
         splits = []  # (gain, source, source's new parameters, new module's parameters)
         for source in live:
@@ -403,7 +423,7 @@ class VIM(nn.Module):
                 )
             else:
                 prev_actions = None if actions is None else actions[:, :-1]
-                q_c = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions)[2].softmax(-1)
+                q_c = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions, self._before(mean))[2].softmax(-1)
             probs = torch.cat([probs, q_c], dim=1)
             selections = torch.cat([selections, q_c.argmax(-1)], dim=1)
         masks = self.decode(mean.flatten(0, 1)).masks
@@ -428,6 +448,7 @@ class VIM(nn.Module):
         forced: Tensor | None = None,
         generator: torch.Generator | None = None,
         sample_z: bool = True,
+        before: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """One imagined step: sample selections from the switching prior, apply the modules.
 
@@ -438,6 +459,8 @@ class VIM(nn.Module):
             forced: ``(B, K)`` int64 modules to impose; -1 entries are sampled from the prior.
             generator: random source (on the model's device) for reproducible samples.
             sample_z: add the selected module's transition noise; else return its mean.
+            before: ``(B, K, D)`` the latents one step before ``z_prev``, which a second-order
+                model needs (``z_prev`` itself where there is none), else None.
 
         Returns:
             ``z (B, K, D)``, ``c (B, K)`` int64, and the prior probabilities ``(B, K, M)``.
@@ -460,7 +483,7 @@ class VIM(nn.Module):
         c = sample_categorical(probs, generator)
         if forced is not None:
             c = torch.where(forced >= 0, forced, c)
-        means, log_std = self.transitions(z_prev, action)
+        means, log_std = self.transitions(z_prev, action, before)
         index = c[..., None, None].expand(-1, -1, 1, means.shape[-1])
         z = means.gather(2, index).squeeze(2)
         if sample_z:
@@ -533,6 +556,7 @@ class VIM(nn.Module):
         posterior = self.observe(batch.slice_time(0, context))
         z = posterior.last_z.repeat_interleave(n_samples, 0)
         c = posterior.last_c.repeat_interleave(n_samples, 0)
+        before = posterior.z_mean[:, -2 if context > 1 else -1].repeat_interleave(n_samples, 0)
         future_actions = None
         if batch.actions is not None:
             future_actions = batch.actions[:, context - 1 : context - 1 + horizon]
@@ -542,7 +566,8 @@ class VIM(nn.Module):
             action = None if future_actions is None else future_actions[:, step]
             if self.task_heads is not None:
                 rewards.append(self.reward(z, action))
-            z, c, p = self.prior_step(z, c, action, generator=generator, sample_z=True)
+            z_next, c, p = self.prior_step(z, c, action, generator=generator, sample_z=True, before=before)
+            before, z = z, z_next
             zs.append(z)
             cs.append(c)
             probs.append(p)
