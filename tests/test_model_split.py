@@ -95,12 +95,14 @@ def test_fit_module_scores_like_the_bank_and_fitting_lowers_the_kl():
     assert all(torch.equal(a[:2], b[:2]) for a, b in zip(before, bank.parameters()))  # modules 0, 1 untouched
 
 
-def test_a_dead_module_takes_over_one_of_two_laws_that_a_live_module_merged():
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_dead_module_takes_over_one_of_two_laws_that_a_live_module_merged(order):
     """Objects 1 and 2 drift in opposite directions (at different speeds) and module 1 explains both
     as standing still;
     module 0 explains object 0 exactly. The split move of dead module 2 must divide module 1's
-    data by law (one object each) and leave module 0 alone."""
-    model = _affine(3)
+    data by law (one object each) and leave module 0 alone. Second-order modules (which also
+    read the change since the step before) split the same way."""
+    model = _affine(3, transition_order=order)
     states = _drifting([(0.0, 0.5), (0.5, 0.0), (-0.3, 0.0)])
     _set_law(model, 0, (0.0, 0.5))
     _set_law(model, 1, (0.0, 0.0))

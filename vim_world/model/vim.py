@@ -356,13 +356,13 @@ class VIM(nn.Module):
         z_prev, z_next = mean[:, :-1].flatten(0, 1), mean[:, 1:].flatten(0, 1)
         z_next_log_std = log_std[:, 1:].flatten(0, 1)
         actions = None if batch.actions is None else batch.actions[:, :-1].flatten(0, 1)
-        before = self._before(mean)
-        before = None if before is None else before.flatten(0, 1)
+        z_before = self._before(mean)
+        z_before = None if z_before is None else z_before.flatten(0, 1)
 
         def fit(params: list[Tensor], rows: Tensor, steps: int) -> tuple[list[Tensor], Tensor]:
             n, k = rows[:, 0], rows[:, 1]
             target = z_next[n, k, :dyn], z_next_log_std[n, k, :dyn]
-            return self.transitions.fit_module(params, z_prev, actions, rows, *target, steps=steps, before=before)
+            return self.transitions.fit_module(params, z_prev, actions, rows, *target, steps=steps, before=z_before)
 
         splits = []  # (gain, source, source's new parameters, new module's parameters)
         for source in live:
