@@ -19,6 +19,7 @@ and/or ``--random-sets N``: N sets of 4 to 6 unary mechanisms drawn by ``np.rand
 
     OMP_NUM_THREADS=1 python benchmarks/discovery.py --seeds 0,1,2,3,4 --random-sets 3
     python benchmarks/discovery.py --env VimWorld/Passive-v0 --seeds 0 --steps 3000   # the old world
+    python benchmarks/discovery.py --seeds 0,1,2 --hidden-features vx,vy,dsize          # from positions only
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny", choices=("tiny", "default"))
     parser.add_argument("--overrides", default="{}", type=json_object("--overrides"), help="VIMConfig fields as JSON")
     parser.add_argument("--no-static", action="store_true", help="the modules see the kind too")
+    parser.add_argument(
+        "--hidden-features",
+        default="",
+        help="state features the modules never read (TrainConfig.hidden_features), e.g. vx,vy,dsize: positions only",
+    )
     parser.add_argument("--spare-modules", type=int, default=1, help="M = number of mechanisms + this")
     parser.add_argument("--revive", type=int, default=100, help="split moves for unused modules every N steps (0: off)")
     parser.add_argument("--episodes", type=int, default=640)
@@ -146,6 +152,7 @@ def main() -> None:
                 checkpoint_every=args.steps,
                 revive_every=args.revive,
                 static_attributes=not args.no_static,
+                hidden_features=args.hidden_features,
             )
             train(cfg)
             runs[seed] = {

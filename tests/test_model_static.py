@@ -134,3 +134,30 @@ def test_trainer_reads_the_static_attributes_off_the_data_and_evaluation_scores_
     ratios = metrics["ratios"]["again"]["vim"]["mse_mean_by_mechanism"]
     assert set(ratios) == set(by_mechanism) & set(again)
     assert ratios == pytest.approx({m: again[m] / by_mechanism[m] for m in ratios})
+
+
+def test_hidden_features_join_the_static_attributes_and_bad_names_are_refused(tmp_path):
+    """``TrainConfig.hidden_features``: named state features become observed attributes, so the
+    modules read the rest (here positions, size and hue without their changes)."""
+    from vim_world.envs import STATE_FEATURES
+
+    import vim_world  # noqa: F401
+    from vim_world.data import collect
+    from vim_world.train import TrainConfig, load_model, train
+
+    data = collect("VimWorld/Passive-v1", tmp_path / "d", episodes=8, episode_len=6, seed=0, num_envs=8,
+                   env_kwargs={"obs_size": 32})  # fmt: skip
+    common = dict(data=str(data), steps=2, batch_size=4, seq_len=4, progress=False, device="cpu", holdout=0.0,
+                  overrides={"hidden": 16, "state_encoder": "identity"})  # fmt: skip
+    hidden = ("vx", "vy", "dsize")
+    for static in (False, True):
+        out = tmp_path / f"run_{static}"
+        model, _ = load_model(train(TrainConfig(out=str(out), static_attributes=static, hidden_features=hidden,
+                                                **common)).out)  # fmt: skip
+        kinds = {i for i, name in enumerate(STATE_FEATURES) if name.startswith("is_")} if static else set()
+        assert set(model.config.static_features) == kinds | {STATE_FEATURES.index(n) for n in hidden}
+        assert model.config.latent_dim == len(STATE_FEATURES) - len(model.config.static_features)
+    with pytest.raises(ValueError, match=r"hidden_features=\['vz'\] with mode='state' .*unknown: \['vz'\]"):
+        TrainConfig(data="d", out="o", hidden_features="vz")
+    with pytest.raises(ValueError, match=r"hidden_features=\['vx'\] with mode='pixels'"):
+        TrainConfig(data="d", out="o", mode="pixels", hidden_features=["vx"])

@@ -36,8 +36,10 @@ def model_config(cfg: TrainConfig, dataset: Dataset) -> VIMConfig:
     }
     if cfg.mode == "state":
         sizes["num_slots"] = first["states"].shape[2]
-        if cfg.static_attributes:
-            sizes["static_features"] = constant_features(np.asarray(first["states"]))
+        static = set(constant_features(np.asarray(first["states"]))) if cfg.static_attributes else set()
+        static |= {STATE_FEATURES.index(name) for name in cfg.hidden_features}
+        if static:
+            sizes["static_features"] = tuple(sorted(static))
     else:
         require_frames(dataset.meta, dataset.path)
         sizes["image_size"] = first["pixels"].shape[2]

@@ -86,14 +86,26 @@ class TrainConfig:
     static_attributes: bool = _opt(
         False, "state mode: features constant in every episode (the kind) reach the decoder, never the modules"
     )
+    hidden_features: tuple[str, ...] = _opt(
+        (),
+        "state mode: features the modules and the switching prior never read (comma-separated names, e.g. "
+        "vx,vy,dsize: the world without the changes a single frame does not show); they reach the decoder as "
+        "observed attributes, like --static-attributes'",
+    )
     allow_changed: tuple[str, ...] = _opt(
         (), f"on resume, options that may differ from the run's (comma-separated, from {sorted(ALLOWABLE_CHANGES)})"
     )
 
     def __post_init__(self) -> None:
-        names = self.allow_changed.split(",") if isinstance(self.allow_changed, str) else self.allow_changed
-        if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):  # "grad-clip" -> "grad_clip"
-            self.allow_changed = tuple(n.strip().replace("-", "_") for n in names if n.strip())
+        for name, dashes in (("allow_changed", True), ("hidden_features", False)):
+            value = getattr(self, name)
+            names = value.split(",") if isinstance(value, str) else value
+            if isinstance(names, (list, tuple)) and all(
+                isinstance(n, str) for n in names
+            ):  # "grad-clip" -> "grad_clip"
+                setattr(
+                    self, name, tuple(n.strip().replace("-", "_") if dashes else n.strip() for n in names if n.strip())
+                )
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), FIELD_TYPES[f.name])
             if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
@@ -117,6 +129,15 @@ class TrainConfig:
             raise ValueError(
                 f"static_attributes applies to mode='state' (object state features), got mode={self.mode!r}"
             )
+        if self.hidden_features:
+            from vim_world.envs import STATE_FEATURES
+
+            unknown = sorted(set(self.hidden_features) - set(STATE_FEATURES))
+            if unknown or self.mode != "state":
+                raise ValueError(
+                    f"hidden_features={list(self.hidden_features)} with mode={self.mode!r} (expected mode='state' and "
+                    f"names from {list(STATE_FEATURES)}; unknown: {unknown})"
+                )
         if not (self.head_weight_decay >= 0 and math.isfinite(self.head_weight_decay)):
             raise ValueError(f"head_weight_decay must be a finite number >= 0 (0: off), got {self.head_weight_decay!r}")
         if self.warmup_steps < 0:
