@@ -51,6 +51,11 @@ class ImaginationReturns:
         cfg = imagination.config
         if cfg.action_dim == 0 or (reward_fn is None and not cfg.reward_head):
             raise ValueError("planning needs a VIM trained with actions, and a reward head or a reward_fn")
+        if cfg.transition_order != 1:
+            raise ValueError(
+                f"planning encodes one observation per step, and a model with transition_order="
+                f"{cfg.transition_order} reads the change since the step before: expected transition_order=1"
+            )
         self.imagination, self.action_space = imagination, action_space
         self.n_samples, self.discount, self.sample_z, self.reward_fn = n_samples, discount, sample_z, reward_fn
         self.terminal_value = terminal_value

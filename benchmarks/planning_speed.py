@@ -78,7 +78,7 @@ def step_parts(im: Imagination, batch: int, device: torch.device, repeats: int) 
         "pair pooling, one (N, K, K, 64) tensor (reference)": lambda: (
             (left[:, :, None] + right[:, None]).relu().mean((1, 2))
         ),
-        "selected modules": lambda: im.model.transitions.selected(z, a, c),
+        "selected modules": lambda: im.model.transitions.selected(z, a, c, z),  # before = z: no change yet
         "task heads (reward, termination)": lambda: im.model.task(z, a),
         "Imagination.step (all of it)": lambda: im.step(LatentState(z, c), a),
     }

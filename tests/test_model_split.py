@@ -120,6 +120,27 @@ def test_a_dead_module_takes_over_one_of_two_laws_that_a_live_module_merged(orde
     assert all(torch.equal(a, b) for a, b in zip(module_0, model.transitions.module_params(0)))
 
 
+def test_split_moves_of_a_second_order_model_fit_on_the_latents_one_step_back(monkeypatch):
+    from vim_world.model.modules import ModuleBank
+
+    model = _affine(3, transition_order=2)
+    _set_law(model, 1, (0.0, 0.0))
+    with torch.no_grad():
+        model.transitions.layers[0].bias[2] += 50.0  # module 2 explains nothing
+    batch = Batch(obs=_drifting([(0.0, 0.5), (0.5, 0.0), (-0.3, 0.0)]))
+    seen, fit = [], ModuleBank.fit_module
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs["before"])
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ModuleBank, "fit_module", spy)
+    assert model.revive_unused_modules(batch, torch.Generator().manual_seed(0)) == [2]
+    mean = model.observe(batch).z_mean  # the same computation as the revival's own encoding
+    expected = torch.cat([mean[:, :1], mean[:, :-2]], 1).flatten(0, 1)  # z_0 for the first transition
+    assert seen and all(torch.equal(before, expected) for before in seen)
+
+
 def test_split_moves_are_deterministic():
     states = _drifting([(0.0, 0.5), (0.5, 0.0), (-0.3, 0.0)])
     results = []

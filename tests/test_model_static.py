@@ -157,7 +157,8 @@ def test_hidden_features_join_the_static_attributes_and_bad_names_are_refused(tm
         kinds = {i for i, name in enumerate(STATE_FEATURES) if name.startswith("is_")} if static else set()
         assert set(model.config.static_features) == kinds | {STATE_FEATURES.index(n) for n in hidden}
         assert model.config.latent_dim == len(STATE_FEATURES) - len(model.config.static_features)
-    with pytest.raises(ValueError, match=r"hidden_features=\['vz'\] with mode='state' .*unknown: \['vz'\]"):
-        TrainConfig(data="d", out="o", hidden_features="vz")
-    with pytest.raises(ValueError, match=r"hidden_features=\['vx'\] with mode='pixels'"):
+    with pytest.raises(ValueError, match=r"hidden_features names unknown features \['vz'\]; expected names from"):
+        TrainConfig(data="d", out="o", hidden_features="vz, vx")
+    with pytest.raises(ValueError, match=r"hidden_features applies to mode='state' .*got mode='pixels'"):
         TrainConfig(data="d", out="o", mode="pixels", hidden_features=["vx"])
+    assert TrainConfig(data="d", out="o", hidden_features=["vx", "vy", "vx"]).hidden_features == ("vx", "vy")

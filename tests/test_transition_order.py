@@ -88,8 +88,18 @@ def test_encode_keeps_the_latent_before_the_last_and_predict_matches_imagination
     rolled = im.rollout(
         batch.obs[:, :5], horizon=3, n_samples=2, generator=torch.Generator().manual_seed(4), decode=False
     )
-    assert torch.equal(predicted.selections, rolled.selections)
-    torch.testing.assert_close(predicted.z, rolled.z, atol=TOL, rtol=TOL)
+    torch.testing.assert_close(predicted.probs, rolled.probs, atol=TOL, rtol=TOL)
+    # Selections are drawn from those probabilities: float rounding could flip a rare draw, and then
+    # the futures part. They agree here; a flip would still leave most draws equal.
+    agree = (predicted.selections == rolled.selections).float().mean()
+    assert agree >= 0.9
+    if agree == 1:
+        torch.testing.assert_close(predicted.z, rolled.z, atol=TOL, rtol=TOL)
+    # prior_step reads no latent one step back as no change yet, as Imagination.step does.
+    z, c = state.z, torch.zeros_like(state.c)
+    generator = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    default = model.prior_step(z, c, generator=generator(), sample_z=False)[0]
+    assert torch.equal(default, model.prior_step(z, c, generator=generator(), sample_z=False, before=z)[0])
 
 
 @pytest.mark.parametrize("first", [1, 2])
@@ -122,11 +132,21 @@ def test_replacing_rows_keeps_each_rows_latent_before():
     assert LatentState(z, c).with_rows(torch.tensor([True, False, False]), fresh).z_before is None
 
 
-def test_bad_orders_are_refused_and_old_checkpoints_load_as_first_order():
+def test_bad_orders_are_refused_and_a_config_saved_before_the_field_loads_as_first_order():
     with pytest.raises(ValueError, match=r"transition_order=3 \(expected 1 or 2\)"):
         VIMConfig(transition_order=3)
     config = preset("tiny-state")
     saved = {k: v for k, v in config.to_dict().items() if k != "transition_order"}  # before the field existed
     assert VIMConfig.from_dict(saved).transition_order == 1
     torch.manual_seed(0)
-    VIM(VIMConfig.from_dict(saved)).load_state_dict(VIM(config).state_dict(), strict=True)
+    VIM(VIMConfig.from_dict(saved)).load_state_dict(VIM(config).state_dict(), strict=True)  # same parameters
+
+
+def test_the_planner_refuses_a_second_order_model():
+    """MPC encodes one observation per step, so a second-order model would plan every object at rest."""
+    from gymnasium import spaces
+    from vim_world.agents.imagination_model import ImaginationReturns
+
+    model = VIM(VIMConfig.from_dict({**make().config.to_dict(), "action_dim": A, "reward_head": True}))
+    with pytest.raises(ValueError, match=r"transition_order=2 reads the change .*expected transition_order=1"):
+        ImaginationReturns(Imagination(model), spaces.Discrete(A))

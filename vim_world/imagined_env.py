@@ -57,6 +57,9 @@ def decoded_states(imagination: Imagination, z: torch.Tensor, space: spaces.Box)
 class ImaginedVectorEnv(VectorEnv):
     """N imagined copies of a real task, stepped together by the model (next-step autoreset).
 
+    Episodes start from single encoded reset frames: a second-order model
+    (``VIMConfig.transition_order=2``) starts them with no change yet (every object at rest).
+
     Args:
         imagination: the world model; it must take actions and have a reward head.
         env_id: the real task whose spaces, start states and episode length are used.

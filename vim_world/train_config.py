@@ -90,22 +90,21 @@ class TrainConfig:
         (),
         "state mode: features the modules and the switching prior never read (comma-separated names, e.g. "
         "vx,vy,dsize: the world without the changes a single frame does not show); they reach the decoder as "
-        "observed attributes, like --static-attributes'",
+        "observed attributes, like --static-attributes', and imagination carries them unchanged",
     )
     allow_changed: tuple[str, ...] = _opt(
         (), f"on resume, options that may differ from the run's (comma-separated, from {sorted(ALLOWABLE_CHANGES)})"
     )
 
     def __post_init__(self) -> None:
-        for name, dashes in (("allow_changed", True), ("hidden_features", False)):
+        # Comma-separated names (a string from a flag, a list from a file) -> a tuple without repeats;
+        # option names take underscores ("grad-clip" -> "grad_clip"), feature names are kept as they are.
+        for name, underscores in (("allow_changed", True), ("hidden_features", False)):
             value = getattr(self, name)
             names = value.split(",") if isinstance(value, str) else value
-            if isinstance(names, (list, tuple)) and all(
-                isinstance(n, str) for n in names
-            ):  # "grad-clip" -> "grad_clip"
-                setattr(
-                    self, name, tuple(n.strip().replace("-", "_") if dashes else n.strip() for n in names if n.strip())
-                )
+            if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+                cleaned = (n.strip().replace("-", "_") if underscores else n.strip() for n in names if n.strip())
+                setattr(self, name, tuple(dict.fromkeys(cleaned)))
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), FIELD_TYPES[f.name])
             if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
@@ -133,10 +132,13 @@ class TrainConfig:
             from vim_world.envs import STATE_FEATURES
 
             unknown = sorted(set(self.hidden_features) - set(STATE_FEATURES))
-            if unknown or self.mode != "state":
+            if unknown:
                 raise ValueError(
-                    f"hidden_features={list(self.hidden_features)} with mode={self.mode!r} (expected mode='state' and "
-                    f"names from {list(STATE_FEATURES)}; unknown: {unknown})"
+                    f"hidden_features names unknown features {unknown}; expected names from {list(STATE_FEATURES)}"
+                )
+            if self.mode != "state":
+                raise ValueError(
+                    f"hidden_features applies to mode='state' (object state features), got mode={self.mode!r}"
                 )
         if not (self.head_weight_decay >= 0 and math.isfinite(self.head_weight_decay)):
             raise ValueError(f"head_weight_decay must be a finite number >= 0 (0: off), got {self.head_weight_decay!r}")

@@ -107,7 +107,9 @@ class VIMConfig:
             object's kind). They ride along in the latent, after its ``latent_dim`` dynamic
             dimensions, as observed values: the decoder and the reward head read them, the
             encoder of the dynamic part, the modules and the switching prior do not, so a module
-            applies to an object whatever its kind (composition by construction).
+            applies to an object whatever its kind (composition by construction). The trainer
+            also puts ``TrainConfig.hidden_features`` here: features that do change but that no
+            module may read; imagination carries them at their last observed values.
         anneal_temperature: deterministic annealing (``"exact"`` only): the selection chain is
             tempered by this temperature at step 0, decaying geometrically to 1 at
             ``anneal_steps``, so that modules share the data before they specialise.

@@ -148,8 +148,8 @@ class VIM(nn.Module):
 
     def _before(self, z: Tensor) -> Tensor | None:
         """For ``z (B, T, K, D)`` the latents one step before each of its first ``T - 1`` steps,
-        ``(B, T - 1, K, D)`` (the first step's own: a zero change), which a second-order model's
-        modules read; None for a first-order model."""
+        ``(B, T - 1, K, D)``, which a second-order model's modules read: the first transition reads
+        ``z_0`` itself (a zero change). None for a first-order model."""
         if self.config.transition_order == 1:
             return None
         return torch.cat([z[:, :1], z[:, :-2]], dim=1)
@@ -460,7 +460,8 @@ class VIM(nn.Module):
             generator: random source (on the model's device) for reproducible samples.
             sample_z: add the selected module's transition noise; else return its mean.
             before: ``(B, K, D)`` the latents one step before ``z_prev``, which a second-order
-                model needs (``z_prev`` itself where there is none), else None.
+                model reads; None reads as ``z_prev`` itself (no change yet). First-order models
+                ignore it.
 
         Returns:
             ``z (B, K, D)``, ``c (B, K)`` int64, and the prior probabilities ``(B, K, M)``.
@@ -483,6 +484,8 @@ class VIM(nn.Module):
         c = sample_categorical(probs, generator)
         if forced is not None:
             c = torch.where(forced >= 0, forced, c)
+        if self.config.transition_order == 2 and before is None:
+            before = z_prev
         means, log_std = self.transitions(z_prev, action, before)
         index = c[..., None, None].expand(-1, -1, 1, means.shape[-1])
         z = means.gather(2, index).squeeze(2)
@@ -556,7 +559,9 @@ class VIM(nn.Module):
         posterior = self.observe(batch.slice_time(0, context))
         z = posterior.last_z.repeat_interleave(n_samples, 0)
         c = posterior.last_c.repeat_interleave(n_samples, 0)
-        before = posterior.z_mean[:, -2 if context > 1 else -1].repeat_interleave(n_samples, 0)
+        before = None  # the latents one step back, which a second-order model reads
+        if self.config.transition_order == 2:
+            before = posterior.z_mean[:, -2 if context > 1 else -1].repeat_interleave(n_samples, 0)
         future_actions = None
         if batch.actions is not None:
             future_actions = batch.actions[:, context - 1 : context - 1 + horizon]
@@ -567,7 +572,7 @@ class VIM(nn.Module):
             if self.task_heads is not None:
                 rewards.append(self.reward(z, action))
             z_next, c, p = self.prior_step(z, c, action, generator=generator, sample_z=True, before=before)
-            before, z = z, z_next
+            before, z = (z if before is not None else None), z_next
             zs.append(z)
             cs.append(c)
             probs.append(p)
