@@ -126,8 +126,8 @@ class VIMConfig:
             change ``z_{t-1} - z_{t-2}`` (zero at the first transition), a second-order law. A
             frame shows where an object is, not where it is going, so latents read from single
             frames hold positions but not velocities; with order 2 a module can still learn a
-            law of motion from them, and the modules that explain each step tell moving objects
-            from still ones. The switching prior stays first-order.
+            law of motion from them. The switching prior stays first-order. Measured: no better
+            for prediction or discovery, from frames or positions (docs/model.md, "Session 18").
     """
 
     input_mode: str = "state"
