@@ -1,6 +1,7 @@
 """What a trained VIM's latents hold about the task: a reward probe and an object-state read-out.
 
     python benchmarks/latent_probe.py RUN TRAIN_DATA HELDOUT_DATA [--steps 3000] [--features x,y,vx,vy]
+        [--neighbours 10]
 
 On the posterior means of the first 10 steps of every episode (``SequenceLoader``, one window per
 episode) of ``TRAIN_DATA`` and ``HELDOUT_DATA``:
@@ -15,6 +16,9 @@ episode) of ``TRAIN_DATA`` and ``HELDOUT_DATA``:
   (names from ``vim_world.envs.STATE_FEATURES``; default x, y), R^2 per feature on the held-out
   object-steps. Pixel models without cues have no fixed slot per object: not scored. With
   ``vx, vy`` it tells whether a latent holds where an object is going, which one frame does not show.
+  With ``--neighbours N``, also the R^2 of averaging the feature over the N nearest training latents
+  (scikit-learn's ``KNeighborsRegressor``), which finds what a latent holds in a form that no linear
+  map reads (a hue on a curve, say).
 
 It tells apart latents that do not hold the objects' positions from heads that cannot read the
 reward from them (docs/planning.md, "Planning from frames").
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+from sklearn.neighbors import KNeighborsRegressor
 from vim_world.envs import STATE_FEATURES
 
 from vim_world.data import SequenceLoader, open_dataset, uses_actions
@@ -71,17 +76,23 @@ def reward_probe(train: dict, heldout: dict, steps: int) -> dict[str, float]:
     }
 
 
-def state_r2(train: dict, heldout: dict, first_slot: int, columns: list[int]) -> list[float]:
-    """R^2 of the state features ``columns`` on held-out object-steps, least squares from object
-    k's latent (slot ``first_slot + k``)."""
+def state_r2(train: dict, heldout: dict, first_slot: int, columns: list[int], neighbours: int = 0) -> list[float]:
+    """R^2 of the state features ``columns`` on held-out object-steps, read from object k's latent
+    (slot ``first_slot + k``): by least squares, or with ``neighbours > 0`` as the mean over that
+    many nearest training latents."""
 
     def design(d: dict) -> tuple[torch.Tensor, torch.Tensor]:
         k = d["states"].shape[1]
         z = d["z"][:, first_slot : first_slot + k].flatten(0, 1)
-        return torch.cat([z, torch.ones(len(z), 1)], 1), d["states"][..., columns].flatten(0, 1)
+        return z, d["states"][..., columns].flatten(0, 1)
 
     (a, x), (a_test, x_test) = design(train), design(heldout)
-    pred = a_test @ torch.linalg.lstsq(a, x).solution
+    if neighbours:
+        fitted = KNeighborsRegressor(neighbours).fit(a.numpy(), x.numpy())
+        pred = torch.from_numpy(fitted.predict(a_test.numpy())).to(x_test.dtype)
+    else:
+        ones = torch.ones(len(a), 1), torch.ones(len(a_test), 1)
+        pred = torch.cat([a_test, ones[1]], 1) @ torch.linalg.lstsq(torch.cat([a, ones[0]], 1), x).solution
     r2 = 1 - ((pred - x_test) ** 2).sum(0) / ((x_test - x_test.mean(0)) ** 2).sum(0)
     return [float(v) for v in r2]
 
@@ -93,11 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("heldout_data")
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps of the reward probe")
     parser.add_argument("--features", default="x,y", help=f"comma-separated state features, from {STATE_FEATURES}")
+    parser.add_argument("--neighbours", type=int, default=0, help="also a read-out by N nearest neighbours (0: off)")
     args = parser.parse_args(argv)
     features = args.features.split(",")
     unknown = [f for f in features if f not in STATE_FEATURES]
     if unknown:
         parser.error(f"--features: unknown {unknown} (expected names from {STATE_FEATURES})")
+    if args.neighbours < 0:
+        parser.error(f"--neighbours must be >= 0 (0: off), got {args.neighbours}")
     im = Imagination.from_checkpoint(args.run, device="cpu")
     train, heldout = posterior_means(im, args.train_data), posterior_means(im, args.heldout_data)
     cfg = im.config
@@ -113,10 +127,15 @@ def main(argv: list[str] | None = None) -> None:
     if first_slot is None:
         print("state read-out: not scored (no slot per object)")
         return
-    r2 = state_r2(train, heldout, first_slot, [STATE_FEATURES.index(f) for f in features])
+    columns = [STATE_FEATURES.index(f) for f in features]
     print("| state read-out R^2, held out | " + " | ".join(features) + " |")
     print("|---|" + "---:|" * len(features))
-    print("| least squares from each object's latent | " + " | ".join(f"{v:.3f}" for v in r2) + " |")
+    rows = [("least squares from each object's latent", 0)]
+    if args.neighbours:
+        rows.append((f"mean of the {args.neighbours} nearest training latents", args.neighbours))
+    for label, neighbours in rows:
+        r2 = state_r2(train, heldout, first_slot, columns, neighbours)
+        print(f"| {label} | " + " | ".join(f"{v:.3f}" for v in r2) + " |")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,27 @@ def test_the_read_out_finds_features_a_latent_holds_linearly_and_not_others():
     assert abs(r2[2]) < 0.02 and abs(r2[3]) < 0.02
 
 
+def test_nearest_neighbours_find_a_feature_no_linear_map_reads():
+    """A hue held on a spiral in the latent (two turns, the radius growing with the hue): least
+    squares reads little of it, ten nearest neighbours read nearly all of it."""
+    g = torch.Generator().manual_seed(0)
+
+    def data(n: int) -> dict[str, torch.Tensor]:
+        hue = torch.rand(n, 2, 1, generator=g)  # (N, K_obj, 1)
+        angle, radius = 4 * torch.pi * hue, 1 + hue
+        objects = radius * torch.cat([angle.cos(), angle.sin()], -1) + 0.01 * torch.randn(n, 2, 2, generator=g)
+        return {"z": objects, "states": hue}
+
+    train, heldout = data(3000), data(500)
+    linear = latent_probe.state_r2(train, heldout, first_slot=0, columns=[0])[0]
+    nearest = latent_probe.state_r2(train, heldout, first_slot=0, columns=[0], neighbours=10)[0]
+    assert linear < 0.3 and nearest > 0.9
+
+
 def test_unknown_features_are_refused_by_name(capsys):
     with pytest.raises(SystemExit):
         latent_probe.main(["run", "train", "heldout", "--features", "x,speed"])
     assert re.search(r"--features: unknown \['speed'\]", capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        latent_probe.main(["run", "train", "heldout", "--neighbours", "-1"])
+    assert "--neighbours must be >= 0 (0: off), got -1" in capsys.readouterr().err

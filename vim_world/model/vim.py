@@ -572,7 +572,9 @@ class VIM(nn.Module):
             if self.task_heads is not None:
                 rewards.append(self.reward(z, action))
             z_next, c, p = self.prior_step(z, c, action, generator=generator, sample_z=True, before=before)
-            before, z = (z if before is not None else None), z_next
+            if before is not None:  # second order: the latent one step back moves on
+                before = z
+            z = z_next
             zs.append(z)
             cs.append(c)
             probs.append(p)
