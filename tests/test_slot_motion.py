@@ -57,6 +57,7 @@ def test_the_elbo_trains_the_motion_half_of_the_head():
         dict(slot_predictor=True, carried_slot_iters=1),
         dict(slot_motion=True),
         dict(slot_motion=True, slot_predictor=True, carried_slot_iters=1),
+        dict(slot_colour=True, slot_motion=True),
     ],
 )
 def test_a_continued_sequence_reads_as_the_whole_one(options):

@@ -75,6 +75,10 @@ class VIMConfig:
             the previous frame, so that it can hold the object's velocity (one frame shows where
             an object is, not where it is going; without this, a module predicting from the latent
             alone cannot tell a still object from a moving one).
+        slot_colour: pixel mode: each slot's latent also reads the slot's mean colour (the frame's
+            pixels weighted by the slot's attention), so that the colour reaches the latent from
+            the first step; without it the slot latents hold no hue after 3,000 CPU steps
+            (docs/model.md, "Session 18").
         encoder_stride: pixel mode: the encoder's downsampling, so slot attention reads
             ``(H / s) * (W / s)`` tokens per frame: 4 (two stride-2 convolutions, the fastest), 2 or 1
             (every pixel a token: small objects cover whole tokens, at more compute).
@@ -155,6 +159,7 @@ class VIMConfig:
     encoder_stride: int = 4
     slot_predictor: bool = False
     slot_motion: bool = False
+    slot_colour: bool = False
     decoder_hidden: int = 0
     decoder_layers: int = 1
     decoder_broadcast: int = 4
@@ -255,7 +260,7 @@ class VIMConfig:
             )
         if self.slot_cues and self.input_mode != "pixels":
             problems.append(f"slot_cues=True with input_mode={self.input_mode!r} (expected 'pixels')")
-        for name in ("slot_predictor", "slot_motion"):
+        for name in ("slot_predictor", "slot_motion", "slot_colour"):
             if getattr(self, name) and self.input_mode != "pixels":
                 problems.append(f"{name}=True with input_mode={self.input_mode!r} (expected 'pixels')")
         if self.state_encoder not in STATE_ENCODERS:

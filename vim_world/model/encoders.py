@@ -58,6 +58,12 @@ class IdentityStateEncoder(nn.Module):
         return states, torch.full_like(states, self.min_log_std)
 
 
+def attention_weights(attn: Tensor) -> Tensor:
+    """Slot attention's ``attn (..., K, L)`` (normalised over slots) renormalised over the L
+    inputs: each slot's weights for averaging the inputs."""
+    return (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
+
+
 class SlotAttention(nn.Module):
     """Slot attention (Locatello et al., 2020): K slots compete for N input features.
 
@@ -95,7 +101,7 @@ class SlotAttention(nn.Module):
                 slots = slots.detach() + initial - initial.detach()
             queries = self.query(self.norm_slots(slots))
             attn = torch.einsum("nkd,nld->nkl", queries, keys).mul(self.scale).softmax(dim=1)
-            weights = (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
+            weights = attention_weights(attn)
             updates = torch.einsum("nkl,nld->nkd", weights, values)
             slots = self.gru(updates.reshape(-1, d), slots.reshape(-1, d)).reshape(n, k, d)
             slots = slots + self.refine(self.norm_update(slots))
@@ -118,7 +124,10 @@ class PixelEncoder(nn.Module):
     With ``slot_motion``, the latent of a slot at step t is read from the slot and its change
     since step t - 1, ``[s_t, s_t - s_{t-1}]`` (zero change at a sequence's first frame; a
     continued sequence's first change is from the caller's ``slots``), so that it can hold the
-    object's velocity, which one frame does not show.
+    object's velocity, which one frame does not show. With ``slot_colour``, the latent also reads
+    the slot's mean colour: the frame's pixels (averaged over each token's ``s x s`` patch)
+    weighted by the slot's last attention over the tokens, so that the colour, which the slots
+    otherwise learn late, reaches the latent head directly.
     """
 
     def __init__(
@@ -136,6 +145,7 @@ class PixelEncoder(nn.Module):
         slot_init: str = "learned",
         slot_predictor: bool = False,
         slot_motion: bool = False,
+        slot_colour: bool = False,
     ) -> None:
         super().__init__()
         if slot_init not in SLOT_INITS:
@@ -166,7 +176,10 @@ class PixelEncoder(nn.Module):
                 hidden, heads, 2 * hidden, dropout=0.0, batch_first=True, norm_first=True
             )
         self.motion = slot_motion
-        self.head = GaussianHead(2 * hidden if slot_motion else hidden, hidden, latent_dim, min_log_std)
+        self.stride = stride
+        self.colour = slot_colour
+        head_in = (2 if slot_motion else 1) * hidden + (channels if slot_colour else 0)
+        self.head = GaussianHead(head_in, hidden, latent_dim, min_log_std)
 
     def forward(
         self, frames: Tensor, slots: Tensor | None = None, cues: Tensor | None = None
@@ -191,19 +204,32 @@ class PixelEncoder(nn.Module):
         previous = slots if continued else None  # the slots of the frame before this sequence
         if slots is None:
             slots = self._initial_slots(b, frames.device)
-        per_step = []
+        per_step, attention = [], []
         for step in range(t):
             if self.predictor is not None and (step > 0 or continued):
                 slots = self.predictor(slots)
             iters = None if step == 0 and not continued else self.carried_iters
-            slots, _ = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
+            slots, attn = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
             per_step.append(slots)
+            attention.append(attn)
         states = torch.stack(per_step, dim=1)  # (B, T, K, hidden)
         if self.motion:
             first = states[:, :1] if previous is None else previous[:, None]
             states = torch.cat([states, states - torch.cat([first, states[:, :-1]], dim=1)], dim=-1)
+        if self.colour:
+            states = torch.cat([states, self._slot_colours(frames, torch.stack(attention, dim=1))], dim=-1)
         mean, log_std = self.head(states)
         return mean, log_std, slots
+
+    def _slot_colours(self, frames: Tensor, attn: Tensor) -> Tensor:
+        """Each slot's mean colour ``(B, T, K, C)``: the frames ``(B, T, C, H, W)`` averaged over
+        each token's patch, weighted by the slot's attention ``(B, T, K, L)`` normalised over the
+        tokens (as slot attention weights its values)."""
+        patches = frames.flatten(0, 1)
+        if self.stride > 1:
+            patches = F.avg_pool2d(patches, self.stride)
+        patches = patches.flatten(2).transpose(1, 2).unflatten(0, frames.shape[:2])  # (B, T, L, C)
+        return torch.einsum("btkl,btlc->btkc", attention_weights(attn), patches)
 
     def _initial_slots(self, batch_size: int, device: torch.device) -> Tensor:
         """The first frame's slots ``(B, K, hidden)`` of an encoder without cues. Gaussian slots

@@ -51,6 +51,7 @@ class VIM(nn.Module):
                 c.slot_init,
                 c.slot_predictor,
                 c.slot_motion,
+                c.slot_colour,
             )
             self.decoder: nn.Module = SpatialBroadcastDecoder(
                 c.latent_dim,
