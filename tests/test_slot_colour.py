@@ -55,6 +55,17 @@ def test_a_slot_reads_the_colour_of_what_it_attends_to():
     assert colours[:, 1].abs().max() == 0  # no green anywhere
 
 
+def test_the_colour_passes_no_gradient_to_the_encoder():
+    """The colour is read from where a slot attends and does not steer where it attends."""
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(**SIZES, slot_colour=True))
+    seen = []
+    model.encoder.head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    model.encoder(torch.rand(2, 3, 3, 32, 32))
+    seen[0][..., -3:].sum().backward()
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in model.encoder.parameters())
+
+
 def test_the_elbo_trains_the_colour_columns_of_the_head():
     torch.manual_seed(0)
     model = VIM(tiny_pixels(**SIZES, slot_colour=True))

@@ -126,8 +126,9 @@ class PixelEncoder(nn.Module):
     continued sequence's first change is from the caller's ``slots``), so that it can hold the
     object's velocity, which one frame does not show. With ``slot_colour``, the latent also reads
     the slot's mean colour: the frame's pixels (averaged over each token's ``s x s`` patch)
-    weighted by the slot's last attention over the tokens, so that the colour, which the slots
-    otherwise learn late, reaches the latent head directly.
+    weighted by the slot's last attention over the tokens (no gradient flows back into the
+    attention), so that the colour, which the slots otherwise learn late, reaches the latent head
+    directly.
     """
 
     def __init__(
@@ -224,12 +225,14 @@ class PixelEncoder(nn.Module):
     def _slot_colours(self, frames: Tensor, attn: Tensor) -> Tensor:
         """Each slot's mean colour ``(B, T, K, C)``: the frames ``(B, T, C, H, W)`` averaged over
         each token's patch, weighted by the slot's attention ``(B, T, K, L)`` normalised over the
-        tokens (as slot attention weights its values)."""
+        tokens (as slot attention weights its values), without a gradient to the attention."""
         patches = frames.flatten(0, 1)
         if self.stride > 1:
             patches = F.avg_pool2d(patches, self.stride)
         patches = patches.flatten(2).transpose(1, 2).unflatten(0, frames.shape[:2])  # (B, T, L, C)
-        return torch.einsum("btkl,btlc->btkc", attention_weights(attn), patches)
+        # Detached: the colour is read from where a slot attends, and does not steer where it attends
+        # (with the gradient, slots traded their cued objects for colours: docs/model.md, "Session 19").
+        return torch.einsum("btkl,btlc->btkc", attention_weights(attn.detach()), patches)
 
     def _initial_slots(self, batch_size: int, device: torch.device) -> Tensor:
         """The first frame's slots ``(B, K, hidden)`` of an encoder without cues. Gaussian slots
