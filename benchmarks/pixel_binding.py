@@ -15,6 +15,10 @@ frame size. Over random 10-step windows of DATA_DIR (held-out seeds: collect it 
 - discovery: Hungarian accuracy and NMI of the modules inferred for each object (read through the
   slot matched to it over the window, :func:`vim_world.evaluate.matched_selections`) against the
   true mechanisms, on every object-step after a window's first;
+- object colour error: the squared error, per channel, between each object's mean colour in the
+  frame and in the decoded posterior means (:func:`vim_world.metrics.object_colours`; objects of 3
+  pixels or more), against drawing every object in the mean colour of all scored objects: do the
+  slots draw objects in their colours, or as grey blobs?
 
 each with a 95% percentile-bootstrap interval over windows (frames of one window are correlated,
 windows are not): by ``scipy.stats.bootstrap`` for the means, by
@@ -34,7 +38,14 @@ from scipy.stats import bootstrap
 from vim_world.batch import Batch
 from vim_world.data import SequenceLoader, open_dataset
 from vim_world.evaluate import matched_selections
-from vim_world.metrics import binding_unchanged, discovery_intervals, discovery_scores, fg_ari, video_fg_ari
+from vim_world.metrics import (
+    binding_unchanged,
+    discovery_intervals,
+    discovery_scores,
+    fg_ari,
+    object_colours,
+    video_fg_ari,
+)
 from vim_world.train import load_model
 
 
@@ -68,9 +79,10 @@ def binding_scores(
     """FG-ARI and binding stability of ``model``'s posterior slot masks over ``batches x batch_size``
     random windows of ``window`` steps of the data set ``data``.
 
-    Returns: ``fg_ari``, ``video_fg_ari``, ``binding_kept``, ``accuracy`` and ``nmi`` (discovery) as
-    ``(mean, low, high)``, and the counts of windows (those with an FG-ARI; every window for
-    discovery) and frames.
+    Returns: ``fg_ari``, ``video_fg_ari``, ``binding_kept``, ``accuracy`` and ``nmi`` (discovery),
+    ``colour_mse`` and ``mean_colour_mse`` (object colour error of the reconstruction, and of
+    drawing every object in the mean colour) as ``(mean, low, high)``, and the counts of windows
+    (those with an FG-ARI; every window for discovery) and frames.
     """
     dataset = open_dataset(data)
     if "masks" not in dataset.meta["shards"][0]["sha256"]:
@@ -78,6 +90,7 @@ def binding_scores(
     loader = SequenceLoader(dataset, batch_size=batch_size, seq_len=window, mode="pixels", seed=seed + 1, device=device)
     model.eval()
     window_ari, video_ari, kept, inferred, true, frames = [], [], [], [], [], 0
+    true_colours, drawn_colours = [], []  # (B, T * K, C) per batch
     for i in range(batches):
         batch = loader.batch_at(i)
         post = model.observe(Batch(obs=batch.obs, states=batch.states))
@@ -90,16 +103,30 @@ def binding_scores(
         window_ari.append(np.nanmean(scores, axis=1))
         video_ari.append(video_fg_ari(masks, batch.masks))
         kept.append(binding_unchanged(masks, batch.masks))
+        drawn = model.decode(post.z_mean.flatten(0, 1)).obs
+        flat_masks = batch.masks.flatten(0, 1)
+        true_colours.append(
+            object_colours(batch.obs.flatten(0, 1), flat_masks).unflatten(0, masks.shape[:2]).flatten(1, 2)
+        )
+        drawn_colours.append(object_colours(drawn, flat_masks).unflatten(0, masks.shape[:2]).flatten(1, 2))
     window_ari = np.concatenate(window_ari)
     window_ari = window_ari[np.isfinite(window_ari)]
     video_ari = np.concatenate(video_ari)
     inferred, true = np.concatenate(inferred), np.concatenate(true)
     found, found_ci = discovery_scores(inferred, true), discovery_intervals(inferred, true, seed=seed)
+    truth, drawn = torch.cat(true_colours).double().numpy(), torch.cat(drawn_colours).double().numpy()
+    mean_colour = np.nanmean(truth.reshape(-1, truth.shape[-1]), axis=0)
+    per_window = {  # mean over each window's object-steps and channels
+        "colour_mse": np.nanmean(((truth - drawn) ** 2).mean(-1), axis=1),
+        "mean_colour_mse": np.nanmean(((truth - mean_colour) ** 2).mean(-1), axis=1),
+    }
+    colour_windows = np.isfinite(per_window["colour_mse"])
     return {
         "fg_ari": interval(window_ari, seed),
         "video_fg_ari": interval(video_ari[np.isfinite(video_ari)], seed),
         "binding_kept": interval(np.concatenate(kept).astype(float), seed),
         **{k: (found[k], *found_ci[f"{k}_ci"]) for k in ("accuracy", "nmi")},
+        **{k: interval(v[colour_windows], seed) for k, v in per_window.items()},
         "windows": int(window_ari.size),
         "discovery_windows": int(inferred.shape[0]),
         "frames": frames,
@@ -142,6 +169,8 @@ def main() -> None:
     )
     for key, name in (("accuracy", "discovery accuracy"), ("nmi", "discovery NMI")):
         print(f"| {name} | {r[key][0]:.3f} | [{r[key][1]:.3f}, {r[key][2]:.3f}] | {r['discovery_windows']} windows |")
+    for key, name in (("colour_mse", "object colour error, decoded"), ("mean_colour_mse", "... in the mean colour")):
+        print(f"| {name} | {r[key][0]:.4f} | [{r[key][1]:.4f}, {r[key][2]:.4f}] | {r['discovery_windows']} windows |")
 
 
 if __name__ == "__main__":

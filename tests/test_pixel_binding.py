@@ -8,7 +8,7 @@ import torch
 
 from vim_world.batch import Batch
 from vim_world.evaluate import matched_selections
-from vim_world.metrics import binding_unchanged, fg_ari, hard_masks, video_fg_ari
+from vim_world.metrics import binding_unchanged, fg_ari, hard_masks, object_colours, video_fg_ari
 from vim_world.model.config import tiny_pixels
 from vim_world.model.vim import VIM
 
@@ -84,3 +84,19 @@ def test_discovery_from_frames_reads_each_object_through_the_slot_matched_to_it(
         matched_selections(model, Batch(obs=frames, mechanism=mechanism))
     with pytest.raises(ValueError, match=r"needs batch.mechanism .* got None"):
         matched_selections(model, Batch(obs=frames, masks=true_masks))
+
+
+def test_object_colours_average_each_objects_pixels_and_skip_tiny_ones():
+    frames = torch.zeros(1, 3, 8, 8)
+    frames[0, 0, :4, :4] = 1.0  # a red square, 16 pixels
+    frames[0, :, 6, 6] = torch.tensor([0.2, 0.4, 0.6])  # one pixel of another colour
+    masks = torch.zeros(1, 3, 8, 8, dtype=torch.bool)
+    masks[0, 0, :4, :4] = True
+    masks[0, 1, 5:7, 5:7] = True  # 4 pixels: the odd one and three black ones
+    masks[0, 2, 6, 6] = True  # 1 pixel: under min_pixels
+    colours = object_colours(frames, masks, min_pixels=3)
+    torch.testing.assert_close(colours[0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(colours[0, 1], torch.tensor([0.05, 0.1, 0.15]))
+    assert torch.isnan(colours[0, 2]).all()
+    with pytest.raises(ValueError, match=r"must agree on N, H, W; got \(1, 3, 8, 8\) and \(1, 3, 4, 4\)"):
+        object_colours(frames, masks[..., :4, :4])

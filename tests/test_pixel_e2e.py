@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vim_world.data import collect
@@ -29,3 +30,4 @@ def test_pixel_vim_slots_bind_to_objects(tmp_path):
     model, _ = load_model(run.out, "cpu")
     scores = binding_scores(model, str(test), batches=4, batch_size=16, window=4, device="cpu")
     assert scores["fg_ari"][0] >= 0.6, scores
+    assert all(np.isfinite(scores[k]).all() and scores[k][0] > 0 for k in ("colour_mse", "mean_colour_mse")), scores

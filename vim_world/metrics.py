@@ -442,3 +442,24 @@ def binding_unchanged(slot_masks: torch.Tensor, true_masks: torch.Tensor) -> np.
                 break
             first = np.where(first >= 0, first, slots)
     return out
+
+
+def object_colours(frames: torch.Tensor, true_masks: torch.Tensor, min_pixels: int = 3) -> torch.Tensor:
+    """Each object's mean colour in each frame: ``frames (N, C, H, W)`` averaged over the pixels of
+    ``true_masks (N, K, H, W)`` (bool) -> ``(N, K, C)``, NaN where an object covers fewer than
+    ``min_pixels`` pixels (too few to say what colour it is drawn in). Applied to the true frames
+    and to a model's reconstruction of them, it tells whether objects are drawn in their colours."""
+    if (
+        frames.dim() != 4
+        or true_masks.dim() != 4
+        or frames.shape[0] != true_masks.shape[0]
+        or (frames.shape[2:] != true_masks.shape[2:])
+    ):
+        raise ValueError(
+            f"frames (N, C, H, W) and true_masks (N, K, H, W) must agree on N, H, W; "
+            f"got {tuple(frames.shape)} and {tuple(true_masks.shape)}"
+        )
+    weights = true_masks.to(frames.dtype).flatten(2)  # (N, K, P)
+    counts = weights.sum(-1, keepdim=True)
+    colours = torch.einsum("nkp,ncp->nkc", weights, frames.flatten(2)) / counts.clamp(min=1)
+    return colours.masked_fill(counts < min_pixels, float("nan"))

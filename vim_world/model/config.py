@@ -75,10 +75,10 @@ class VIMConfig:
             the previous frame, so that it can hold the object's velocity (one frame shows where
             an object is, not where it is going; without this, a module predicting from the latent
             alone cannot tell a still object from a moving one).
-        slot_colour: pixel mode: each slot's latent also reads the slot's mean colour (the frame's
-            pixels weighted by the slot's attention), so that the colour reaches the latent from
-            the first step; without it the slot latents hold no hue after 3,000 CPU steps
-            (docs/model.md, "Session 18").
+        slot_colour: pixel mode: each slot's latent head also reads the slot's mean colour (the
+            frame's pixels weighted by the slot's attention, with no gradient into the attention).
+            Off: on the CPU recipe it did not bring hue into the latents at every seed and lost
+            the binding at one seed of two (docs/model.md, "Session 19").
         encoder_stride: pixel mode: the encoder's downsampling, so slot attention reads
             ``(H / s) * (W / s)`` tokens per frame: 4 (two stride-2 convolutions, the fastest), 2 or 1
             (every pixel a token: small objects cover whole tokens, at more compute).

@@ -127,8 +127,7 @@ class PixelEncoder(nn.Module):
     object's velocity, which one frame does not show. With ``slot_colour``, the latent also reads
     the slot's mean colour: the frame's pixels (averaged over each token's ``s x s`` patch)
     weighted by the slot's last attention over the tokens (no gradient flows back into the
-    attention), so that the colour, which the slots otherwise learn late, reaches the latent head
-    directly.
+    attention), so that the colour is handed to the latent head rather than learnt by the CNN.
     """
 
     def __init__(
