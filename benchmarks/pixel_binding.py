@@ -82,7 +82,8 @@ def binding_scores(
     Returns: ``fg_ari``, ``video_fg_ari``, ``binding_kept``, ``accuracy`` and ``nmi`` (discovery),
     ``colour_mse`` and ``mean_colour_mse`` (object colour error of the reconstruction, and of
     drawing every object in the mean colour) as ``(mean, low, high)``, and the counts of windows
-    (those with an FG-ARI; every window for discovery) and frames.
+    (those with an FG-ARI; every window for discovery; those with an object of 3 pixels or more
+    for the colour) and frames.
     """
     dataset = open_dataset(data)
     if "masks" not in dataset.meta["shards"][0]["sha256"]:
@@ -114,7 +115,7 @@ def binding_scores(
     video_ari = np.concatenate(video_ari)
     inferred, true = np.concatenate(inferred), np.concatenate(true)
     found, found_ci = discovery_scores(inferred, true), discovery_intervals(inferred, true, seed=seed)
-    truth, drawn = torch.cat(true_colours).double().numpy(), torch.cat(drawn_colours).double().numpy()
+    truth, drawn = (torch.cat(c).double().cpu().numpy() for c in (true_colours, drawn_colours))
     mean_colour = np.nanmean(truth.reshape(-1, truth.shape[-1]), axis=0)
     per_window = {  # mean over each window's object-steps and channels
         "colour_mse": np.nanmean(((truth - drawn) ** 2).mean(-1), axis=1),
@@ -129,6 +130,7 @@ def binding_scores(
         **{k: interval(v[colour_windows], seed) for k, v in per_window.items()},
         "windows": int(window_ari.size),
         "discovery_windows": int(inferred.shape[0]),
+        "colour_windows": int(colour_windows.sum()),
         "frames": frames,
     }
 
@@ -170,7 +172,7 @@ def main() -> None:
     for key, name in (("accuracy", "discovery accuracy"), ("nmi", "discovery NMI")):
         print(f"| {name} | {r[key][0]:.3f} | [{r[key][1]:.3f}, {r[key][2]:.3f}] | {r['discovery_windows']} windows |")
     for key, name in (("colour_mse", "object colour error, decoded"), ("mean_colour_mse", "... in the mean colour")):
-        print(f"| {name} | {r[key][0]:.4f} | [{r[key][1]:.4f}, {r[key][2]:.4f}] | {r['discovery_windows']} windows |")
+        print(f"| {name} | {r[key][0]:.4f} | [{r[key][1]:.4f}, {r[key][2]:.4f}] | {r['colour_windows']} windows |")
 
 
 if __name__ == "__main__":

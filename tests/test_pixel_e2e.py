@@ -30,4 +30,5 @@ def test_pixel_vim_slots_bind_to_objects(tmp_path):
     model, _ = load_model(run.out, "cpu")
     scores = binding_scores(model, str(test), batches=4, batch_size=16, window=4, device="cpu")
     assert scores["fg_ari"][0] >= 0.6, scores
-    assert all(np.isfinite(scores[k]).all() and scores[k][0] > 0 for k in ("colour_mse", "mean_colour_mse")), scores
+    colours = [scores[k] for k in ("colour_mse", "mean_colour_mse")]
+    assert all(np.isfinite(c).all() and c[0] > 0 for c in colours) and colours[0][0] != colours[1][0], scores

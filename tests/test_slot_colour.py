@@ -35,24 +35,46 @@ def test_on_a_frame_of_one_colour_every_slot_reads_that_colour(stride):
     torch.testing.assert_close(inputs[..., -3:], colour.expand(2, 3, SIZES["num_slots"], 3), atol=tol, rtol=tol)
 
 
-def test_a_slot_reads_the_colour_of_what_it_attends_to():
+def _colours_and_weights(model: VIM, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour columns of the head's input for the first frame ``(K, C)`` and the slots'
+    attention over the tokens, renormalised over the tokens ``(K, L)``."""
+    attention = []
+    hook = model.encoder.slot_attention.register_forward_hook(lambda _, __, out: attention.append(out[1]))
+    colours = _head_inputs(model, frames)[0, 0, :, -frames.shape[2] :]
+    hook.remove()
+    return colours, attention[0][0] / attention[0][0].sum(-1, keepdim=True)
+
+
+TOL = 1e-4  # the encoder's 1e-8 floor on the attention moves the shares by less than this
+
+
+@pytest.mark.parametrize("stride", [4, 2, 1])
+def test_a_slot_reads_the_colour_of_what_it_attends_to(stride):
     """Two halves of different colours: each slot's red is its attention's share of the left
-    half's tokens (stride 2: a 16 x 16 grid, row by row), its blue the right half's share."""
+    half's tokens (a (32 / stride)^2 grid, row by row), its blue the right half's share."""
     torch.manual_seed(0)
-    model = VIM(tiny_pixels(**SIZES, slot_colour=True, encoder_stride=2))
+    model = VIM(tiny_pixels(**SIZES, slot_colour=True, encoder_stride=stride))
     frames = torch.zeros(1, 1, 3, 32, 32)
     frames[..., 0, :, :16] = 1.0  # red left half
     frames[..., 2, :, 16:] = 1.0  # blue right half
-    attention = []
-    hook = model.encoder.slot_attention.register_forward_hook(lambda _, __, out: attention.append(out[1]))
-    colours = _head_inputs(model, frames)[0, 0, :, -3:]  # (K, 3)
-    hook.remove()
-    weights = attention[0][0] / attention[0][0].sum(-1, keepdim=True)  # (K, 256) over the tokens
-    left = (torch.arange(256) % 16 < 8).float()
-    tol = 1e-4  # the encoder's 1e-8 floor on the attention moves the shares by less than this
-    torch.testing.assert_close(colours[:, 0], weights @ left, atol=tol, rtol=0)
-    torch.testing.assert_close(colours[:, 2], weights @ (1 - left), atol=tol, rtol=0)
+    colours, weights = _colours_and_weights(model, frames)
+    side = 32 // stride
+    left = (torch.arange(side * side) % side < side // 2).float()
+    torch.testing.assert_close(colours[:, 0], weights @ left, atol=TOL, rtol=0)
+    torch.testing.assert_close(colours[:, 2], weights @ (1 - left), atol=TOL, rtol=0)
     assert colours[:, 1].abs().max() == 0  # no green anywhere
+
+
+@pytest.mark.parametrize("stride", [4, 2])
+def test_each_token_stands_for_the_mean_of_its_patch(stride):
+    """On random pixels: the attention-weighted mean of each token's stride x stride patch mean."""
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(**SIZES, slot_colour=True, encoder_stride=stride))
+    frames = torch.rand(1, 1, 3, 32, 32)
+    colours, weights = _colours_and_weights(model, frames)
+    side = 32 // stride
+    patches = frames[0, 0].reshape(3, side, stride, side, stride).mean((2, 4)).reshape(3, -1)  # (C, L)
+    torch.testing.assert_close(colours, weights @ patches.T, atol=TOL, rtol=0)
 
 
 def test_the_colour_passes_no_gradient_to_the_encoder():

@@ -459,7 +459,7 @@ def object_colours(frames: torch.Tensor, true_masks: torch.Tensor, min_pixels: i
             f"frames (N, C, H, W) and true_masks (N, K, H, W) must agree on N, H, W; "
             f"got {tuple(frames.shape)} and {tuple(true_masks.shape)}"
         )
-    weights = true_masks.to(frames.dtype).flatten(2)  # (N, K, P)
+    weights = true_masks.float().flatten(2)  # (N, K, P); float32 even for low-precision frames
     counts = weights.sum(-1, keepdim=True)
-    colours = torch.einsum("nkp,ncp->nkc", weights, frames.flatten(2)) / counts.clamp(min=1)
+    colours = torch.einsum("nkp,ncp->nkc", weights, frames.float().flatten(2)) / counts.clamp(min=1)
     return colours.masked_fill(counts < min_pixels, float("nan"))
