@@ -104,7 +104,7 @@ def binding_scores(
         window_ari.append(np.nanmean(scores, axis=1))
         video_ari.append(video_fg_ari(masks, batch.masks))
         kept.append(binding_unchanged(masks, batch.masks))
-        drawn = model.decode(post.z_mean.flatten(0, 1)).obs
+        drawn = post.recon.flatten(0, 1)
         flat_masks = batch.masks.flatten(0, 1)
         true_colours.append(
             object_colours(batch.obs.flatten(0, 1), flat_masks).unflatten(0, masks.shape[:2]).flatten(1, 2)

@@ -98,5 +98,19 @@ def test_object_colours_average_each_objects_pixels_and_skip_tiny_ones():
     torch.testing.assert_close(colours[0, 0], torch.tensor([1.0, 0.0, 0.0]))
     torch.testing.assert_close(colours[0, 1], torch.tensor([0.05, 0.1, 0.15]))
     assert torch.isnan(colours[0, 2]).all()
+    at_the_bound = object_colours(frames, masks, min_pixels=4)  # exactly min_pixels: scored
+    torch.testing.assert_close(at_the_bound[0, 1], torch.tensor([0.05, 0.1, 0.15]))
+    assert torch.isnan(object_colours(frames, masks, min_pixels=5)[0, 1]).all()
     with pytest.raises(ValueError, match=r"must agree on N, H, W; got \(1, 3, 8, 8\) and \(1, 3, 4, 4\)"):
         object_colours(frames, masks[..., :4, :4])
+
+
+def test_the_posterior_keeps_the_frames_decoded_from_its_means():
+    torch.manual_seed(0)
+    model = VIM(tiny_pixels(hidden=16, latent_dim=8, num_slots=3, slot_iters=2)).eval()
+    with torch.no_grad():
+        post = model.observe(Batch(obs=torch.rand(2, 3, 3, 32, 32)))
+        step_by_step = torch.stack([model.decode(post.z_mean[:, t]).obs for t in range(3)], dim=1)
+    assert post.recon.shape == (2, 3, 3, 32, 32)
+    tol = 100 * torch.finfo(torch.float32).eps
+    torch.testing.assert_close(post.recon, step_by_step, atol=tol, rtol=tol)

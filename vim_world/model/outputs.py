@@ -24,6 +24,8 @@ class Posterior:
         last_z: ``(B, K, D)`` latents at the last step, to continue with ``prior_step``.
         last_c: ``(B, K)`` int64 selections at the last step (-1 when T = 1).
         slots: ``(B, K, hidden)`` slot-attention state after the last frame (pixel mode), else None.
+        recon: the observations decoded from ``z_mean``: frames ``(B, T, C, H, W)`` in pixel mode,
+            states ``(B, T, K, S)`` in state mode.
     """
 
     z_mean: Tensor
@@ -34,6 +36,7 @@ class Posterior:
     last_z: Tensor
     last_c: Tensor
     slots: Tensor | None
+    recon: Tensor
 
 
 @dataclass(frozen=True)

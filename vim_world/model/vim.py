@@ -427,16 +427,17 @@ class VIM(nn.Module):
                 q_c = self._transitions(mean[:, :-1], mean[:, 1:], prev_actions, self._before(mean))[2].softmax(-1)
             probs = torch.cat([probs, q_c], dim=1)
             selections = torch.cat([selections, q_c.argmax(-1)], dim=1)
-        masks = self.decode(mean.flatten(0, 1)).masks
+        decoded = self.decode(mean.flatten(0, 1))
         return Posterior(
             z_mean=mean,
             z_log_std=log_std,
             probs=probs,
             selections=selections,
-            masks=None if masks is None else masks.unflatten(0, (b, t)),
+            masks=None if decoded.masks is None else decoded.masks.unflatten(0, (b, t)),
             last_z=mean[:, -1],
             last_c=selections[:, -1],
             slots=slots,
+            recon=decoded.obs.unflatten(0, (b, t)),
         )
 
     # -------------------------------------------------------------------------------- generation
