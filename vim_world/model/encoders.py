@@ -58,17 +58,12 @@ class IdentityStateEncoder(nn.Module):
         return states, torch.full_like(states, self.min_log_std)
 
 
-def attention_weights(attn: Tensor) -> Tensor:
-    """Slot attention's ``attn (..., K, L)`` (normalised over slots) renormalised over the L
-    inputs: each slot's weights for averaging the inputs."""
-    return (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
-
-
 class SlotAttention(nn.Module):
     """Slot attention (Locatello et al., 2020): K slots compete for N input features.
 
     ``inputs (N, L, F)`` and initial ``slots (N, K, Ds)`` -> refined ``slots (N, K, Ds)`` and the
-    last iteration's attention ``(N, K, L)`` (normalised over slots).
+    last iteration's weights ``(N, K, L)``: the attention (softmax over slots) renormalised over
+    the L inputs, with which each slot averaged the inputs' values.
     """
 
     def __init__(self, input_dim: int, slot_dim: int, hidden: int, iters: int) -> None:
@@ -93,7 +88,7 @@ class SlotAttention(nn.Module):
         the earlier iterations were the identity; learnt initial slots then train as queries."""
         keys, values = self.key_value(self.norm_inputs(inputs)).chunk(2, dim=-1)
         n, k, d = slots.shape
-        attn = inputs.new_zeros(n, k, inputs.shape[1])
+        weights = inputs.new_zeros(n, k, inputs.shape[1])
         initial = slots
         total = self.iters if iters is None else iters
         for i in range(total):
@@ -101,11 +96,11 @@ class SlotAttention(nn.Module):
                 slots = slots.detach() + initial - initial.detach()
             queries = self.query(self.norm_slots(slots))
             attn = torch.einsum("nkd,nld->nkl", queries, keys).mul(self.scale).softmax(dim=1)
-            weights = attention_weights(attn)
+            weights = (attn + 1e-8) / (attn + 1e-8).sum(-1, keepdim=True)
             updates = torch.einsum("nkl,nld->nkd", weights, values)
             slots = self.gru(updates.reshape(-1, d), slots.reshape(-1, d)).reshape(n, k, d)
             slots = slots + self.refine(self.norm_update(slots))
-        return slots, attn
+        return slots, weights
 
 
 class PixelEncoder(nn.Module):
@@ -209,9 +204,9 @@ class PixelEncoder(nn.Module):
             if self.predictor is not None and (step > 0 or continued):
                 slots = self.predictor(slots)
             iters = None if step == 0 and not continued else self.carried_iters
-            slots, attn = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
+            slots, weights = self.slot_attention(tokens[:, step], slots, iters, straight_through and step == 0)
             per_step.append(slots)
-            attention.append(attn)
+            attention.append(weights)
         states = torch.stack(per_step, dim=1)  # (B, T, K, hidden)
         if self.motion:
             first = states[:, :1] if previous is None else previous[:, None]
@@ -221,17 +216,17 @@ class PixelEncoder(nn.Module):
         mean, log_std = self.head(states)
         return mean, log_std, slots
 
-    def _slot_colours(self, frames: Tensor, attn: Tensor) -> Tensor:
+    def _slot_colours(self, frames: Tensor, weights: Tensor) -> Tensor:
         """Each slot's mean colour ``(B, T, K, C)``: the frames ``(B, T, C, H, W)`` averaged over
-        each token's patch, weighted by the slot's attention ``(B, T, K, L)`` normalised over the
-        tokens (as slot attention weights its values), without a gradient to the attention."""
+        each token's patch, weighted by the slot's weights over the tokens ``(B, T, K, L)`` (as
+        slot attention weights its values), without a gradient to the attention."""
         patches = frames.flatten(0, 1)
         if self.stride > 1:
             patches = F.avg_pool2d(patches, self.stride)
         patches = patches.flatten(2).transpose(1, 2).unflatten(0, frames.shape[:2])  # (B, T, L, C)
         # Detached: the colour is read from where a slot attends, and does not steer where it attends
         # (with the gradient, slots traded their cued objects for colours: docs/model.md, "Session 19").
-        return torch.einsum("btkl,btlc->btkc", attention_weights(attn.detach()), patches)
+        return torch.einsum("btkl,btlc->btkc", weights.detach(), patches)
 
     def _initial_slots(self, batch_size: int, device: torch.device) -> Tensor:
         """The first frame's slots ``(B, K, hidden)`` of an encoder without cues. Gaussian slots
