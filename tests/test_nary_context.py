@@ -66,14 +66,9 @@ def test_bad_nary_scores_are_refused_by_name():
         ContextAttention(2, 2, "cosine")
 
 
-def test_a_checkpoint_from_before_the_option_loads_as_the_dot_product():
-    config = tiny_state(nary=True)
-    saved = {k: v for k, v in config.to_dict().items() if k != "nary_scores"}  # written before the field existed
-    assert VIMConfig.from_dict(saved) == config and config.nary_scores == "dot"
-    torch.manual_seed(0)
-    weights = VIM(config).state_dict()
+def test_the_l2_context_adds_only_its_scale_to_the_dot_products_weights():
+    weights = VIM(tiny_state(nary=True)).state_dict()
     assert "transitions.context.log_scale" not in weights
-    VIM(VIMConfig.from_dict(saved)).load_state_dict(weights, strict=True)
     l2 = VIM(tiny_state(nary=True, nary_scores="l2")).state_dict()
     assert set(l2) - set(weights) == {"transitions.context.log_scale"}
 

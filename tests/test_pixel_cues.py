@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vim_world.batch import Batch
-from vim_world.model import VIM, VIMConfig, preset
+from vim_world.model import VIM, preset
 
 
 def _model() -> VIM:
@@ -18,11 +18,6 @@ def _model() -> VIM:
 def _batch(b: int = 2, t: int = 3, objects: int = 3) -> Batch:
     g = torch.Generator().manual_seed(1)
     return Batch(obs=torch.rand(b, t, 3, 32, 32, generator=g), states=torch.rand(b, t, objects, 13, generator=g))
-
-
-def test_slot_cues_are_a_pixel_option():
-    with pytest.raises(ValueError, match=r"slot_cues=True with input_mode='state' \(expected 'pixels'\)"):
-        VIMConfig(input_mode="state", slot_cues=True)
 
 
 def test_inference_without_the_first_frames_states_is_refused_with_the_shapes_named():

@@ -8,7 +8,7 @@ import torch
 
 from vim_world.batch import Batch
 from vim_world.model import VIM
-from vim_world.model.config import VIMConfig, tiny_pixels
+from vim_world.model.config import tiny_pixels
 
 SIZES = dict(hidden=16, latent_dim=8, num_slots=3, slot_iters=2)
 
@@ -94,16 +94,3 @@ def test_the_elbo_trains_the_colour_columns_of_the_head():
     model.loss(Batch(obs=torch.rand(2, 3, 3, 32, 32)), 0)[0].backward()
     grad = model.encoder.head.net[0].weight.grad[:, SIZES["hidden"] :]
     assert grad.shape[1] == 3 and torch.isfinite(grad).all() and grad.abs().sum() > 0
-
-
-def test_a_checkpoint_from_before_the_option_loads_without_colour():
-    config = tiny_pixels(**SIZES)
-    saved = {k: v for k, v in config.to_dict().items() if k != "slot_colour"}  # written before the field existed
-    assert VIMConfig.from_dict(saved) == config and not config.slot_colour
-    torch.manual_seed(0)
-    VIM(VIMConfig.from_dict(saved)).load_state_dict(VIM(config).state_dict(), strict=True)
-
-
-def test_slot_colour_is_refused_outside_pixel_mode():
-    with pytest.raises(ValueError, match=r"slot_colour=True with input_mode='state' \(expected 'pixels'\)"):
-        VIMConfig(input_mode="state", state_dim=4, slot_colour=True)

@@ -9,7 +9,7 @@ import torch
 
 from vim_world.batch import Batch
 from vim_world.model import VIM
-from vim_world.model.config import VIMConfig, tiny_pixels
+from vim_world.model.config import tiny_pixels
 
 SIZES = dict(hidden=16, latent_dim=8, num_slots=3, slot_iters=2)
 
@@ -32,14 +32,8 @@ def test_the_latent_reads_the_slot_and_its_change_zero_at_the_first_frame():
     torch.testing.assert_close(mean[:, 2], last, atol=tol, rtol=tol)
 
 
-def test_a_checkpoint_from_before_the_option_loads_without_motion():
-    config = tiny_pixels(**SIZES)
-    saved = {k: v for k, v in config.to_dict().items() if k != "slot_motion"}  # written before the field existed
-    assert VIMConfig.from_dict(saved) == config and not config.slot_motion
-    torch.manual_seed(0)
-    plain = VIM(config)
-    assert plain.encoder.head.net[0].in_features == SIZES["hidden"]
-    VIM(VIMConfig.from_dict(saved)).load_state_dict(plain.state_dict(), strict=True)
+def test_the_latent_head_reads_the_motion_only_with_the_option():
+    assert VIM(tiny_pixels(**SIZES)).encoder.head.net[0].in_features == SIZES["hidden"]
     assert _model().encoder.head.net[0].in_features == 2 * SIZES["hidden"]
 
 
@@ -71,8 +65,3 @@ def test_a_continued_sequence_reads_as_the_whole_one(options):
         tail = model.encoder(frames[:, 2:], slots=last)[0]
     tol = 100 * torch.finfo(torch.float32).eps
     torch.testing.assert_close(torch.cat([head, tail], dim=1), whole, atol=tol, rtol=tol)
-
-
-def test_slot_motion_is_refused_outside_pixel_mode():
-    with pytest.raises(ValueError, match=r"slot_motion=True with input_mode='state' \(expected 'pixels'\)"):
-        VIMConfig(input_mode="state", state_dim=4, slot_motion=True)

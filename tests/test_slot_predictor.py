@@ -3,12 +3,11 @@ trains (a sequence continued from its last slots: ``test_slot_motion.py``)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from vim_world.batch import Batch
 from vim_world.model import VIM
-from vim_world.model.config import VIMConfig, tiny_pixels
+from vim_world.model.config import tiny_pixels
 
 SIZES = dict(hidden=16, latent_dim=8, num_slots=3, slot_iters=2)
 
@@ -38,8 +37,3 @@ def test_the_elbo_trains_the_predictor():
     grads = [p.grad for p in model.encoder.predictor.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
-
-
-def test_the_predictor_is_refused_outside_pixel_mode():
-    with pytest.raises(ValueError, match=r"slot_predictor=True with input_mode='state' \(expected 'pixels'\)"):
-        VIMConfig(input_mode="state", state_dim=4, slot_predictor=True)

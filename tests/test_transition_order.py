@@ -132,14 +132,9 @@ def test_replacing_rows_keeps_each_rows_latent_before():
     assert LatentState(z, c).with_rows(torch.tensor([True, False, False]), fresh).z_before is None
 
 
-def test_bad_orders_are_refused_and_a_config_saved_before_the_field_loads_as_first_order():
+def test_bad_orders_are_refused_by_value():
     with pytest.raises(ValueError, match=r"transition_order=3 \(expected 1 or 2\)"):
         VIMConfig(transition_order=3)
-    config = preset("tiny-state")
-    saved = {k: v for k, v in config.to_dict().items() if k != "transition_order"}  # before the field existed
-    assert VIMConfig.from_dict(saved).transition_order == 1
-    torch.manual_seed(0)
-    VIM(VIMConfig.from_dict(saved)).load_state_dict(VIM(config).state_dict(), strict=True)  # same parameters
 
 
 def test_the_planner_refuses_a_second_order_model():
