@@ -43,6 +43,7 @@ from vim_world.metrics import (
     discovery_intervals,
     discovery_scores,
     fg_ari,
+    finite_row_means,
     object_colours,
     video_fg_ari,
 )
@@ -101,7 +102,7 @@ def binding_scores(
         true.append(mechanisms)
         scores = fg_ari(masks.flatten(0, 1), batch.masks.flatten(0, 1)).reshape(masks.shape[:2])
         frames += int(np.isfinite(scores).sum())
-        window_ari.append(np.nanmean(scores, axis=1))
+        window_ari.append(finite_row_means(scores))
         video_ari.append(video_fg_ari(masks, batch.masks))
         kept.append(binding_unchanged(masks, batch.masks))
         drawn = post.recon.flatten(0, 1)
@@ -118,8 +119,8 @@ def binding_scores(
     truth, drawn = (torch.cat(c).double().cpu().numpy() for c in (true_colours, drawn_colours))
     mean_colour = np.nanmean(truth.reshape(-1, truth.shape[-1]), axis=0)
     per_window = {  # mean over each window's object-steps and channels
-        "colour_mse": np.nanmean(((truth - drawn) ** 2).mean(-1), axis=1),
-        "mean_colour_mse": np.nanmean(((truth - mean_colour) ** 2).mean(-1), axis=1),
+        "colour_mse": finite_row_means(((truth - drawn) ** 2).mean(-1)),
+        "mean_colour_mse": finite_row_means(((truth - mean_colour) ** 2).mean(-1)),
     }
     colour_windows = np.isfinite(per_window["colour_mse"])
     return {

@@ -16,7 +16,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vim_world.metrics import discovery_scores, hungarian_accuracy, match_slots, per_step_mse, psnr, ssim
+from vim_world.metrics import (
+    discovery_scores,
+    finite_row_means,
+    hungarian_accuracy,
+    match_slots,
+    per_step_mse,
+    psnr,
+    ssim,
+)
 
 
 def labels(confusion: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -196,3 +204,11 @@ def test_ssim_matches_a_window_by_window_reference() -> None:
     # Channels are averaged like pixels: a second, identical-pair channel pulls the mean towards 1.
     two = ssim(torch.cat([x[:1], x[:1]], 1), torch.cat([y[:1], x[:1]], 1)).item()
     assert two == pytest.approx((expected[0] + 1.0) / 2, abs=1e-5)
+
+
+@pytest.mark.filterwarnings("error")
+def test_finite_row_means_skip_nans_and_give_nan_for_an_empty_row_without_warning() -> None:
+    values = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan], [np.inf, 2.0, 4.0]])
+    means = finite_row_means(values)
+    np.testing.assert_array_equal(means[[0, 2]], [2.0, 3.0])
+    assert np.isnan(means[1])

@@ -54,6 +54,15 @@ def resample_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: np.ndarr
     return counts.reshape(n_boot, m)[:, labels].astype(np.float64)
 
 
+def finite_row_means(values: np.ndarray) -> np.ndarray:
+    """Mean of each row's finite entries, ``(N, M) -> (N,)``; NaN for a row with none (where
+    ``np.nanmean`` would warn "mean of empty slice")."""
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=1)
+    sums = np.where(finite, values, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+
+
 def bootstrap_ci(
     statistic: Statistic,
     *samples: np.ndarray,
