@@ -16,7 +16,9 @@ each n-ary variant's per-object best-of-10 MSE on the interacting mechanisms div
 model's (paired, with the evaluation's 95% bootstrap interval) per seed, the mean over seeds with
 its 95% Student-t interval, and each variant's discovery accuracy / NMI. Target (issue 11): the
 ratio on ``attract`` <= 0.7. ``--json`` writes every figure. A rerun with the same ``--work``
-reuses the data, the trained runs and their scores.
+reuses the data, the trained runs and their scores. With ``--restarts N`` each variant's run at
+seed S is the one of least held-out loss among seeds S .. S + N - 1 (``vim-world train --restarts``;
+label-free, so fair), and the chosen seeds are printed and kept in the JSON.
 
     OMP_NUM_THREADS=1 python benchmarks/interactions.py --seeds 0,1,2,3,4,5 --work out/interactions
 """
@@ -80,9 +82,11 @@ def collect_splits(env: str, work: Path, episodes: int, eval_episodes: int) -> d
     }
 
 
-def train_variant(data: Path, out: Path, variant: str, seed: int, steps: int) -> Path:
+def train_variant(data: Path, out: Path, variant: str, seed: int, steps: int, restarts: int = 0) -> Path:
     """Train one variant at one seed, as ``vim-world train`` would: a finished run is kept, a killed
-    one resumes, and a run of another recipe in ``out`` is refused by ``train``. Returns ``out``."""
+    one resumes, and a run of another recipe in ``out`` is refused by ``train``. With ``restarts``
+    (``vim-world train --restarts N --select-at STEPS``) it trains seeds ``seed .. seed + N - 1`` and
+    keeps the one of least held-out loss (``vim_world.restarts``). Returns ``out``."""
     cfg = TrainConfig(
         data=str(data),
         out=str(out),
@@ -95,9 +99,16 @@ def train_variant(data: Path, out: Path, variant: str, seed: int, steps: int) ->
         progress=False,
         revive_every=100,
         static_attributes=True,
+        restarts=restarts,
+        select_at=steps,
     )
     train(cfg)
     return out
+
+
+def chosen_seed(run: Path) -> int:
+    """The seed that ``vim_world.restarts`` chose for the run in ``run``."""
+    return int(json.loads((run / "restarts" / "selection.json").read_text())["chosen_seed"])
 
 
 def score_seed(runs: dict[str, Path], splits: dict[str, Path], out: Path, windows: int, key: dict) -> dict[str, Any]:
@@ -181,6 +192,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--episodes", type=int, default=640)
     parser.add_argument("--eval-episodes", type=int, default=256)
     parser.add_argument("--windows", type=int, default=2000, help="evaluation windows per split")
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=0,
+        help="0: one run per seed; N >= 2: each seed S is the run of least held-out loss among seeds S .. S + N - 1",
+    )
     parser.add_argument("--work", required=True, help="directory for data, runs and scores (reused when rerun)")
     parser.add_argument("--json", default=None, help="write every figure here")
     args = parser.parse_args(argv)
@@ -205,16 +222,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in ("steps", "episodes", "eval_episodes", "windows"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.restarts < 0 or args.restarts == 1:
+        parser.error(f"--restarts must be 0 (off) or >= 2 seeds to choose among, got {args.restarts}")
     torch.set_num_threads(1)
     work = Path(args.work)
     splits = collect_splits(args.env, work, args.episodes, args.eval_episodes)
     per_seed = {}
+    tag = f"_r{args.restarts}" if args.restarts else ""
     for seed in seeds:
         runs = {
-            v: train_variant(splits["train"], work / "runs" / f"{v}_s{seed}", v, seed, args.steps) for v in variants
+            v: train_variant(splits["train"], work / "runs" / f"{v}_s{seed}{tag}", v, seed, args.steps, args.restarts)
+            for v in variants
         }
         key = {k: getattr(args, k) for k in ("env", "steps", "episodes", "eval_episodes", "windows")}
-        per_seed[seed] = score_seed(runs, splits, work / "eval" / f"s{seed}_{'_'.join(variants)}", args.windows, key)
+        eval_dir = work / "eval" / f"s{seed}{tag}_{'_'.join(variants)}"
+        per_seed[seed] = score_seed(runs, splits, eval_dir, args.windows, key)
+        if args.restarts:
+            per_seed[seed]["chosen_seed"] = {v: chosen_seed(path) for v, path in runs.items()}
+            print(
+                f"seed {seed}: chosen among {args.restarts} restarts by held-out loss: {per_seed[seed]['chosen_seed']}"
+            )
         print(f"seed {seed} scored", flush=True)
     summary = summarise(per_seed, variants)
     print_table(per_seed, summary, variants)

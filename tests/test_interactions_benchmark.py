@@ -50,6 +50,23 @@ def test_each_variant_is_trained_per_seed_scored_against_unary_and_a_rerun_reuse
     ]
 
 
+def test_restarts_keep_each_variant_s_run_of_least_heldout_loss(tmp_path):
+    argv = ["--work", str(tmp_path), "--seeds", "0,5", "--variants", "unary,dot", "--steps", "3", "--episodes", "192",
+            "--eval-episodes", "8", "--windows", "16", "--restarts", "2"]  # fmt: skip
+    result = interactions.main(argv)
+    for seed in (0, 5):
+        for variant in ("unary", "dot"):
+            run = tmp_path / "runs" / f"{variant}_s{seed}_r2"
+            selection = json.loads((run / "restarts" / "selection.json").read_text())
+            losses = {int(s): v for s, v in selection["heldout_loss"].items()}
+            assert sorted(losses) == [seed, seed + 1]
+            chosen = min(losses, key=losses.get)
+            assert result["per_seed"][str(seed)]["chosen_seed"][variant] == chosen
+            assert json.loads((run / "train_config.json").read_text())["seed"] == chosen
+        assert (tmp_path / "eval" / f"s{seed}_r2_unary_dot" / "metrics.json").is_file()
+    assert not (tmp_path / "runs" / "unary_s0").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -58,6 +75,7 @@ def test_each_variant_is_trained_per_seed_scored_against_unary_and_a_rerun_reuse
         (["--variants", "unary,cosine"], r"--variants: unknown \['cosine'\]"),
         (["--variants", "dot,unary"], r"--variants must start with unary"),
         (["--steps", "0"], r"--steps must be positive, got 0"),
+        (["--restarts", "1"], r"--restarts must be 0 \(off\) or >= 2 seeds to choose among, got 1"),
         (["--env", "VimWorld/Interact-v0"], r"--env 'VimWorld/Interact-v0' must be a VimWorld env with the mechanisms"),
     ],
 )
