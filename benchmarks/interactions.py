@@ -18,7 +18,10 @@ its 95% Student-t interval, and each variant's discovery accuracy / NMI. Target 
 ratio on ``attract`` <= 0.7. ``--json`` writes every figure. A rerun with the same ``--work``
 reuses the data, the trained runs and their scores. With ``--restarts N`` each variant's run at
 seed S is the one of least held-out loss among seeds S .. S + N - 1 (``vim-world train --restarts``;
-label-free, so fair), and the chosen seeds are printed and kept in the JSON.
+label-free, so fair), and the chosen seeds are printed and kept in the JSON. ``--world-reference``
+adds the row ``world``: the world's own simulator restarted from each window's true state and
+mechanisms, against the same unary run (``vim_world.world_reference``), which shows how low the
+ratio can go on a world that switches mechanisms at random.
 
     OMP_NUM_THREADS=1 python benchmarks/interactions.py --seeds 0,1,2,3,4,5 --work out/interactions
 """
@@ -41,6 +44,7 @@ from vim_world.files import write_atomically
 from vim_world.metrics import t_interval
 from vim_world.model import discovery_recipe
 from vim_world.train import TrainConfig, train
+from vim_world.world_reference import NAME as WORLD
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "unary": {"nary": False},
@@ -119,15 +123,16 @@ def score_seed(runs: dict[str, Path], splits: dict[str, Path], out: Path, window
         key_file.unlink(missing_ok=True)  # a run killed mid-evaluation leaves no key beside stale metrics
         evaluate(EvalConfig(runs={name: str(path) for name, path in runs.items()},
                             splits={s: str(splits[s]) for s in ("switching", "fixed")}, out=str(out),
-                            max_windows=windows, device="cpu", progress=False))  # fmt: skip
+                            max_windows=windows, device="cpu", progress=False,
+                            world_reference=bool(key.get("world_reference"))))  # fmt: skip
         write_atomically(key_file, json.dumps(key))
     metrics = json.loads(metrics_file.read_text())
     scores: dict[str, Any] = {}
     for split in ("switching", "fixed"):
         per_split: dict[str, Any] = {}
-        for name in runs:
-            discovery = metrics["splits"][split]["discovery"][name]
-            entry: dict[str, Any] = {"accuracy": discovery["accuracy"], "nmi": discovery["nmi"]}
+        for name in [*runs, *([WORLD] if key.get("world_reference") else [])]:
+            discovery = metrics["splits"][split]["discovery"].get(name)  # the world infers no modules
+            entry: dict[str, Any] = {"accuracy": discovery["accuracy"], "nmi": discovery["nmi"]} if discovery else {}
             if name != "unary":
                 ratio = metrics["ratios"][split][name]["mse_best_by_mechanism_vs"]["unary"]
                 missing = [m for m in INTERACTING if m not in ratio["ratio"]]
@@ -170,7 +175,7 @@ def print_table(per_seed: dict[int, dict[str, Any]], summary: dict[str, Any], va
             cells = []
             for s in seeds:
                 e = per_seed[s][split][name]
-                found = f"{e['accuracy']:.2f} / {e['nmi']:.2f}"
+                found = f"{e['accuracy']:.2f} / {e['nmi']:.2f}" if "accuracy" in e else "-"
                 if name == "unary":
                     cells.append(found)
                 else:
@@ -200,6 +205,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--work", required=True, help="directory for data, runs and scores (reused when rerun)")
     parser.add_argument("--json", default=None, help="write every figure here")
+    parser.add_argument(
+        "--world-reference",
+        action="store_true",
+        help="also score the world itself, restarted from each window's true state and mechanisms (row 'world': "
+        "how low the ratio to unary can go where the world switches at random)",
+    )
     args = parser.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -235,6 +246,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for v in variants
         }
         key = {k: getattr(args, k) for k in ("env", "steps", "episodes", "eval_episodes", "windows")}
+        if args.world_reference:
+            key["world_reference"] = True
         eval_dir = work / "eval" / f"s{seed}{tag}_{'_'.join(variants)}"
         per_seed[seed] = score_seed(runs, splits, eval_dir, args.windows, key)
         if args.restarts:
@@ -243,8 +256,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"seed {seed}: chosen among {args.restarts} restarts by held-out loss: {per_seed[seed]['chosen_seed']}"
             )
         print(f"seed {seed} scored", flush=True)
-    summary = summarise(per_seed, variants)
-    print_table(per_seed, summary, variants)
+    rows = [*variants, *([WORLD] if args.world_reference else [])]
+    summary = summarise(per_seed, rows)
+    print_table(per_seed, summary, rows)
     result = {"args": vars(args), "per_seed": {str(s): v for s, v in per_seed.items()}, "summary": summary}
     if args.json:
         write_atomically(Path(args.json), json.dumps(result, indent=1))

@@ -149,9 +149,13 @@ def step(config: WorldConfig, state: WorldState, noise: Noise, forced: np.ndarra
             out.pos[sel], out.vel[sel], out.size[sel], out.dsize[sel], out.hue[sel],
         )  # fmt: skip
     new = settle(Objects(pos, vel, size, dsize, hue, objects.solid))
-    lo = new.size[..., None]
-    wall = np.any((new.pos <= lo + 1e-9) | (new.pos >= 1.0 - lo - 1e-9), -1)
-    return replace(state, objects=new, mechanism=mech, wall=wall, collision=touching(new))
+    return replace(state, objects=new, mechanism=mech, wall=at_wall(new), collision=touching(new))
+
+
+def at_wall(objects: Objects) -> np.ndarray:
+    """``(N, K)`` bool: touches a wall of the arena."""
+    lo = objects.size[..., None]
+    return np.any((objects.pos <= lo + 1e-9) | (objects.pos >= 1.0 - lo - 1e-9), -1)
 
 
 def settle(objects: Objects) -> Objects:
@@ -182,6 +186,28 @@ def state_features(state: WorldState) -> np.ndarray:
     """``(N, K, S)`` float32 observation features, columns as in :data:`STATE_FEATURES`."""
     onehot = np.eye(len(KINDS))[state.kind]
     return np.concatenate([object_features(state.objects), onehot], -1).astype(np.float32)
+
+
+def state_from_features(features: np.ndarray, mechanism: np.ndarray) -> WorldState:
+    """The world state behind observed features: the inverse of :func:`state_features` for
+    ordinary (solid, switchable) objects.
+
+    Args:
+        features: ``(N, K, S)`` columns as in :data:`STATE_FEATURES`.
+        mechanism: ``(N, K)`` the mechanism ids that drove the last step (``info["mechanism"]``).
+    Returns: a state that :func:`step` advances as the world would, with the wall and collision
+        flags recomputed from the objects.
+    """
+    if features.ndim != 3 or features.shape[-1] != len(STATE_FEATURES):
+        raise ValueError(f"features must be (N, K, {len(STATE_FEATURES)}), got {features.shape}")
+    if mechanism.shape != features.shape[:2]:
+        raise ValueError(f"mechanism must be (N, K) = {features.shape[:2]}, got {mechanism.shape}")
+    f = features.astype(np.float64)
+    hue = (np.arctan2(f[..., 7], f[..., 6]) / (2 * np.pi)) % 1.0
+    objects = Objects(f[..., 0:2], f[..., 2:4], f[..., 4], f[..., 5], hue, np.ones(f.shape[:2], bool))
+    kind = f[..., 8:].argmax(-1).astype(np.int64)
+    switchable = np.ones(f.shape[:2], bool)
+    return WorldState(objects, kind, mechanism.astype(np.int64), switchable, at_wall(objects), touching(objects))
 
 
 def state_bounds(num_objects: int) -> tuple[np.ndarray, np.ndarray]:

@@ -150,6 +150,18 @@ def test_state_models_run_on_more_objects_and_the_monolithic_one_is_skipped_with
     assert "groups of 4 objects" in target["what"] and target["value"] == ratio["mse_best_matched"]
 
 
+def test_the_world_reference_is_scored_beside_the_runs_on_every_split(trained):
+    _, metrics = _evaluate(trained, out="eval_world", world_reference=True)
+    for split in ("in <b>&", "held", "many"):
+        result = metrics["splits"][split]
+        assert "world" not in result["skipped"] and "world" not in result.get("discovery", {})
+        # the world restarted from the true state: far closer than a copy of the last step
+        assert result["prediction"]["world"]["mse_best_avg"] < 0.5 * result["prediction"]["copy_last"]["mse_best_avg"]
+    vs = metrics["ratios"]["held"]["world"]["mse_best_by_mechanism_vs"]["vim"]
+    assert vs["ratio"] and all(low <= high for low, high in vs["ratio_ci"].values())
+    assert "world" not in metrics["composition_gap"]["held"]
+
+
 def _object_scores(rng, n: int, k: int, samples: int = 10, horizon: int = 3) -> _Scores:
     """Scores of a model that predicts every object equally well, each sample independently."""
     errors = rng.exponential(size=(n, samples, horizon, k))
@@ -219,6 +231,8 @@ def test_eval_config_rejects_bad_values():
         EvalConfig(runs={"vim": "r"}, splits={"s": "d"}, out="o", max_windows=0)
     with pytest.raises(ValueError, match="oracle_runs"):
         EvalConfig(runs={"vim": "r"}, splits={"s": "d"}, out="o", oracle_runs={"vrnn": "x"})
+    with pytest.raises(ValueError, match="a run is named 'world', the name of the world reference"):
+        EvalConfig(runs={"world": "r"}, splits={"s": "d"}, out="o", world_reference=True)
 
 
 def test_imagination_and_observe_take_more_objects_than_trained(trained):

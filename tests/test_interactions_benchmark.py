@@ -50,10 +50,18 @@ def test_each_variant_is_trained_per_seed_scored_against_unary_and_a_rerun_reuse
     ]
 
 
-def test_restarts_keep_each_variant_s_run_of_least_heldout_loss(tmp_path):
+def test_restarts_keep_each_variant_s_run_of_least_heldout_loss_and_the_world_is_scored_beside(tmp_path):
     argv = ["--work", str(tmp_path), "--seeds", "0,5", "--variants", "unary,dot", "--steps", "3", "--episodes", "192",
-            "--eval-episodes", "8", "--windows", "16", "--restarts", "2"]  # fmt: skip
+            "--eval-episodes", "8", "--windows", "16", "--restarts", "2", "--world-reference"]  # fmt: skip
     result = interactions.main(argv)
+    for split in ("switching", "fixed"):
+        world = result["per_seed"]["0"][split]["world"]
+        metrics = json.loads((tmp_path / "eval" / "s0_r2_unary_dot" / "metrics.json").read_text())
+        assert (
+            world["attract"]
+            == metrics["ratios"][split]["world"]["mse_best_by_mechanism_vs"]["unary"]["ratio"]["attract"]
+        )
+        assert "accuracy" not in world and "world" in result["summary"][split]
     for seed in (0, 5):
         for variant in ("unary", "dot"):
             run = tmp_path / "runs" / f"{variant}_s{seed}_r2"

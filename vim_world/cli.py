@@ -176,6 +176,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         max_windows=args.max_windows,
         batch_size=args.batch_size,
         progress=args.progress,
+        world_reference=args.world_reference,
     )
     evaluate(cfg)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}")
@@ -326,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="windows per forward pass, for memory (a pixel model holds N x horizon frames per window: one tiny "
         "32x32 run at 256 peaked at 4.8 GB; take 8 or so at 64x64 on a CPU); sampled futures follow the batch "
         "layout, so compare models at one batch size",
+    )
+    e.add_argument(
+        "--world-reference",
+        action="store_true",
+        help="also score the world that generated each state split, restarted from each window's true state and "
+        "mechanisms (model 'world'): a privileged reference for how much is predictable, not a baseline",
     )
     _add_progress_flag(e)
 

@@ -46,6 +46,8 @@ from vim_world.model.outputs import Posterior
 from vim_world.report import explained_sections, targets, write_report
 from vim_world.tensorboard import log_metrics, log_predictions
 from vim_world.train import load_model, prepare, resolve_device, uses_actions
+from vim_world.world_reference import NAME as WORLD
+from vim_world.world_reference import WorldSampler
 
 
 @dataclass
@@ -64,6 +66,10 @@ class EvalConfig:
     max_batches: legacy cap, ``max_batches * batch_size`` windows (None: ``max_windows``).
     n_boot: bootstrap resamples per interval.
     progress: a tqdm bar over the (split, model) scorings.
+    world_reference: also score the world that generated each split, restarted from each
+        window's true state and mechanisms (:class:`~vim_world.world_reference.WorldSampler`,
+        model ``"world"``, state splits of VimWorld passive worlds): a privileged reference, not
+        a baseline. A split it cannot run is listed under ``skipped`` with the reason.
     """
 
     runs: dict[str, str]
@@ -80,6 +86,7 @@ class EvalConfig:
     oracle_runs: dict[str, str] = field(default_factory=dict)
     n_boot: int = 1000
     progress: bool = True
+    world_reference: bool = False
 
     def __post_init__(self) -> None:
         for name in ("context", "horizon", "n_samples", "batch_size", "max_windows", "n_boot"):
@@ -94,6 +101,8 @@ class EvalConfig:
             raise ValueError(
                 f"EvalConfig needs at least one run and one split, got runs={self.runs!r}, splits={self.splits!r}"
             )
+        if self.world_reference and WORLD in self.runs:
+            raise ValueError(f"a run is named {WORLD!r}, the name of the world reference: rename it")
         unknown = sorted(set(self.oracle_runs) - set(self.runs))
         if unknown:
             raise ValueError(f"oracle_runs names models {unknown} that are not in runs {sorted(self.runs)}")
@@ -192,7 +201,12 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     figures: list[tuple[str, tuple[str, bytes]]] = []  # title, (kind, PNG)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(cfg.splits) * len(models), desc="evaluate", unit="model", disable=not cfg.progress)
+    bar = tqdm(
+        total=len(cfg.splits) * (len(models) + cfg.world_reference),
+        desc="evaluate",
+        unit="model",
+        disable=not cfg.progress,
+    )
     for index, (split, path) in enumerate(cfg.splits.items()):
         dataset = open_dataset(path)
         # The (first) run's training data is scored on the shards it held out; another data set whole.
@@ -219,6 +233,13 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
                 bar.update()
             else:
                 runnable[name] = _sized(model, windows, reference_objects)
+        if cfg.world_reference:
+            try:
+                if mode != "state":
+                    raise ValueError(f"the world reference predicts states, and the models read {mode}")
+                runnable[WORLD] = WorldSampler.for_dataset(dataset.meta)
+            except ValueError as problem:
+                split_result["skipped"][WORLD] = str(problem)
         first = next(windows.batches()).slice_batch(0, 1)
         truth, predictions = _first_predictions(runnable, first, cfg)
         if index == 0:

@@ -1,0 +1,101 @@
+"""The world's own dynamics as a reference predictor: the state behind observed features, and
+futures sampled from it that match the world's where its laws are deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from vim_world.envs.config import WorldConfig
+from vim_world.envs.mechanisms import Noise, mechanism_id
+from vim_world.envs.world import INIT_DRAWS, initial_state, state_features, state_from_features, step
+
+import vim_world  # noqa: F401  (registers the envs)
+from vim_world.batch import Batch
+from vim_world.collection import collect
+from vim_world.data import open_dataset
+from vim_world.loading import SequenceLoader
+from vim_world.world_reference import WorldSampler
+
+V1 = ("still", "gravity", "random_walk", "color_cycle", "size_oscillate", "color_cycle_back")
+TOL = 1e-5  # float32 features (eps 1.2e-7) carried through a few steps of the laws
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int]) -> Noise:
+    return Noise(rng.standard_normal((*shape, 2)), rng.random((*shape, 2)))
+
+
+@given(seed=st.integers(0, 2**31 - 1), steps=st.integers(0, 6))
+def test_the_state_behind_the_features_steps_as_the_world_does(seed, steps):
+    rng = np.random.default_rng(seed)
+    config = WorldConfig(num_objects=4, mechanisms=V1, switch_prob=0.3)
+    state = initial_state(config, rng.random((3, 4, INIT_DRAWS)))
+    for _ in range(steps):
+        state = step(config, state, _noise(rng, (3, 4)))
+    rebuilt = state_from_features(state_features(state), state.mechanism)
+    np.testing.assert_allclose(state_features(rebuilt), state_features(state), atol=TOL, rtol=0)
+    np.testing.assert_array_equal(rebuilt.kind, state.kind)
+    np.testing.assert_array_equal(rebuilt.wall, state.wall)
+    noise = _noise(rng, (3, 4))
+    ahead, rebuilt_ahead = step(config, state, noise), step(config, rebuilt, noise)
+    np.testing.assert_array_equal(rebuilt_ahead.mechanism, ahead.mechanism)
+    np.testing.assert_allclose(state_features(rebuilt_ahead), state_features(ahead), atol=TOL, rtol=0)
+
+
+def test_bad_shapes_are_refused_naming_them():
+    with pytest.raises(ValueError, match=r"features must be \(N, K, 13\), got \(2, 3, 5\)"):
+        state_from_features(np.zeros((2, 3, 5)), np.zeros((2, 3), int))
+    with pytest.raises(ValueError, match=r"mechanism must be \(N, K\) = \(2, 3\), got \(2, 4\)"):
+        state_from_features(np.zeros((2, 3, 13)), np.zeros((2, 4), int))
+
+
+@pytest.fixture(scope="module")
+def fixed_world(tmp_path_factory):
+    """Passive-v1 states without switching: every object keeps one mechanism."""
+    path = collect("VimWorld/Passive-v1", tmp_path_factory.mktemp("wr") / "d", episodes=16, episode_len=12, seed=3,
+                   num_envs=8, env_kwargs={"obs_mode": "state", "switch_prob": 0.0})  # fmt: skip
+    dataset = open_dataset(path)
+    loader = SequenceLoader(dataset, batch_size=16, seq_len=12, mode="state", seed=0)
+    batch = loader.batch_at(0)
+    return dataset, Batch(obs=batch.obs, mechanism=batch.mechanism)
+
+
+def test_futures_match_the_data_wherever_the_law_is_deterministic(fixed_world):
+    dataset, batch = fixed_world
+    sampler = WorldSampler.for_dataset(dataset.meta)
+    assert sampler.config.switch_prob == 0.0 and sampler.config.mechanisms == V1
+    context, horizon = 4, 8
+    futures = sampler.predict(batch, context, horizon, 3, generator=torch.Generator().manual_seed(0)).obs
+    assert futures.shape == (16, 3, horizon, 4, 13) and futures.dtype == batch.obs.dtype
+    truth = batch.obs[:, context : context + horizon, None].transpose(1, 2)  # (B, 1, H, K, S)
+    random = batch.mechanism[:, context - 1] == mechanism_id("random_walk")
+    assert 0 < int(random.sum()) < random.numel()
+    error = (futures - truth).abs().amax((1, 2, 4))  # (B, K)
+    assert float(error[~random].max()) <= TOL
+    assert float(error[random].min()) > 1e-3  # the walk's own noise is drawn again
+    spread = futures[:, 0] - futures[:, 1]  # samples differ only on the random walk
+    assert float(spread.abs().amax((1, 3))[~random].max()) == 0.0
+
+
+def test_one_generator_seed_gives_the_same_futures(fixed_world):
+    dataset, batch = fixed_world
+    sampler = WorldSampler.for_dataset(dataset.meta)
+    draw = lambda s: sampler.predict(batch, 3, 4, 2, generator=torch.Generator().manual_seed(s)).obs  # noqa: E731
+    assert torch.equal(draw(1), draw(1)) and not torch.equal(draw(1), draw(2))
+
+
+def test_data_the_world_cannot_replay_is_refused_naming_why(fixed_world):
+    dataset, batch = fixed_world
+    with pytest.raises(ValueError, match=r"needs data of a VimWorld env, got env_id='CartPole-v1'"):
+        WorldSampler.for_dataset({**dataset.meta, "env_id": "CartPole-v1"})
+    with pytest.raises(ValueError, match=r"replays no actions: data collected with policy='random'"):
+        WorldSampler.for_dataset({**dataset.meta, "policy": "random"})
+    with pytest.raises(ValueError, match=r"passive worlds only, got task='steer'"):
+        WorldSampler.for_dataset({**dataset.meta, "env_id": "VimWorld/Steer-v0"})
+    sampler = WorldSampler.for_dataset(dataset.meta)
+    with pytest.raises(ValueError, match=r"needs state windows \(B, T, K, S\) with mechanisms, got obs \(16, 12, 4, 13\) and mechanism None"):  # fmt: skip
+        sampler.predict(Batch(obs=batch.obs), 3, 4)
+    with pytest.raises(ValueError, match=r"replays no actions"):
+        sampler.predict(Batch(obs=batch.obs, mechanism=batch.mechanism, actions=torch.zeros(16, 12, 10)), 3, 4)
