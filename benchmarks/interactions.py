@@ -20,8 +20,8 @@ reuses the data, the trained runs and their scores. With ``--restarts N`` each v
 seed S is the one of least held-out loss among seeds S .. S + N - 1 (``vim-world train --restarts``;
 label-free, so fair), and the chosen seeds are printed and kept in the JSON. ``--world-reference``
 adds the row ``world``: the world's own simulator restarted from each window's true state and
-mechanisms, against the same unary run (``vim_world.world_reference``), which shows how low the
-ratio can go on a world that switches mechanisms at random.
+mechanisms, against the same unary run (``vim_world.world_reference``): what the true process's
+own samples score on a world that switches mechanisms at random (a reference, not a bound).
 
     OMP_NUM_THREADS=1 python benchmarks/interactions.py --seeds 0,1,2,3,4,5 --work out/interactions
 """
@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--restarts",
         type=int,
         default=0,
-        help="0: one run per seed; N >= 2: each seed S is the run of least held-out loss among seeds S .. S + N - 1",
+        help="0: one run per seed; N >= 2: each seed S is the run of least held-out loss among seeds S .. S + N - 1 "
+        "(seeds at least N apart)",
     )
     parser.add_argument("--work", required=True, help="directory for data, runs and scores (reused when rerun)")
     parser.add_argument("--json", default=None, help="write every figure here")
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--world-reference",
         action="store_true",
         help="also score the world itself, restarted from each window's true state and mechanisms (row 'world': "
-        "how low the ratio to unary can go where the world switches at random)",
+        "what the true process's own samples score against unary; a reference, not a bound)",
     )
     args = parser.parse_args(argv)
     try:
@@ -235,6 +236,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.restarts < 0 or args.restarts == 1:
         parser.error(f"--restarts must be 0 (off) or >= 2 seeds to choose among, got {args.restarts}")
+    close = [(a, b) for a, b in zip(sorted(seeds), sorted(seeds)[1:]) if b - a < args.restarts]
+    if args.restarts and close:
+        parser.error(
+            f"--seeds {close[0][0]} and {close[0][1]} share training seeds under --restarts {args.restarts}: "
+            f"space the seeds at least {args.restarts} apart"
+        )
     torch.set_num_threads(1)
     work = Path(args.work)
     splits = collect_splits(args.env, work, args.episodes, args.eval_episodes)

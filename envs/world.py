@@ -152,10 +152,10 @@ def step(config: WorldConfig, state: WorldState, noise: Noise, forced: np.ndarra
     return replace(state, objects=new, mechanism=mech, wall=at_wall(new), collision=touching(new))
 
 
-def at_wall(objects: Objects) -> np.ndarray:
-    """``(N, K)`` bool: touches a wall of the arena."""
+def at_wall(objects: Objects, tol: float = 1e-9) -> np.ndarray:
+    """``(N, K)`` bool: touches a wall of the arena (within ``tol``)."""
     lo = objects.size[..., None]
-    return np.any((objects.pos <= lo + 1e-9) | (objects.pos >= 1.0 - lo - 1e-9), -1)
+    return np.any((objects.pos <= lo + tol) | (objects.pos >= 1.0 - lo - tol), -1)
 
 
 def settle(objects: Objects) -> Objects:
@@ -188,6 +188,10 @@ def state_features(state: WorldState) -> np.ndarray:
     return np.concatenate([object_features(state.objects), onehot], -1).astype(np.float32)
 
 
+FEATURE_TOL = 1e-6
+"""How far float32 features (spacing up to 6e-8 in [0, 1]) may sit from the float64 state they came from."""
+
+
 def state_from_features(features: np.ndarray, mechanism: np.ndarray) -> WorldState:
     """The world state behind observed features: the inverse of :func:`state_features` for
     ordinary (solid, switchable) objects.
@@ -207,7 +211,8 @@ def state_from_features(features: np.ndarray, mechanism: np.ndarray) -> WorldSta
     objects = Objects(f[..., 0:2], f[..., 2:4], f[..., 4], f[..., 5], hue, np.ones(f.shape[:2], bool))
     kind = f[..., 8:].argmax(-1).astype(np.int64)
     switchable = np.ones(f.shape[:2], bool)
-    return WorldState(objects, kind, mechanism.astype(np.int64), switchable, at_wall(objects), touching(objects))
+    wall = at_wall(objects, tol=FEATURE_TOL)  # a float32 position next to a wall may miss it by a float32 step
+    return WorldState(objects, kind, mechanism.astype(np.int64), switchable, wall, touching(objects))
 
 
 def state_bounds(num_objects: int) -> tuple[np.ndarray, np.ndarray]:

@@ -162,6 +162,18 @@ def test_the_world_reference_is_scored_beside_the_runs_on_every_split(trained):
     assert "world" not in metrics["composition_gap"]["held"]
 
 
+def test_a_split_the_world_cannot_replay_is_skipped_with_the_reason(trained, monkeypatch):
+    from vim_world.world_reference import WorldSampler
+
+    def refuse(meta):
+        raise ValueError(f"no world for {meta['env_id']}")
+
+    monkeypatch.setattr(WorldSampler, "for_dataset", staticmethod(refuse))
+    _, metrics = _evaluate(trained, out="eval_no_world", splits=("in <b>&",), world_reference=True)
+    split = metrics["splits"]["in <b>&"]
+    assert split["skipped"]["world"] == "no world for VimWorld/Passive-v0" and "world" not in split["prediction"]
+
+
 def _object_scores(rng, n: int, k: int, samples: int = 10, horizon: int = 3) -> _Scores:
     """Scores of a model that predicts every object equally well, each sample independently."""
     errors = rng.exponential(size=(n, samples, horizon, k))

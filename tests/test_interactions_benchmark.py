@@ -84,6 +84,7 @@ def test_restarts_keep_each_variant_s_run_of_least_heldout_loss_and_the_world_is
         (["--variants", "dot,unary"], r"--variants must start with unary"),
         (["--steps", "0"], r"--steps must be positive, got 0"),
         (["--restarts", "1"], r"--restarts must be 0 \(off\) or >= 2 seeds to choose among, got 1"),
+        (["--restarts", "3", "--seeds", "0,5,2"], r"--seeds 0 and 2 share training seeds under --restarts 3"),
         (["--env", "VimWorld/Interact-v0"], r"--env 'VimWorld/Interact-v0' must be a VimWorld env with the mechanisms"),
     ],
 )

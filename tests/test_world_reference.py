@@ -3,6 +3,8 @@ futures sampled from it that match the world's where its laws are deterministic.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from vim_world.envs.config import WorldConfig
 from vim_world.envs.mechanisms import Noise, mechanism_id
-from vim_world.envs.world import INIT_DRAWS, initial_state, state_features, state_from_features, step
+from vim_world.envs.world import INIT_DRAWS, at_wall, initial_state, state_features, state_from_features, step
 
 import vim_world  # noqa: F401  (registers the envs)
 from vim_world.batch import Batch
@@ -42,6 +44,20 @@ def test_the_state_behind_the_features_steps_as_the_world_does(seed, steps):
     ahead, rebuilt_ahead = step(config, state, noise), step(config, rebuilt, noise)
     np.testing.assert_array_equal(rebuilt_ahead.mechanism, ahead.mechanism)
     np.testing.assert_allclose(state_features(rebuilt_ahead), state_features(ahead), atol=TOL, rtol=0)
+
+
+def test_an_object_against_the_far_wall_keeps_its_wall_contact_through_float32_features():
+    config = WorldConfig(num_objects=1, mechanisms=("still", "gravity"), switch_prob=0.0, switch_on=("wall",))
+    size = 0.06
+    state = initial_state(config, np.random.default_rng(0).random((1, 1, INIT_DRAWS)))
+    objects = state.objects._replace(pos=np.array([[[1.0 - size, 0.5]]]), size=np.array([[size]]))
+    state = replace(state, objects=objects, mechanism=np.array([[mechanism_id("still")]]), wall=at_wall(objects))
+    assert state.wall.all()
+    rebuilt = state_from_features(state_features(state), state.mechanism)
+    assert rebuilt.wall.all()
+    noise = _noise(np.random.default_rng(1), (1, 1))
+    switched = mechanism_id("gravity")  # the only other mechanism: the wall contact triggers the switch
+    assert step(config, rebuilt, noise).mechanism == step(config, state, noise).mechanism == switched
 
 
 def test_bad_shapes_are_refused_naming_them():
@@ -94,8 +110,17 @@ def test_data_the_world_cannot_replay_is_refused_naming_why(fixed_world):
         WorldSampler.for_dataset({**dataset.meta, "policy": "random"})
     with pytest.raises(ValueError, match=r"passive worlds only, got task='steer'"):
         WorldSampler.for_dataset({**dataset.meta, "env_id": "VimWorld/Steer-v0"})
+    with pytest.raises(ValueError, match=r"cannot find env_id='VimWorld/Nowhere-v0'"):
+        WorldSampler.for_dataset({**dataset.meta, "env_id": "VimWorld/Nowhere-v0"})
+    with pytest.raises(ValueError, match=r"cannot rebuild 'VimWorld/Passive-v1' from env_kwargs: .*'gravity_strength'"):
+        WorldSampler.for_dataset({**dataset.meta, "env_kwargs": {"gravity_strength": 2.0}})
     sampler = WorldSampler.for_dataset(dataset.meta)
     with pytest.raises(ValueError, match=r"needs state windows \(B, T, K, S\) with mechanisms, got obs \(16, 12, 4, 13\) and mechanism None"):  # fmt: skip
         sampler.predict(Batch(obs=batch.obs), 3, 4)
     with pytest.raises(ValueError, match=r"replays no actions"):
         sampler.predict(Batch(obs=batch.obs, mechanism=batch.mechanism, actions=torch.zeros(16, 12, 10)), 3, 4)
+    for context in (0, 13):
+        with pytest.raises(ValueError, match=rf"context must be in \[1, 12\] \(the window's steps\), got {context}"):
+            sampler.predict(batch, context, 4)
+    with pytest.raises(ValueError, match=r"n_samples must be >= 1, got 0"):
+        sampler.predict(batch, 3, 4, 0)

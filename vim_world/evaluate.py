@@ -202,7 +202,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
     from tqdm.auto import tqdm
 
     bar = tqdm(
-        total=len(cfg.splits) * (len(models) + cfg.world_reference),
+        total=len(cfg.splits) * (len(models) + int(cfg.world_reference)),
         desc="evaluate",
         unit="model",
         disable=not cfg.progress,
@@ -240,6 +240,7 @@ def evaluate(cfg: EvalConfig) -> Evaluation:
                 runnable[WORLD] = WorldSampler.for_dataset(dataset.meta)
             except ValueError as problem:
                 split_result["skipped"][WORLD] = str(problem)
+                bar.update()
         first = next(windows.batches()).slice_batch(0, 1)
         truth, predictions = _first_predictions(runnable, first, cfg)
         if index == 0:

@@ -56,7 +56,7 @@ def resample_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: np.ndarr
 
 def finite_row_means(values: np.ndarray) -> np.ndarray:
     """Mean of each row's finite entries, ``(N, M) -> (N,)``; NaN for a row with none (where
-    ``np.nanmean`` would warn "mean of empty slice")."""
+    ``np.nanmean`` would warn "mean of empty slice"). Infinities are dropped like NaNs."""
     finite = np.isfinite(values)
     counts = finite.sum(axis=1)
     sums = np.where(finite, values, 0.0).sum(axis=1)

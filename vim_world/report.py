@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vim_world.files import write_atomically
+from vim_world.world_reference import NAME as WORLD
 
 GAP_TARGET = 1.2
 OBJECTS_TARGET = 1.3
@@ -233,7 +234,7 @@ def _prediction_section(results: dict[str, Any]) -> str:
             rows.append([split, name, "skipped: " + why, "", "", ""])
     reference = next(iter(results["splits"]))
     pred = results["splits"][reference]["prediction"]
-    best = min(pred, key=lambda n: pred[n]["mse_best_avg"])
+    best = min((n for n in pred if n != WORLD), key=lambda n: pred[n]["mse_best_avg"])
     counts = "; ".join(
         f"{html.escape(s)}: {r['windows']} windows from {r['episodes']} episodes" for s, r in results["splits"].items()
     )
@@ -250,6 +251,13 @@ def _prediction_section(results: dict[str, Any]) -> str:
         + table(["split", "model", "MSE mean", "MSE best-of-N", "PSNR best (dB)", "SSIM best"], rows)
         + f"<p>Interpretation: on {html.escape(reference)}, <b>{html.escape(best)}</b> has the lowest best-of-N "
         f"error ({fmt(pred[best]['mse_best_avg'], pred[best]['mse_best_avg_ci'])}).</p>"
+        + (
+            f"<p>The row <b>{WORLD}</b> is the world itself, restarted from each window's true state and mechanisms: "
+            "a privileged reference (what the true process's own samples score), not a model and not a bound on "
+            "best-of-N error.</p>"
+            if WORLD in pred
+            else ""
+        )
         + (
             f"<p>On {html.escape(reference)}, per object by its mechanism at the end of the context: the mean over "
             "samples and each object's own best of N.</p>"

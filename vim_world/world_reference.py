@@ -3,9 +3,10 @@
 :class:`WorldSampler` restarts the env's simulator from each window's true state and true
 mechanisms at the last context step and samples futures with the world's own noise and
 switching. No model sees the mechanisms or the exact laws, so it is a reference, not a
-baseline: a model's error divided by the world's says how much of what can be predicted the
-model has learnt. Where the world switches mechanisms at random, its own best-of-N error stays
-well above zero, and a target set against another model can lie close to that floor
+baseline: what the true process's own samples score. It is not a bound on best-of-N error (a
+sampler that spreads its samples over the possible switches can beat it). Where the world
+switches mechanisms at random, its own best-of-N error stays well above zero, and a target set
+against another model can ask for about as little error as the world's own samples leave
 (docs/model.md, "Interactions").
 
 ``vim-world eval --world-reference`` scores it beside the runs, as the model ``world``.
@@ -52,8 +53,16 @@ class WorldSampler:
             raise ValueError(f"the world reference needs data of a {NAMESPACE} env, got env_id={env_id!r}")
         if meta.get("policy", "noop") != "noop":
             raise ValueError(f"the world reference replays no actions: data collected with policy={meta['policy']!r}")
-        options = {**gym.spec(env_id).kwargs, **meta.get("env_kwargs", {})}
-        return cls(WorldConfig(**options))
+        try:
+            registered = gym.spec(env_id).kwargs
+        except gym.error.Error as problem:
+            raise ValueError(f"the world reference cannot find env_id={env_id!r}: {problem}") from problem
+        options = {**registered, **meta.get("env_kwargs", {})}
+        try:
+            config = WorldConfig(**options)
+        except TypeError as problem:  # options this version's worlds no longer take
+            raise ValueError(f"the world reference cannot rebuild {env_id!r} from env_kwargs: {problem}") from problem
+        return cls(config)
 
     def predict(
         self, batch: Batch, context: int, horizon: int, n_samples: int = 1, generator: torch.Generator | None = None
@@ -68,7 +77,17 @@ class WorldSampler:
             )
         if batch.actions is not None:
             raise ValueError("the world reference replays no actions; score it on action-free (no-op) data")
-        seed = int(torch.randint(2**62, (1,), generator=generator)) if generator is not None else None
+        steps = batch.obs.shape[1]
+        if not 1 <= context <= steps:
+            raise ValueError(f"context must be in [1, {steps}] (the window's steps), got {context}")
+        for name, value in (("horizon", horizon), ("n_samples", n_samples)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        seed = (
+            int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+            if generator is not None
+            else None
+        )
         rng = np.random.default_rng(seed)
         features = batch.obs[:, context - 1].double().cpu().numpy()
         mechanism = batch.mechanism[:, context - 1].cpu().numpy()
