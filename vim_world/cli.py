@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--world-reference",
         action="store_true",
         help="also score the world that generated each state split, restarted from each window's true state and "
-        "mechanisms (model 'world'): a privileged reference for how much is predictable, not a baseline",
+        "mechanisms (model 'world'): a privileged reference (what the true process's own samples score), not a "
+        "baseline and not a bound",
     )
     _add_progress_flag(e)
 

@@ -1,4 +1,4 @@
-"""The world's own dynamics as a predictor: a privileged reference for what a model could reach.
+"""The world's own dynamics as a predictor: a privileged reference beside the models.
 
 :class:`WorldSampler` restarts the env's simulator from each window's true state and true
 mechanisms at the last context step and samples futures with the world's own noise and
