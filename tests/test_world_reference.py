@@ -91,8 +91,10 @@ def test_futures_match_the_data_wherever_the_law_is_deterministic(fixed_world):
     error = (futures - truth).abs().amax((1, 2, 4))  # (B, K)
     assert float(error[~random].max()) <= TOL
     assert float(error[random].min()) > 1e-3  # the walk's own noise is drawn again
-    spread = futures[:, 0] - futures[:, 1]  # samples differ only on the random walk
-    assert float(spread.abs().amax((1, 3))[~random].max()) == 0.0
+    # Samples differ only on the random walk. Two samples sit at other places in the arrays, where
+    # numpy's vectorised cos / sin may round the last bit differently: a tolerance, not equality.
+    spread = (futures[:, 0] - futures[:, 1]).abs().amax((1, 3))  # (B, K)
+    assert float(spread[~random].max()) <= TOL and float(spread[random].min()) > 1e-3
 
 
 def test_one_generator_seed_gives_the_same_futures(fixed_world):
