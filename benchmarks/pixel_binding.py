@@ -19,6 +19,9 @@ frame size. Over random 10-step windows of DATA_DIR (held-out seeds: collect it 
   frame and in the decoded posterior means (:func:`vim_world.metrics.object_colours`; objects of 3
   pixels or more), against drawing every object in the mean colour of all scored objects: do the
   slots draw objects in their colours, or as grey blobs?
+- reconstruction error: the per-pixel squared error of the frames decoded from the posterior
+  means (``Posterior.recon``), averaged over each window's frames: how well the model could predict
+  if its dynamics were exact (set it beside ``vim-world eval``'s best-of-N MSE);
 
 each with a 95% percentile-bootstrap interval over windows (frames of one window are correlated,
 windows are not): by ``scipy.stats.bootstrap`` for the means, by
@@ -82,7 +85,8 @@ def binding_scores(
 
     Returns: ``fg_ari``, ``video_fg_ari``, ``binding_kept``, ``accuracy`` and ``nmi`` (discovery),
     ``colour_mse`` and ``mean_colour_mse`` (object colour error of the reconstruction, and of
-    drawing every object in the mean colour) as ``(mean, low, high)``, and the counts of windows
+    drawing every object in the mean colour) and ``recon_mse`` (per-pixel error of the decoded
+    posterior means) as ``(mean, low, high)``, and the counts of windows
     (those with an FG-ARI; every window for discovery; those with an object of 3 pixels or more
     for the colour) and frames.
     """
@@ -91,7 +95,7 @@ def binding_scores(
         raise ValueError(f"data set {data} has no masks; collect it with --masks")
     loader = SequenceLoader(dataset, batch_size=batch_size, seq_len=window, mode="pixels", seed=seed + 1, device=device)
     model.eval()
-    window_ari, video_ari, kept, inferred, true, frames = [], [], [], [], [], 0
+    window_ari, video_ari, kept, inferred, true, recon, frames = [], [], [], [], [], [], 0
     true_colours, drawn_colours = [], []  # (B, T * K, C) per batch
     for i in range(batches):
         batch = loader.batch_at(i)
@@ -105,6 +109,7 @@ def binding_scores(
         window_ari.append(finite_row_means(scores))
         video_ari.append(video_fg_ari(masks, batch.masks))
         kept.append(binding_unchanged(masks, batch.masks))
+        recon.append((post.recon - batch.obs).pow(2).mean((1, 2, 3, 4)).cpu().numpy())  # (B,)
         drawn = post.recon.flatten(0, 1)
         flat_masks = batch.masks.flatten(0, 1)
         true_colours.append(
@@ -129,6 +134,7 @@ def binding_scores(
         "binding_kept": interval(np.concatenate(kept).astype(float), seed),
         **{k: (found[k], *found_ci[f"{k}_ci"]) for k in ("accuracy", "nmi")},
         **{k: interval(v[colour_windows], seed) for k, v in per_window.items()},
+        "recon_mse": interval(np.concatenate(recon).astype(np.float64), seed),
         "windows": int(window_ari.size),
         "discovery_windows": int(inferred.shape[0]),
         "colour_windows": int(colour_windows.sum()),
@@ -174,6 +180,10 @@ def main() -> None:
         print(f"| {name} | {r[key][0]:.3f} | [{r[key][1]:.3f}, {r[key][2]:.3f}] | {r['discovery_windows']} windows |")
     for key, name in (("colour_mse", "object colour error, decoded"), ("mean_colour_mse", "... in the mean colour")):
         print(f"| {name} | {r[key][0]:.4f} | [{r[key][1]:.4f}, {r[key][2]:.4f}] | {r['colour_windows']} windows |")
+    low, high = r["recon_mse"][1:]
+    print(
+        f"| reconstruction error | {r['recon_mse'][0]:.4f} | [{low:.4f}, {high:.4f}] | {r['discovery_windows']} windows |"
+    )
 
 
 if __name__ == "__main__":

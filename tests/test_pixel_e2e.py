@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vim_world.data import collect
+from vim_world.data import collect, open_dataset
 from vim_world.train import TrainConfig, load_model, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from pixel_binding import binding_scores  # noqa: E402
+
+
+def _frames(data: Path) -> list[np.ndarray]:
+    """Every stored frame array of a collection (uint8 ``(E, T, H, W, C)`` per shard)."""
+    dataset = open_dataset(data)
+    return [np.asarray(dataset.load_shard(i)["pixels"]) for i in range(len(dataset.shard_dirs))]
 
 
 @pytest.mark.slow
@@ -32,3 +38,8 @@ def test_pixel_vim_slots_bind_to_objects(tmp_path):
     assert scores["fg_ari"][0] >= 0.6, scores
     colours = [scores[k] for k in ("colour_mse", "mean_colour_mse")]
     assert all(np.isfinite(c).all() and c[0] > 0 for c in colours) and colours[0][0] != colours[1][0], scores
+    # The decoded posterior beats drawing nothing (the frames' own mean square). Measured after these
+    # 600 steps: 0.0088 [0.0084, 0.0093] against 0.0104 for a blank frame.
+    blank = float(np.mean([(f.astype(np.float64) / 255) ** 2 for f in _frames(test)]))
+    mean, low, high = scores["recon_mse"]
+    assert 0 < low <= mean <= high < blank, (scores["recon_mse"], blank)
