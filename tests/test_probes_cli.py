@@ -165,3 +165,15 @@ def test_identify_reports_a_world_and_names_what_fails(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("VimWorld/Passive-v1: identifiable")
     assert main(["identify"]) == 2
     assert "give an env id or --mechanisms" in capsys.readouterr().err
+
+
+def test_eval_passes_its_seed_and_the_world_reference_on(tmp_path, monkeypatch):
+    import vim_world.evaluate
+
+    seen = []
+    monkeypatch.setattr(vim_world.evaluate, "evaluate", seen.append)
+    argv = ["eval", "--run", "a=r", "--split", "s=d", "--out", str(tmp_path / "e"), "--device", "cpu"]
+    assert main([*argv, "--seed", "3", "--world-reference"]) == 0
+    assert main(argv) == 0
+    assert (seen[0].seed, seen[0].world_reference) == (3, True)
+    assert (seen[1].seed, seen[1].world_reference) == (0, False)

@@ -177,6 +177,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         progress=args.progress,
         world_reference=args.world_reference,
+        seed=args.seed,
     )
     evaluate(cfg)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}")
@@ -327,6 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="windows per forward pass, for memory (a pixel model holds N x horizon frames per window: one tiny "
         "32x32 run at 256 peaked at 4.8 GB; take 8 or so at 64x64 on a CPU); sampled futures follow the batch "
         "layout, so compare models at one batch size",
+    )
+    e.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the window subset, the sampled futures and the bootstrap (another seed: other draws, the "
+        "same distribution)",
     )
     e.add_argument(
         "--world-reference",
